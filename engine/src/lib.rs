@@ -1,1 +1,41 @@
-//! placeholder
+//! Where audit events *live*.
+//!
+//! The engine stores decoded `events` batches in a Parquet lake under the data directory
+//! (zstd, hive-partitioned by event date and hour), stores each exact redelivery only once, and
+//! answers read-only SQL over the lake through DataFusion, pruning partitions by `event_time`. The
+//! write-ahead log, the rule runs on every batch, the live buffer, compaction and retention will
+//! live here too.
+//!
+//! # Layout
+//! - [`lake`]: [`LakeWriter`], the write side (dedup, partitioning, atomic Parquet files).
+//! - `dedup`: the per-partition index of stored events.
+//! - [`partition`]: the `date=/hour=` layout.
+//! - [`table`]: [`LakeTable`], a DataFusion table that prunes partitions by time filters.
+//! - [`query`]: [`QueryEngine`], read-only SQL with limits.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo(batch: arrow::record_batch::RecordBatch) -> auditlake_engine::Result<()> {
+//! use auditlake_engine::{LakeWriter, QueryEngine, QueryLimits};
+//! let dir = std::path::Path::new("auditlake-data");
+//! let mut lake = LakeWriter::open(dir)?;
+//! lake.append(&batch)?;
+//! lake.flush()?;
+//! let result = QueryEngine::open(dir, QueryLimits::default())?
+//!     .query("SELECT verb, count(*) FROM events GROUP BY verb")
+//!     .await?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod dedup;
+mod error;
+pub mod lake;
+pub mod partition;
+pub mod query;
+pub mod table;
+
+pub use error::{Error, Result};
+pub use lake::{AppendStats, LakeWriter};
+pub use query::{QueryEngine, QueryLimits, QueryResult};
+pub use table::LakeTable;

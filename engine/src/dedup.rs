@@ -1,0 +1,123 @@
+//! Recognising exact redeliveries: the same event (same cluster, audit ID, stage and content)
+//! stored once, however often a file is replayed or a sender retries.
+//!
+//! A redelivery has the same `event_time` as the original, so it lands in the same hour
+//! partition: the index is kept per partition, loaded lazily from the partition's files (four
+//! narrow columns) the first time a batch touches it, and only the most recently used partitions
+//! stay in memory. Distinct events sharing an `auditID` (anonymised logs do that) differ in
+//! `event_hash` and are all kept.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::UInt64Type;
+use auditlake_schema::columns::event;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::error::{Error, Result};
+use crate::partition::{Hour, parquet_files};
+
+/// Partitions whose keys stay in memory; replays and live traffic touch the latest few hours.
+const CACHED_PARTITIONS: usize = 48;
+
+/// The identity of one stored event.
+pub(crate) type Key = u128;
+
+/// Computes [`Key`]s for every row of an `events` batch (or of its key columns read back).
+pub(crate) fn keys(batch: &RecordBatch) -> Vec<Key> {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .expect("events batches carry every events column")
+    };
+    let cluster = column(event::CLUSTER).as_string::<i32>();
+    let audit_id = column(event::AUDIT_ID).as_string::<i32>();
+    let stage = column(event::STAGE).as_string::<i32>();
+    let hash = column(event::EVENT_HASH).as_primitive::<UInt64Type>();
+    (0..batch.num_rows())
+        .map(|i| {
+            let mut h = Xxh3::new();
+            for s in [cluster.value(i), audit_id.value(i)] {
+                h.update(&(s.len() as u64).to_le_bytes());
+                h.update(s.as_bytes());
+            }
+            if stage.is_valid(i) {
+                h.update(stage.value(i).as_bytes());
+            }
+            h.update(&hash.value(i).to_le_bytes());
+            h.digest128()
+        })
+        .collect()
+}
+
+/// Keys of stored events, per hour partition.
+#[derive(Default)]
+pub(crate) struct DedupIndex {
+    partitions: HashMap<Hour, Partition>,
+    clock: u64,
+}
+
+struct Partition {
+    keys: HashSet<Key>,
+    last_used: u64,
+}
+
+impl DedupIndex {
+    /// The keys of `hour`, loading them from `dir` if this partition is not in memory.
+    pub(crate) fn partition(&mut self, hour: Hour, dir: &Path) -> Result<&mut HashSet<Key>> {
+        self.clock += 1;
+        if !self.partitions.contains_key(&hour) {
+            if self.partitions.len() >= CACHED_PARTITIONS
+                && let Some(oldest) = self
+                    .partitions
+                    .iter()
+                    .min_by_key(|(_, p)| p.last_used)
+                    .map(|(h, _)| *h)
+            {
+                self.partitions.remove(&oldest);
+            }
+            let keys = load(dir)?;
+            self.partitions.insert(
+                hour,
+                Partition {
+                    keys,
+                    last_used: self.clock,
+                },
+            );
+        }
+        let partition = self
+            .partitions
+            .get_mut(&hour)
+            .expect("inserted above when missing");
+        partition.last_used = self.clock;
+        Ok(&mut partition.keys)
+    }
+}
+
+fn load(dir: &Path) -> Result<HashSet<Key>> {
+    let mut keys = HashSet::new();
+    let files = match parquet_files(dir) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(keys),
+        Err(e) => return Err(Error::io(dir)(e)),
+    };
+    for path in files {
+        let file = File::open(&path).map_err(Error::io(&path))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet(&path))?;
+        let wanted = [event::CLUSTER, event::AUDIT_ID, event::STAGE, event::EVENT_HASH];
+        let mask = ProjectionMask::columns(builder.parquet_schema(), wanted);
+        let reader = builder
+            .with_projection(mask)
+            .build()
+            .map_err(Error::parquet(&path))?;
+        for batch in reader {
+            let batch = batch?;
+            keys.extend(self::keys(&batch));
+        }
+    }
+    Ok(keys)
+}

@@ -1,0 +1,86 @@
+//! Errors of the engine.
+
+use std::path::PathBuf;
+
+/// What failed storing or querying events.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or directory of the lake could not be read or written.
+    #[error("{path}")]
+    Io {
+        /// Which path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A Parquet file of the lake could not be written or read back.
+    #[error("parquet file {path}")]
+    Parquet {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        source: parquet::errors::ParquetError,
+    },
+    /// An Arrow operation on a batch failed (a batch of the wrong shape).
+    #[error("batch")]
+    Arrow {
+        /// Why.
+        source: arrow::error::ArrowError,
+    },
+    /// The SQL was refused or failed; DataFusion's message says why.
+    #[error("{source}")]
+    Query {
+        /// DataFusion's error.
+        source: datafusion::error::DataFusionError,
+    },
+    /// The query ran longer than its time limit.
+    #[error("query exceeded its time limit of {seconds} s")]
+    Timeout {
+        /// The limit.
+        seconds: u64,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+
+    pub(crate) fn parquet(
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(parquet::errors::ParquetError) -> Error {
+        let path = path.into();
+        move |source| Error::Parquet { path, source }
+    }
+
+    /// Whether the caller's SQL is at fault (bad syntax, unknown column, a refused statement) rather
+    /// than the engine.
+    pub fn is_user_error(&self) -> bool {
+        use datafusion::error::DataFusionError as D;
+        match self {
+            Error::Query { source } => matches!(
+                source.find_root(),
+                D::SQL(..) | D::Plan(..) | D::SchemaError(..) | D::NotImplemented(..)
+            ),
+            Error::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+impl From<arrow::error::ArrowError> for Error {
+    fn from(source: arrow::error::ArrowError) -> Self {
+        Error::Arrow { source }
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(source: datafusion::error::DataFusionError) -> Self {
+        Error::Query { source }
+    }
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

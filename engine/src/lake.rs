@@ -1,0 +1,217 @@
+//! The write side of the Parquet lake: `events` batches in, deduplicated, split by hour, sorted by
+//! time and written as zstd Parquet files that appear atomically (written as `.tmp`, renamed when
+//! complete, so readers never see half a file).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arrow::array::{AsArray, RecordBatch, TimestampMicrosecondArray, UInt32Array};
+use arrow::compute::{sort_to_indices, take_record_batch};
+use arrow::datatypes::TimestampMicrosecondType;
+use auditlake_schema::columns::event;
+use auditlake_schema::events_schema;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::dedup::{DedupIndex, keys};
+use crate::error::{Error, Result};
+use crate::partition::Hour;
+
+/// Subdirectory of the data dir holding the `events` table.
+pub const EVENTS_DIR: &str = "events";
+/// Subdirectory of the data dir holding the `alerts` table.
+pub const ALERTS_DIR: &str = "alerts";
+
+/// Rows per Parquet row group: small enough that an open writer's buffered group stays a few MiB
+/// with request bodies kept, large enough for good compression and statistics.
+const ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Partitions written at once; more closes the least recently written (input is mostly in time
+/// order, so this bounds memory without scattering small files).
+const MAX_OPEN_WRITERS: usize = 8;
+
+/// What an append did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AppendStats {
+    /// New events written.
+    pub stored: u64,
+    /// Exact redeliveries of events already stored, skipped.
+    pub duplicates: u64,
+}
+
+impl std::ops::AddAssign for AppendStats {
+    fn add_assign(&mut self, rhs: Self) {
+        self.stored += rhs.stored;
+        self.duplicates += rhs.duplicates;
+    }
+}
+
+/// Writes `events` into the lake under a data directory.
+pub struct LakeWriter {
+    table_dir: PathBuf,
+    props: WriterProperties,
+    dedup: DedupIndex,
+    open: HashMap<Hour, OpenFile>,
+    /// Totals since this writer was opened.
+    totals: AppendStats,
+    clock: u64,
+}
+
+struct OpenFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    writer: ArrowWriter<File>,
+    last_used: u64,
+}
+
+impl LakeWriter {
+    /// Opens (creating if needed) the lake under `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        let table_dir = data_dir.join(EVENTS_DIR);
+        std::fs::create_dir_all(&table_dir).map_err(Error::io(&table_dir))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(3).expect("3 is a valid zstd level"),
+            ))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_created_by("auditlake".into())
+            .build();
+        Ok(Self {
+            table_dir,
+            props,
+            dedup: DedupIndex::default(),
+            open: HashMap::new(),
+            totals: AppendStats::default(),
+            clock: 0,
+        })
+    }
+
+    /// Totals since this writer was opened.
+    pub fn totals(&self) -> AppendStats {
+        self.totals
+    }
+
+    /// Stores the events of `batch` that are not already stored.
+    pub fn append(&mut self, batch: &RecordBatch) -> Result<AppendStats> {
+        let mut stats = AppendStats::default();
+        if batch.num_rows() == 0 {
+            return Ok(stats);
+        }
+        let times = batch
+            .column_by_name(event::EVENT_TIME)
+            .expect("events batches carry event_time")
+            .as_primitive::<TimestampMicrosecondType>();
+        let mut by_hour: BTreeMap<Hour, Vec<u32>> = BTreeMap::new();
+        for (row, t) in times.values().iter().enumerate() {
+            by_hour.entry(Hour::of_micros(*t)).or_default().push(row as u32);
+        }
+        let keys = keys(batch);
+        let now = now_micros();
+        for (hour, rows) in by_hour {
+            let seen = self.dedup.partition(hour, &hour.dir(&self.table_dir))?;
+            let fresh: Vec<u32> = rows
+                .into_iter()
+                .filter(|&r| seen.insert(keys[r as usize]))
+                .collect();
+            stats.stored += fresh.len() as u64;
+            if fresh.is_empty() {
+                continue;
+            }
+            let part = take_record_batch(batch, &UInt32Array::from(fresh))?;
+            let part = sorted_by_time(&stamp_ingested_at(&part, now)?)?;
+            self.write(hour, &part)?;
+        }
+        stats.duplicates = batch.num_rows() as u64 - stats.stored;
+        self.totals += stats;
+        Ok(stats)
+    }
+
+    fn write(&mut self, hour: Hour, batch: &RecordBatch) -> Result<()> {
+        self.clock += 1;
+        if !self.open.contains_key(&hour) {
+            if self.open.len() >= MAX_OPEN_WRITERS
+                && let Some(oldest) = self.open.iter().min_by_key(|(_, f)| f.last_used).map(|(h, _)| *h)
+            {
+                let file = self.open.remove(&oldest).expect("found above");
+                file.close()?;
+            }
+            let file = OpenFile::create(&hour.dir(&self.table_dir), self.props.clone())?;
+            self.open.insert(hour, file);
+        }
+        let file = self.open.get_mut(&hour).expect("inserted above when missing");
+        file.last_used = self.clock;
+        file.writer
+            .write(batch)
+            .map_err(Error::parquet(&file.tmp))?;
+        Ok(())
+    }
+
+    /// Completes every open file, making all appended events visible to queries.
+    pub fn flush(&mut self) -> Result<()> {
+        let mut first_error = None;
+        for (_, file) in self.open.drain() {
+            if let Err(e) = file.close() {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl OpenFile {
+    fn create(dir: &Path, props: WriterProperties) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        let name = format!("part-{}", uuid::Uuid::new_v4().simple());
+        let path = dir.join(format!("{name}.parquet"));
+        let tmp = dir.join(format!("{name}.parquet.tmp"));
+        let file = File::create(&tmp).map_err(Error::io(&tmp))?;
+        let writer =
+            ArrowWriter::try_new(file, events_schema(), Some(props)).map_err(Error::parquet(&tmp))?;
+        Ok(Self {
+            tmp,
+            path,
+            writer,
+            last_used: 0,
+        })
+    }
+
+    fn close(self) -> Result<()> {
+        let file = self.writer.into_inner().map_err(Error::parquet(&self.tmp))?;
+        file.sync_all().map_err(Error::io(&self.tmp))?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path).map_err(Error::io(&self.path))?;
+        Ok(())
+    }
+}
+
+/// Sets `ingested_at` to the time of storing.
+fn stamp_ingested_at(batch: &RecordBatch, now: i64) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let index = schema
+        .index_of(event::INGESTED_AT)
+        .expect("events batches carry ingested_at");
+    let mut columns = batch.columns().to_vec();
+    columns[index] = Arc::new(
+        TimestampMicrosecondArray::from(vec![now; batch.num_rows()]).with_timezone("UTC"),
+    );
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// Rows in `event_time` order, so row-group statistics on time are tight.
+fn sorted_by_time(batch: &RecordBatch) -> Result<RecordBatch> {
+    let times = batch
+        .column_by_name(event::EVENT_TIME)
+        .expect("events batches carry event_time");
+    let indices = sort_to_indices(times, None, None)?;
+    Ok(take_record_batch(batch, &indices)?)
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,102 @@
+//! Hour partitions of the lake: `TABLE/date=YYYY-MM-DD/hour=HH/`, the hive layout that DataFusion,
+//! DuckDB, Spark and Trino all read.
+
+use std::path::{Path, PathBuf};
+
+use auditlake_schema::time::parse_rfc3339_micros;
+use chrono::{DateTime, Datelike, Timelike};
+
+/// Microseconds in an hour.
+pub const HOUR_MICROS: i64 = 3_600_000_000;
+
+/// An hour partition: hours since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Hour(pub i64);
+
+impl Hour {
+    /// The hour an event time (µs since the epoch, UTC) falls in.
+    pub fn of_micros(micros: i64) -> Self {
+        Hour(micros.div_euclid(HOUR_MICROS))
+    }
+
+    /// First microsecond of the hour.
+    pub fn start_micros(self) -> i64 {
+        self.0 * HOUR_MICROS
+    }
+
+    /// `date=YYYY-MM-DD/hour=HH` under `table_dir`.
+    pub fn dir(self, table_dir: &Path) -> PathBuf {
+        let t = DateTime::from_timestamp_micros(self.start_micros()).unwrap_or_default();
+        table_dir
+            .join(format!("date={:04}-{:02}-{:02}", t.year(), t.month(), t.day()))
+            .join(format!("hour={:02}", t.hour()))
+    }
+
+    /// Parses the directory names `date=YYYY-MM-DD` and `hour=HH` back into an hour.
+    pub fn parse(date_dir: &str, hour_dir: &str) -> Option<Self> {
+        let date = date_dir.strip_prefix("date=")?;
+        let hour = hour_dir.strip_prefix("hour=")?;
+        if date.len() != 10 || hour.len() != 2 {
+            return None;
+        }
+        let micros = parse_rfc3339_micros(&format!("{date}T{hour}:00:00Z"))?;
+        Some(Hour::of_micros(micros))
+    }
+}
+
+/// Every hour partition under `table_dir` with its directory, in time order. A missing table
+/// directory is an empty table.
+pub fn list(table_dir: &Path) -> std::io::Result<Vec<(Hour, PathBuf)>> {
+    let mut out = Vec::new();
+    let dates = match std::fs::read_dir(table_dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for date in dates {
+        let date = date?;
+        let date_name = date.file_name();
+        let Some(date_name) = date_name.to_str() else { continue };
+        if !date_name.starts_with("date=") || !date.file_type()?.is_dir() {
+            continue;
+        }
+        for hour in std::fs::read_dir(date.path())? {
+            let hour = hour?;
+            let hour_name = hour.file_name();
+            if let Some(h) = hour_name.to_str().and_then(|n| Hour::parse(date_name, n)) {
+                out.push((h, hour.path()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Finished Parquet files of one partition directory (in-progress `.tmp` files excluded).
+pub fn parquet_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "parquet") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_names_round_trip() {
+        let micros = parse_rfc3339_micros("2018-10-26T13:42:46.764713Z").expect("time");
+        let hour = Hour::of_micros(micros);
+        let dir = hour.dir(Path::new("events"));
+        assert_eq!(dir, Path::new("events/date=2018-10-26/hour=13"));
+        assert_eq!(Hour::parse("date=2018-10-26", "hour=13"), Some(hour));
+        assert_eq!(Hour::parse("date=2018-10-26", "hour=x"), None);
+        assert_eq!(Hour::of_micros(-1), Hour(-1), "before 1970 still sorts in time");
+    }
+}

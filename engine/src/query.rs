@@ -1,0 +1,128 @@
+//! Read-only SQL over the lake: a DataFusion session with `events` and `alerts` registered once,
+//! statements other than queries refused, and optional row, time and memory limits.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use auditlake_schema::columns::{alert, event};
+use auditlake_schema::{alerts_schema, events_schema};
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
+
+use crate::error::{Error, Result};
+use crate::lake::{ALERTS_DIR, EVENTS_DIR};
+use crate::table::LakeTable;
+
+/// Bounds on one query.
+#[derive(Debug, Clone)]
+pub struct QueryLimits {
+    /// Rows returned at most; the result says when it was cut.
+    pub max_rows: Option<usize>,
+    /// Wall-clock time at most.
+    pub timeout: Option<Duration>,
+    /// Memory for sorts, joins and aggregations; beyond it they spill to disk or fail.
+    pub memory_bytes: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_rows: None,
+            timeout: None,
+            memory_bytes: 1 << 30,
+        }
+    }
+}
+
+/// The rows of one query.
+#[derive(Debug)]
+pub struct QueryResult {
+    /// Columns of the result (also when there are no rows).
+    pub schema: SchemaRef,
+    /// The rows.
+    pub batches: Vec<RecordBatch>,
+    /// Whether `max_rows` cut the result.
+    pub truncated: bool,
+}
+
+/// Runs read-only SQL over a lake.
+pub struct QueryEngine {
+    ctx: SessionContext,
+    limits: QueryLimits,
+}
+
+impl QueryEngine {
+    /// A session over the lake under `data_dir` with `events` and `alerts` registered.
+    pub fn open(data_dir: &Path, limits: QueryLimits) -> Result<Self> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
+            .build_arc()?;
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true);
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        ctx.register_table(
+            "events",
+            Arc::new(LakeTable::new(
+                data_dir.join(EVENTS_DIR),
+                events_schema(),
+                event::EVENT_TIME,
+            )),
+        )?;
+        ctx.register_table(
+            "alerts",
+            Arc::new(LakeTable::new(
+                data_dir.join(ALERTS_DIR),
+                alerts_schema(),
+                alert::EVENT_TIME,
+            )),
+        )?;
+        Ok(Self { ctx, limits })
+    }
+
+    /// Runs one query. DDL, DML and statements such as `SET` or `COPY` are refused.
+    pub async fn query(&self, sql: &str) -> Result<QueryResult> {
+        let run = self.run(sql);
+        match self.limits.timeout {
+            Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| Error::Timeout {
+                seconds: limit.as_secs(),
+            })?,
+            None => run.await,
+        }
+    }
+
+    async fn run(&self, sql: &str) -> Result<QueryResult> {
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let frame = self.ctx.sql_with_options(sql, options).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let mut stream = frame.execute_stream().await?;
+        let mut batches = Vec::new();
+        let mut rows = 0usize;
+        let mut truncated = false;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            if let Some(max) = self.limits.max_rows
+                && rows + batch.num_rows() > max
+            {
+                batches.push(batch.slice(0, max - rows));
+                truncated = true;
+                break;
+            }
+            rows += batch.num_rows();
+            batches.push(batch);
+        }
+        Ok(QueryResult {
+            schema,
+            batches,
+            truncated,
+        })
+    }
+}

@@ -1,0 +1,266 @@
+//! [`LakeTable`]: a lake table (`events`, `alerts`) as a DataFusion table whose scans read only the
+//! hour partitions a query's time filters can match.
+//!
+//! DataFusion prunes hive partitions only on partition columns; investigators filter on
+//! `event_time`. So each scan turns the time bounds of its filters into a set of `date=/hour=`
+//! directories and hands just those to a Parquet listing scan, where row-group statistics prune
+//! further. Filters are reported `Inexact`, so DataFusion still applies every one of them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+
+use crate::partition::{self, HOUR_MICROS, Hour};
+
+/// A hive-partitioned Parquet table of the lake.
+#[derive(Debug)]
+pub struct LakeTable {
+    dir: PathBuf,
+    schema: SchemaRef,
+    /// The column the partitions are by (`event_time`).
+    time_column: &'static str,
+}
+
+impl LakeTable {
+    /// The table stored under `dir`, partitioned by the hour of `time_column`.
+    pub fn new(dir: PathBuf, schema: SchemaRef, time_column: &'static str) -> Self {
+        Self {
+            dir,
+            schema,
+            time_column,
+        }
+    }
+
+    /// Partition directories a scan with these filters must read.
+    pub fn partitions_for(&self, filters: &[Expr]) -> std::io::Result<Vec<PathBuf>> {
+        let bounds = filters
+            .iter()
+            .fold(TimeBounds::default(), |b, f| b.and(self.bounds_of(f)));
+        Ok(partition::list(&self.dir)?
+            .into_iter()
+            .filter(|(hour, _)| bounds.overlaps(*hour))
+            .map(|(_, dir)| dir)
+            .collect())
+    }
+
+    /// What one filter says about the time column; anything it cannot read is unbounded.
+    fn bounds_of(&self, expr: &Expr) -> TimeBounds {
+        match expr {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+                Operator::And => self.bounds_of(left).and(self.bounds_of(right)),
+                Operator::Or => self.bounds_of(left).or(self.bounds_of(right)),
+                _ => {
+                    if let (true, Some(v)) = (self.is_time(left), micros_of(right)) {
+                        TimeBounds::compare(*op, v)
+                    } else if let (Some(v), true, Some(op)) =
+                        (micros_of(left), self.is_time(right), op.swap())
+                    {
+                        TimeBounds::compare(op, v)
+                    } else {
+                        TimeBounds::default()
+                    }
+                }
+            },
+            Expr::Between(Between {
+                expr,
+                negated: false,
+                low,
+                high,
+            }) if self.is_time(expr) => TimeBounds {
+                min: micros_of(low),
+                max: micros_of(high),
+            },
+            _ => TimeBounds::default(),
+        }
+    }
+
+    fn is_time(&self, expr: &Expr) -> bool {
+        match expr {
+            Expr::Column(c) => c.name == self.time_column,
+            Expr::Cast(c) => self.is_time(&c.expr),
+            Expr::TryCast(c) => self.is_time(&c.expr),
+            _ => false,
+        }
+    }
+}
+
+/// Inclusive bounds in µs; `None` is unbounded.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct TimeBounds {
+    min: Option<i64>,
+    max: Option<i64>,
+}
+
+impl TimeBounds {
+    fn compare(op: Operator, v: i64) -> Self {
+        match op {
+            Operator::Eq => TimeBounds { min: Some(v), max: Some(v) },
+            Operator::Gt | Operator::GtEq => TimeBounds { min: Some(v), max: None },
+            Operator::Lt | Operator::LtEq => TimeBounds { min: None, max: Some(v) },
+            _ => TimeBounds::default(),
+        }
+    }
+
+    fn and(self, other: Self) -> Self {
+        TimeBounds {
+            min: max_opt(self.min, other.min),
+            max: min_opt(self.max, other.max),
+        }
+    }
+
+    /// Either side may hold: the hull of both (unbounded if either is).
+    fn or(self, other: Self) -> Self {
+        TimeBounds {
+            min: self.min.zip(other.min).map(|(a, b)| a.min(b)),
+            max: self.max.zip(other.max).map(|(a, b)| a.max(b)),
+        }
+    }
+
+    fn overlaps(self, hour: Hour) -> bool {
+        let start = hour.start_micros();
+        let end = start + HOUR_MICROS - 1;
+        self.min.is_none_or(|m| m <= end) && self.max.is_none_or(|m| m >= start)
+    }
+}
+
+fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A literal time as µs since the epoch, rounded outward never inward (a bound that is off by a
+/// fraction can only widen the partitions read).
+fn micros_of(expr: &Expr) -> Option<i64> {
+    match expr {
+        Expr::Literal(value, _) => match value {
+            ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1_000_000),
+            ScalarValue::TimestampMillisecond(Some(v), _) => v.checked_mul(1_000),
+            ScalarValue::TimestampMicrosecond(Some(v), _) => Some(*v),
+            ScalarValue::TimestampNanosecond(Some(v), _) => Some(v.div_euclid(1_000)),
+            ScalarValue::Date32(Some(d)) => i64::from(*d).checked_mul(86_400_000_000),
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+                auditlake_schema::time::parse_rfc3339_micros(s)
+            }
+            _ => None,
+        },
+        Expr::Cast(c) => micros_of(&c.expr),
+        Expr::TryCast(c) => micros_of(&c.expr),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl TableProvider for LakeTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let dirs = self
+            .partitions_for(filters)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        if dirs.is_empty() {
+            let schema = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => self.schema(),
+            };
+            return Ok(Arc::new(EmptyExec::new(schema)));
+        }
+        let urls = dirs
+            .iter()
+            .map(|d| ListingTableUrl::parse(format!("{}/", d.display())))
+            .collect::<Result<Vec<_>>>()?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(".parquet");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(self.schema());
+        ListingTable::try_new(config)?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::{col, lit};
+
+    fn table() -> LakeTable {
+        LakeTable::new(PathBuf::new(), auditlake_schema::events_schema(), "event_time")
+    }
+
+    fn ts(s: &str) -> Expr {
+        lit(ScalarValue::TimestampMicrosecond(
+            auditlake_schema::time::parse_rfc3339_micros(s),
+            Some("UTC".into()),
+        ))
+    }
+
+    #[test]
+    fn bounds_from_comparisons_and_between() {
+        let t = table();
+        let f = col("event_time")
+            .gt_eq(ts("2025-03-04T06:00:00Z"))
+            .and(col("event_time").lt(ts("2025-03-04T08:00:00Z")));
+        let b = t.bounds_of(&f);
+        let hour = |s| Hour::of_micros(auditlake_schema::time::parse_rfc3339_micros(s).expect("time"));
+        assert!(!b.overlaps(hour("2025-03-04T05:00:00Z")));
+        assert!(b.overlaps(hour("2025-03-04T06:00:00Z")));
+        assert!(b.overlaps(hour("2025-03-04T07:00:00Z")));
+        assert!(b.overlaps(hour("2025-03-04T08:00:00Z")), "lt is inexact at the hour edge");
+        assert!(!b.overlaps(hour("2025-03-04T09:00:00Z")));
+        let between = col("event_time").between(ts("2025-03-04T06:10:00Z"), ts("2025-03-04T06:20:00Z"));
+        let b = t.bounds_of(&between);
+        assert!(b.overlaps(hour("2025-03-04T06:00:00Z")) && !b.overlaps(hour("2025-03-04T07:00:00Z")));
+        let reversed = ts("2025-03-04T06:00:00Z").lt_eq(col("event_time"));
+        assert!(!t.bounds_of(&reversed).overlaps(hour("2025-03-04T05:00:00Z")));
+    }
+
+    #[test]
+    fn unreadable_filters_do_not_prune() {
+        let t = table();
+        let f = col("verb").eq(lit("get")).or(col("event_time").gt(ts("2025-03-04T06:00:00Z")));
+        assert_eq!(t.bounds_of(&f), TimeBounds::default());
+    }
+}

@@ -1,0 +1,51 @@
+//! Settings resolved once at start-up: a flag wins over its environment variable, which wins over
+//! the `--config` file, which wins over the built-in default.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::cli::GlobalArgs;
+
+/// The default data directory, relative to where auditlake runs.
+pub const DEFAULT_DATA_DIR: &str = "auditlake-data";
+
+/// What a `--config` file may set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    cluster: Option<String>,
+}
+
+/// Settings every command shares.
+#[derive(Debug)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    /// Default cluster name from the config file; `--cluster` overrides it.
+    pub cluster: Option<String>,
+}
+
+impl Settings {
+    pub fn resolve(args: &GlobalArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => load(path)?,
+            None => FileConfig::default(),
+        };
+        Ok(Settings {
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            cluster: file.cluster,
+        })
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+}

@@ -1,0 +1,52 @@
+//! Query results as a table, JSON (an array of objects) or CSV.
+
+use std::io::Write;
+
+use anyhow::Context;
+use arrow::record_batch::RecordBatch;
+use auditlake_engine::QueryResult;
+
+use crate::cli::Format;
+
+pub fn write(result: &QueryResult, format: Format, out: &mut dyn Write) -> anyhow::Result<()> {
+    let batches: Vec<&RecordBatch> = result.batches.iter().filter(|b| b.num_rows() > 0).collect();
+    match format {
+        Format::Table => {
+            let table = if batches.is_empty() {
+                arrow::util::pretty::pretty_format_batches(&[RecordBatch::new_empty(
+                    result.schema.clone(),
+                )])
+            } else {
+                arrow::util::pretty::pretty_format_batches(
+                    &batches.iter().map(|b| (*b).clone()).collect::<Vec<_>>(),
+                )
+            }
+            .context("formatting the result as a table")?;
+            writeln!(out, "{table}")?;
+        }
+        Format::Json => {
+            let mut writer = arrow::json::ArrayWriter::new(&mut *out);
+            writer.write_batches(&batches).context("writing JSON")?;
+            writer.finish().context("writing JSON")?;
+            if batches.is_empty() {
+                write!(out, "[]")?;
+            }
+            writeln!(out)?;
+        }
+        Format::Csv => {
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *out);
+            if batches.is_empty() {
+                writer.write(&RecordBatch::new_empty(result.schema.clone()))?;
+            }
+            for batch in batches {
+                writer.write(batch).context("writing CSV")?;
+            }
+        }
+    }
+    if result.truncated {
+        eprintln!("auditlake: result truncated at the row limit");
+    }
+    Ok(())
+}

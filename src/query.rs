@@ -1,0 +1,28 @@
+//! `auditlake query "SQL"`.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use auditlake_engine::{QueryEngine, QueryLimits};
+
+use crate::cli::{Format, QueryArgs};
+use crate::config::Settings;
+use crate::output;
+
+pub fn run(settings: &Settings, args: QueryArgs) -> anyhow::Result<ExitCode> {
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Json
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let engine = QueryEngine::open(&settings.data_dir, QueryLimits::default())?;
+    let result = runtime.block_on(engine.query(&args.sql))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    output::write(&result, format, &mut out)?;
+    std::io::Write::flush(&mut out)?;
+    Ok(ExitCode::SUCCESS)
+}

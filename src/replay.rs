@@ -1,0 +1,107 @@
+//! `auditlake replay FILE...`: files through the decoder into the lake, with a summary.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use arrow::record_batch::RecordBatch;
+use auditlake_engine::{AppendStats, LakeWriter};
+use auditlake_ingest::{Input, Progress, Replay, Sink, Summary};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::ReplayArgs;
+use crate::config::Settings;
+
+/// Inputs at least this large get a progress bar (when stderr is a terminal).
+const PROGRESS_MIN_BYTES: u64 = 16 << 20;
+/// Rejected lines printed one by one; past this only the count.
+const MAX_LISTED_REJECTIONS: usize = 1000;
+
+/// The lake as the replay's sink.
+struct LakeSink(LakeWriter);
+
+impl Sink for LakeSink {
+    type Error = auditlake_engine::Error;
+
+    fn write(&mut self, batch: RecordBatch) -> Result<(), Self::Error> {
+        self.0.append(&batch).map(drop)
+    }
+}
+
+pub fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let lake = LakeWriter::open(&settings.data_dir)
+        .with_context(|| format!("cannot open the lake in {}", settings.data_dir.display()))?;
+    let cluster = args.cluster.or_else(|| settings.cluster.clone());
+    let mut replay = Replay::new(LakeSink(lake), cluster);
+    let inputs: Vec<Input> = args.files.iter().map(|f| Input::from_arg(f)).collect();
+    let bar = progress_bar(&inputs);
+    let mut summary = Summary::default();
+    let mut done_bytes = 0u64;
+    for input in &inputs {
+        let mut on_progress = |p: Progress| {
+            if let Some(bar) = &bar {
+                bar.set_position(done_bytes + p.bytes);
+                bar.set_message(format!("{} events", p.events));
+            }
+        };
+        replay.input(input, &mut summary, &mut on_progress)?;
+        done_bytes += input.len().unwrap_or(0);
+    }
+    replay.flush()?;
+    let mut sink = replay.into_sink();
+    sink.0.flush().context("completing the lake's files")?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    print_summary(&summary, sink.0.totals());
+    Ok(if summary.rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn progress_bar(inputs: &[Input]) -> Option<ProgressBar> {
+    let total: u64 = inputs.iter().filter_map(Input::len).sum();
+    if !std::io::stderr().is_terminal() || total < PROGRESS_MIN_BYTES {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta}) {msg}",
+        )
+        .expect("the template is valid"),
+    );
+    Some(bar)
+}
+
+fn print_summary(summary: &Summary, totals: AppendStats) {
+    for rejected in summary.rejected.iter().take(MAX_LISTED_REJECTIONS) {
+        eprintln!("{rejected}");
+    }
+    if summary.rejected.len() > MAX_LISTED_REJECTIONS {
+        eprintln!(
+            "... and {} more rejected lines",
+            summary.rejected.len() - MAX_LISTED_REJECTIONS
+        );
+    }
+    for empty in &summary.empty_inputs {
+        eprintln!("{empty}: empty, no audit events");
+    }
+    println!(
+        "replayed {} input{}: {} event{} stored, {} duplicate{} skipped, {} line{} rejected",
+        summary.inputs,
+        plural(summary.inputs as u64),
+        totals.stored,
+        plural(totals.stored),
+        totals.duplicates,
+        plural(totals.duplicates),
+        summary.rejected.len(),
+        plural(summary.rejected.len() as u64),
+    );
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
