@@ -24,7 +24,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "AUDITLAKE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Log line format on stderr
-    #[arg(long, global = true, env = "AUDITLAKE_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITLAKE_LOG_FORMAT",
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 }
 

@@ -25,7 +25,10 @@ pub fn write(result: &QueryResult, format: Format, out: &mut dyn Write) -> anyho
             writeln!(out, "{table}")?;
         }
         Format::Json => {
-            let mut writer = arrow::json::ArrayWriter::new(&mut *out);
+            // Explicit nulls: every row carries every column, as investigators' tools expect.
+            let mut writer = arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, arrow::json::writer::JsonArray>(&mut *out);
             writer.write_batches(&batches).context("writing JSON")?;
             writer.finish().context("writing JSON")?;
             if batches.is_empty() {

@@ -107,8 +107,14 @@ fn load(dir: &Path) -> Result<HashSet<Key>> {
     };
     for path in files {
         let file = File::open(&path).map_err(Error::io(&path))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet(&path))?;
-        let wanted = [event::CLUSTER, event::AUDIT_ID, event::STAGE, event::EVENT_HASH];
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet(&path))?;
+        let wanted = [
+            event::CLUSTER,
+            event::AUDIT_ID,
+            event::STAGE,
+            event::EVENT_HASH,
+        ];
         let mask = ProjectionMask::columns(builder.parquet_schema(), wanted);
         let reader = builder
             .with_projection(mask)

@@ -106,7 +106,10 @@ impl LakeWriter {
             .as_primitive::<TimestampMicrosecondType>();
         let mut by_hour: BTreeMap<Hour, Vec<u32>> = BTreeMap::new();
         for (row, t) in times.values().iter().enumerate() {
-            by_hour.entry(Hour::of_micros(*t)).or_default().push(row as u32);
+            by_hour
+                .entry(Hour::of_micros(*t))
+                .or_default()
+                .push(row as u32);
         }
         let keys = keys(batch);
         let now = now_micros();
@@ -133,7 +136,11 @@ impl LakeWriter {
         self.clock += 1;
         if !self.open.contains_key(&hour) {
             if self.open.len() >= MAX_OPEN_WRITERS
-                && let Some(oldest) = self.open.iter().min_by_key(|(_, f)| f.last_used).map(|(h, _)| *h)
+                && let Some(oldest) = self
+                    .open
+                    .iter()
+                    .min_by_key(|(_, f)| f.last_used)
+                    .map(|(h, _)| *h)
             {
                 let file = self.open.remove(&oldest).expect("found above");
                 file.close()?;
@@ -141,7 +148,10 @@ impl LakeWriter {
             let file = OpenFile::create(&hour.dir(&self.table_dir), self.props.clone())?;
             self.open.insert(hour, file);
         }
-        let file = self.open.get_mut(&hour).expect("inserted above when missing");
+        let file = self
+            .open
+            .get_mut(&hour)
+            .expect("inserted above when missing");
         file.last_used = self.clock;
         file.writer
             .write(batch)
@@ -168,8 +178,8 @@ impl OpenFile {
         let path = dir.join(format!("{name}.parquet"));
         let tmp = dir.join(format!("{name}.parquet.tmp"));
         let file = File::create(&tmp).map_err(Error::io(&tmp))?;
-        let writer =
-            ArrowWriter::try_new(file, events_schema(), Some(props)).map_err(Error::parquet(&tmp))?;
+        let writer = ArrowWriter::try_new(file, events_schema(), Some(props))
+            .map_err(Error::parquet(&tmp))?;
         Ok(Self {
             tmp,
             path,
@@ -179,7 +189,10 @@ impl OpenFile {
     }
 
     fn close(self) -> Result<()> {
-        let file = self.writer.into_inner().map_err(Error::parquet(&self.tmp))?;
+        let file = self
+            .writer
+            .into_inner()
+            .map_err(Error::parquet(&self.tmp))?;
         file.sync_all().map_err(Error::io(&self.tmp))?;
         drop(file);
         std::fs::rename(&self.tmp, &self.path).map_err(Error::io(&self.path))?;
@@ -194,9 +207,8 @@ fn stamp_ingested_at(batch: &RecordBatch, now: i64) -> Result<RecordBatch> {
         .index_of(event::INGESTED_AT)
         .expect("events batches carry ingested_at");
     let mut columns = batch.columns().to_vec();
-    columns[index] = Arc::new(
-        TimestampMicrosecondArray::from(vec![now; batch.num_rows()]).with_timezone("UTC"),
-    );
+    columns[index] =
+        Arc::new(TimestampMicrosecondArray::from(vec![now; batch.num_rows()]).with_timezone("UTC"));
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 

@@ -28,7 +28,12 @@ impl Hour {
     pub fn dir(self, table_dir: &Path) -> PathBuf {
         let t = DateTime::from_timestamp_micros(self.start_micros()).unwrap_or_default();
         table_dir
-            .join(format!("date={:04}-{:02}-{:02}", t.year(), t.month(), t.day()))
+            .join(format!(
+                "date={:04}-{:02}-{:02}",
+                t.year(),
+                t.month(),
+                t.day()
+            ))
             .join(format!("hour={:02}", t.hour()))
     }
 
@@ -56,7 +61,9 @@ pub fn list(table_dir: &Path) -> std::io::Result<Vec<(Hour, PathBuf)>> {
     for date in dates {
         let date = date?;
         let date_name = date.file_name();
-        let Some(date_name) = date_name.to_str() else { continue };
+        let Some(date_name) = date_name.to_str() else {
+            continue;
+        };
         if !date_name.starts_with("date=") || !date.file_type()?.is_dir() {
             continue;
         }
@@ -97,6 +104,10 @@ mod tests {
         assert_eq!(dir, Path::new("events/date=2018-10-26/hour=13"));
         assert_eq!(Hour::parse("date=2018-10-26", "hour=13"), Some(hour));
         assert_eq!(Hour::parse("date=2018-10-26", "hour=x"), None);
-        assert_eq!(Hour::of_micros(-1), Hour(-1), "before 1970 still sorts in time");
+        assert_eq!(
+            Hour::of_micros(-1),
+            Hour(-1),
+            "before 1970 still sorts in time"
+        );
     }
 }

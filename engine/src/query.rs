@@ -62,8 +62,11 @@ impl QueryEngine {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
             .build_arc()?;
+        // PostgreSQL's dialect: the generic one allows trailing commas in a select list and so
+        // reserves `CLUSTER` there, which would make `SELECT verb, cluster FROM events` an error.
         let config = SessionConfig::new()
             .with_information_schema(true)
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
             .set_bool("datafusion.execution.parquet.pushdown_filters", true);
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         ctx.register_table(
@@ -89,9 +92,11 @@ impl QueryEngine {
     pub async fn query(&self, sql: &str) -> Result<QueryResult> {
         let run = self.run(sql);
         match self.limits.timeout {
-            Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| Error::Timeout {
-                seconds: limit.as_secs(),
-            })?,
+            Some(limit) => tokio::time::timeout(limit, run)
+                .await
+                .map_err(|_| Error::Timeout {
+                    seconds: limit.as_secs(),
+                })?,
             None => run.await,
         }
     }

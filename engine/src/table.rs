@@ -108,9 +108,18 @@ struct TimeBounds {
 impl TimeBounds {
     fn compare(op: Operator, v: i64) -> Self {
         match op {
-            Operator::Eq => TimeBounds { min: Some(v), max: Some(v) },
-            Operator::Gt | Operator::GtEq => TimeBounds { min: Some(v), max: None },
-            Operator::Lt | Operator::LtEq => TimeBounds { min: None, max: Some(v) },
+            Operator::Eq => TimeBounds {
+                min: Some(v),
+                max: Some(v),
+            },
+            Operator::Gt | Operator::GtEq => TimeBounds {
+                min: Some(v),
+                max: None,
+            },
+            Operator::Lt | Operator::LtEq => TimeBounds {
+                min: None,
+                max: Some(v),
+            },
             _ => TimeBounds::default(),
         }
     }
@@ -161,9 +170,9 @@ fn micros_of(expr: &Expr) -> Option<i64> {
             ScalarValue::TimestampMicrosecond(Some(v), _) => Some(*v),
             ScalarValue::TimestampNanosecond(Some(v), _) => Some(v.div_euclid(1_000)),
             ScalarValue::Date32(Some(d)) => i64::from(*d).checked_mul(86_400_000_000),
-            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-                auditlake_schema::time::parse_rfc3339_micros(s)
-            }
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)) => auditlake_schema::time::parse_rfc3339_micros(s),
             _ => None,
         },
         Expr::Cast(c) => micros_of(&c.expr),
@@ -210,8 +219,8 @@ impl TableProvider for LakeTable {
             .iter()
             .map(|d| ListingTableUrl::parse(format!("{}/", d.display())))
             .collect::<Result<Vec<_>>>()?;
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet");
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
             .with_schema(self.schema());
@@ -227,7 +236,11 @@ mod tests {
     use datafusion::prelude::{col, lit};
 
     fn table() -> LakeTable {
-        LakeTable::new(PathBuf::new(), auditlake_schema::events_schema(), "event_time")
+        LakeTable::new(
+            PathBuf::new(),
+            auditlake_schema::events_schema(),
+            "event_time",
+        )
     }
 
     fn ts(s: &str) -> Expr {
@@ -244,23 +257,35 @@ mod tests {
             .gt_eq(ts("2025-03-04T06:00:00Z"))
             .and(col("event_time").lt(ts("2025-03-04T08:00:00Z")));
         let b = t.bounds_of(&f);
-        let hour = |s| Hour::of_micros(auditlake_schema::time::parse_rfc3339_micros(s).expect("time"));
+        let hour =
+            |s| Hour::of_micros(auditlake_schema::time::parse_rfc3339_micros(s).expect("time"));
         assert!(!b.overlaps(hour("2025-03-04T05:00:00Z")));
         assert!(b.overlaps(hour("2025-03-04T06:00:00Z")));
         assert!(b.overlaps(hour("2025-03-04T07:00:00Z")));
-        assert!(b.overlaps(hour("2025-03-04T08:00:00Z")), "lt is inexact at the hour edge");
+        assert!(
+            b.overlaps(hour("2025-03-04T08:00:00Z")),
+            "lt is inexact at the hour edge"
+        );
         assert!(!b.overlaps(hour("2025-03-04T09:00:00Z")));
-        let between = col("event_time").between(ts("2025-03-04T06:10:00Z"), ts("2025-03-04T06:20:00Z"));
+        let between =
+            col("event_time").between(ts("2025-03-04T06:10:00Z"), ts("2025-03-04T06:20:00Z"));
         let b = t.bounds_of(&between);
-        assert!(b.overlaps(hour("2025-03-04T06:00:00Z")) && !b.overlaps(hour("2025-03-04T07:00:00Z")));
+        assert!(
+            b.overlaps(hour("2025-03-04T06:00:00Z")) && !b.overlaps(hour("2025-03-04T07:00:00Z"))
+        );
         let reversed = ts("2025-03-04T06:00:00Z").lt_eq(col("event_time"));
-        assert!(!t.bounds_of(&reversed).overlaps(hour("2025-03-04T05:00:00Z")));
+        assert!(
+            !t.bounds_of(&reversed)
+                .overlaps(hour("2025-03-04T05:00:00Z"))
+        );
     }
 
     #[test]
     fn unreadable_filters_do_not_prune() {
         let t = table();
-        let f = col("verb").eq(lit("get")).or(col("event_time").gt(ts("2025-03-04T06:00:00Z")));
+        let f = col("verb")
+            .eq(lit("get"))
+            .or(col("event_time").gt(ts("2025-03-04T06:00:00Z")));
         assert_eq!(t.bounds_of(&f), TimeBounds::default());
     }
 }

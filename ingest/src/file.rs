@@ -59,13 +59,22 @@ impl Input {
             })?),
             Input::Stdin => Box::new(std::io::stdin().lock()),
         };
-        let mut counted = BufReader::with_capacity(BUFFER, Counting { inner: raw, read_bytes });
+        let mut counted = BufReader::with_capacity(
+            BUFFER,
+            Counting {
+                inner: raw,
+                read_bytes,
+            },
+        );
         let head = counted.fill_buf().map_err(|source| Error::Open {
             path: PathBuf::from(self.display_name()),
             source,
         })?;
         if head.starts_with(&GZIP_MAGIC) {
-            Ok(Box::new(BufReader::with_capacity(BUFFER, MultiGzDecoder::new(counted))))
+            Ok(Box::new(BufReader::with_capacity(
+                BUFFER,
+                MultiGzDecoder::new(counted),
+            )))
         } else {
             Ok(Box::new(counted))
         }

@@ -41,7 +41,8 @@ pub fn for_each_document(
     loop {
         buf.clear();
         line += 1;
-        let (n, overflow) = read_line(input, &mut buf).map_err(|source| Error::Read { line, source })?;
+        let (n, overflow) =
+            read_line(input, &mut buf).map_err(|source| Error::Read { line, source })?;
         if n == 0 {
             return Ok(());
         }
@@ -109,8 +110,14 @@ fn memchr(bytes: &[u8]) -> Option<usize> {
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
     &bytes[start..end]
 }
 
@@ -122,14 +129,19 @@ fn starts_multi_line_value(text: &[u8]) -> bool {
 
 /// Splits a whole input into consecutive JSON values; `first_line` is the line `all` starts at.
 fn whole_values(all: &[u8], first_line: usize, each: &mut impl FnMut(Document<'_>)) {
-    let line_at = |offset: usize| first_line + all[..offset].iter().filter(|&&b| b == b'\n').count();
+    let line_at =
+        |offset: usize| first_line + all[..offset].iter().filter(|&&b| b == b'\n').count();
     let mut stream = serde_json::Deserializer::from_slice(all).into_iter::<&RawValue>();
     loop {
         let before = stream.byte_offset();
         match stream.next() {
             None => return,
             Some(Ok(value)) => {
-                let start = before + all[before..].iter().take_while(|b| b.is_ascii_whitespace()).count();
+                let start = before
+                    + all[before..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_whitespace())
+                        .count();
                 each(Document::Json {
                     line: line_at(start),
                     bytes: value.get().as_bytes(),
@@ -156,7 +168,9 @@ mod tests {
         let mut out = Vec::new();
         let mut reader = std::io::BufReader::with_capacity(7, input);
         for_each_document(&mut reader, |d| match d {
-            Document::Json { line, bytes } => out.push((line, String::from_utf8_lossy(bytes).into())),
+            Document::Json { line, bytes } => {
+                out.push((line, String::from_utf8_lossy(bytes).into()))
+            }
             Document::Invalid { line, reason } => out.push((line, format!("!{reason}"))),
         })
         .expect("in-memory read");
@@ -166,7 +180,14 @@ mod tests {
     #[test]
     fn ndjson_lines_keep_their_numbers() {
         let got = collect(b"{\"a\":1}\n\n  {\"b\":2}\r\n{\"c\"\n");
-        assert_eq!(got, [(1, "{\"a\":1}".into()), (3, "{\"b\":2}".into()), (4, "{\"c\"".into())]);
+        assert_eq!(
+            got,
+            [
+                (1, "{\"a\":1}".into()),
+                (3, "{\"b\":2}".into()),
+                (4, "{\"c\"".into())
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,82 @@
+//! End-to-end tests of the `auditlake` binary on real and sample audit logs.
+
+mod bad_input;
+mod derived;
+mod pruning;
+mod real_logs;
+mod redaction;
+mod shapes;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root (where `sample-logs/` is).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/real-audit-logs`, next to the repository.
+pub fn real_logs() -> PathBuf {
+    repo().join("../shared/real-audit-logs")
+}
+
+/// Every file of the real captures.
+pub fn real_log_files() -> Vec<PathBuf> {
+    let root = real_logs();
+    let mut files = Vec::new();
+    for dir in [root.clone(), root.join("falco"), root.join("audit2rbac")] {
+        for entry in std::fs::read_dir(&dir).expect("real-audit-logs is present") {
+            let path = entry.expect("dir entry").path();
+            let ext = path.extension().and_then(|e| e.to_str());
+            if matches!(ext, Some("log" | "json")) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Runs `auditlake --data-dir DIR ARGS...`.
+pub fn auditlake(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_auditlake"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("AUDITLAKE_CLUSTER")
+        .output()
+        .expect("the auditlake binary runs")
+}
+
+/// `auditlake replay FILES...`.
+pub fn replay(data_dir: &Path, files: &[PathBuf]) -> Output {
+    let mut args = vec!["replay".to_string()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    auditlake(data_dir, &args)
+}
+
+/// `auditlake query SQL --format json`, parsed; panics with stderr when the query fails.
+pub fn query(data_dir: &Path, sql: &str) -> Vec<serde_json::Value> {
+    let out = auditlake(data_dir, &["query", sql, "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "query failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("query --format json prints a JSON array")
+}
+
+/// `SELECT count(*) FROM events`.
+pub fn count(data_dir: &Path) -> u64 {
+    let rows = query(data_dir, "SELECT count(*) AS n FROM events");
+    rows[0]["n"].as_u64().expect("count is a number")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
