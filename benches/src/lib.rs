@@ -1,1 +1,79 @@
-//! placeholder
+//! Benchmarks of auditlake, and the input they run on.
+//!
+//! Realistic volume is made by amplifying `sample-logs/`: every copy of every scenario gets fresh
+//! audit IDs and times shifted forward, so dedup never collapses it and partitions spread like a
+//! real day of traffic.
+//!
+//! # Layout
+//! - [`amplify`]: the deterministic amplifier.
+//! - `benches/normalize.rs`: decode + normalize into Arrow (criterion).
+#![warn(missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+
+/// `sample-logs/` of this repository.
+pub fn sample_logs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-logs")
+}
+
+/// Every event of `sample-logs/*.log`, parsed.
+pub fn sample_events() -> std::io::Result<Vec<Value>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(sample_logs_dir())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    files.sort();
+    let mut events = Vec::new();
+    for file in files {
+        for line in std::fs::read_to_string(file)?.lines() {
+            if let Ok(v) = serde_json::from_str(line) {
+                events.push(v);
+            }
+        }
+    }
+    Ok(events)
+}
+
+/// NDJSON of at least `target` events: copies of `events`, copy `k` shifted `k` minutes forward
+/// with audit IDs made unique per copy. Deterministic for the same input.
+pub fn amplify(events: &[Value], target: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(target * 1024);
+    let mut copy = 0i64;
+    let mut written = 0;
+    while written < target && !events.is_empty() {
+        for (i, event) in events.iter().enumerate() {
+            let mut e = event.clone();
+            if let Some(obj) = e.as_object_mut() {
+                obj.insert(
+                    "auditID".into(),
+                    Value::String(format!(
+                        "{copy:08x}-{i:04x}-4000-8000-{:012x}",
+                        copy * 7919 + i as i64
+                    )),
+                );
+                for field in ["requestReceivedTimestamp", "stageTimestamp"] {
+                    if let Some(Value::String(t)) = obj.get(field)
+                        && let Ok(parsed) = DateTime::parse_from_rfc3339(t)
+                    {
+                        let shifted = parsed.with_timezone(&Utc) + chrono::Duration::minutes(copy);
+                        obj.insert(
+                            field.into(),
+                            Value::String(shifted.to_rfc3339_opts(SecondsFormat::Micros, true)),
+                        );
+                    }
+                }
+            }
+            serde_json::to_writer(&mut out, &e).expect("writing JSON to a Vec cannot fail");
+            out.push(b'\n');
+            written += 1;
+            if written == target {
+                break;
+            }
+        }
+        copy += 1;
+    }
+    out
+}
