@@ -45,7 +45,7 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             }
         };
         replay.input(input, &mut summary, &mut on_progress)?;
-        done_bytes += input.len().unwrap_or(0);
+        done_bytes += input.size().unwrap_or(0);
     }
     replay.flush()?;
     let mut sink = replay.into_sink();
@@ -62,7 +62,7 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn progress_bar(inputs: &[Input]) -> Option<ProgressBar> {
-    let total: u64 = inputs.iter().filter_map(Input::len).sum();
+    let total: u64 = inputs.iter().filter_map(Input::size).sum();
     if !std::io::stderr().is_terminal() || total < PROGRESS_MIN_BYTES {
         return None;
     }

@@ -193,10 +193,10 @@ impl Decoder {
             }
             return Ok(stored);
         }
-        if env.audit_id.is_none() {
-            if let Some(inner) = env.log.or(env.message) {
-                return self.embedded(inner, item, cluster_hint, depth, ctx);
-            }
+        if env.audit_id.is_none()
+            && let Some(inner) = env.log.or(env.message)
+        {
+            return self.embedded(inner, item, cluster_hint, depth, ctx);
         }
         let cluster = cluster_for(&self.cluster, cluster_hint);
         event(&mut self.builder, &env, cluster, ctx.ingested_at)?;

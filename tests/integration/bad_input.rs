@@ -42,7 +42,7 @@ fn mixed_file_stores_good_lines_and_names_bad_ones() {
         r#"{"auditID":"no-time","stage":"ResponseComplete"}"#.to_string(),
     ];
     std::fs::write(&file, lines.join("\n")).expect("write");
-    let out = replay(&dir.path().join("data"), &[file.clone()]);
+    let out = replay(&dir.path().join("data"), std::slice::from_ref(&file));
     assert_no_panic(&out);
     assert_eq!(
         out.status.code(),
@@ -101,7 +101,7 @@ fn truncated_gzip_keeps_what_came_before() {
     let bytes = gz.finish().expect("gzip");
     let file = dir.path().join("cut.log.gz");
     std::fs::write(&file, &bytes[..bytes.len() * 3 / 4]).expect("write");
-    let out = replay(&dir.path().join("data"), &[file.clone()]);
+    let out = replay(&dir.path().join("data"), std::slice::from_ref(&file));
     assert_no_panic(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -148,7 +148,7 @@ fn ten_megabyte_lines() {
     let junk = format!("{{\"auditID\": \"{}", "y".repeat(10 << 20));
     let content = format!("{big_event}\n{junk}\n{}\n", event_line("after"));
     std::fs::write(&file, content).expect("write");
-    let out = replay(&dir.path().join("data"), &[file.clone()]);
+    let out = replay(&dir.path().join("data"), std::slice::from_ref(&file));
     assert_no_panic(&out);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -175,7 +175,7 @@ fn invalid_utf8_is_rejected_by_line() {
     content.extend_from_slice(b"\n{\"auditID\":\"caf\xe9\"}\n");
     content.extend_from_slice(event_line("after").as_bytes());
     std::fs::write(&file, content).expect("write");
-    let out = replay(&dir.path().join("data"), &[file.clone()]);
+    let out = replay(&dir.path().join("data"), std::slice::from_ref(&file));
     assert_no_panic(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(
