@@ -7,7 +7,7 @@
 //! stay in memory. Distinct events sharing an `auditID` (anonymised logs do that) differ in
 //! `event_hash` and are all kept.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::Path;
 
@@ -19,7 +19,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, Result};
-use crate::partition::{Hour, parquet_files};
+use crate::partition::{Hour, RecentPartitions, parquet_files};
 
 /// Partitions whose keys stay in memory; replays and live traffic touch the latest few hours.
 const CACHED_PARTITIONS: usize = 48;
@@ -55,46 +55,18 @@ pub(crate) fn keys(batch: &RecordBatch) -> Vec<Key> {
 }
 
 /// Keys of stored events, per hour partition.
-#[derive(Default)]
-pub(crate) struct DedupIndex {
-    partitions: HashMap<Hour, Partition>,
-    clock: u64,
-}
+pub(crate) struct DedupIndex(RecentPartitions<HashSet<Key>>);
 
-struct Partition {
-    keys: HashSet<Key>,
-    last_used: u64,
+impl Default for DedupIndex {
+    fn default() -> Self {
+        Self(RecentPartitions::new(CACHED_PARTITIONS))
+    }
 }
 
 impl DedupIndex {
     /// The keys of `hour`, loading them from `dir` if this partition is not in memory.
     pub(crate) fn partition(&mut self, hour: Hour, dir: &Path) -> Result<&mut HashSet<Key>> {
-        self.clock += 1;
-        if !self.partitions.contains_key(&hour) {
-            if self.partitions.len() >= CACHED_PARTITIONS
-                && let Some(oldest) = self
-                    .partitions
-                    .iter()
-                    .min_by_key(|(_, p)| p.last_used)
-                    .map(|(h, _)| *h)
-            {
-                self.partitions.remove(&oldest);
-            }
-            let keys = load(dir)?;
-            self.partitions.insert(
-                hour,
-                Partition {
-                    keys,
-                    last_used: self.clock,
-                },
-            );
-        }
-        let partition = self
-            .partitions
-            .get_mut(&hour)
-            .expect("inserted above when missing");
-        partition.last_used = self.clock;
-        Ok(&mut partition.keys)
+        self.0.get_or_insert_with(hour, || load(dir), |_| Ok(()))
     }
 }
 

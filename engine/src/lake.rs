@@ -2,7 +2,7 @@
 //! time and written as zstd Parquet files that appear atomically (written as `.tmp`, renamed when
 //! complete, so readers never see half a file).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::dedup::{DedupIndex, keys};
 use crate::error::{Error, Result};
-use crate::partition::Hour;
+use crate::partition::{Hour, RecentPartitions};
 
 /// Subdirectory of the data dir holding the `events` table.
 pub const EVENTS_DIR: &str = "events";
@@ -54,17 +54,15 @@ pub struct LakeWriter {
     table_dir: PathBuf,
     props: WriterProperties,
     dedup: DedupIndex,
-    open: HashMap<Hour, OpenFile>,
+    open: RecentPartitions<OpenFile>,
     /// Totals since this writer was opened.
     totals: AppendStats,
-    clock: u64,
 }
 
 struct OpenFile {
     tmp: PathBuf,
     path: PathBuf,
     writer: ArrowWriter<File>,
-    last_used: u64,
 }
 
 impl LakeWriter {
@@ -83,9 +81,8 @@ impl LakeWriter {
             table_dir,
             props,
             dedup: DedupIndex::default(),
-            open: HashMap::new(),
+            open: RecentPartitions::new(MAX_OPEN_WRITERS),
             totals: AppendStats::default(),
-            clock: 0,
         })
     }
 
@@ -133,26 +130,13 @@ impl LakeWriter {
     }
 
     fn write(&mut self, hour: Hour, batch: &RecordBatch) -> Result<()> {
-        self.clock += 1;
-        if !self.open.contains_key(&hour) {
-            if self.open.len() >= MAX_OPEN_WRITERS
-                && let Some(oldest) = self
-                    .open
-                    .iter()
-                    .min_by_key(|(_, f)| f.last_used)
-                    .map(|(h, _)| *h)
-            {
-                let file = self.open.remove(&oldest).expect("found above");
-                file.close()?;
-            }
-            let file = OpenFile::create(&hour.dir(&self.table_dir), self.props.clone())?;
-            self.open.insert(hour, file);
-        }
-        let file = self
-            .open
-            .get_mut(&hour)
-            .expect("inserted above when missing");
-        file.last_used = self.clock;
+        let dir = hour.dir(&self.table_dir);
+        let props = &self.props;
+        let file = self.open.get_or_insert_with(
+            hour,
+            || OpenFile::create(&dir, props.clone()),
+            OpenFile::close,
+        )?;
         file.writer
             .write(batch)
             .map_err(Error::parquet(&file.tmp))?;
@@ -162,7 +146,7 @@ impl LakeWriter {
     /// Completes every open file, making all appended events visible to queries.
     pub fn flush(&mut self) -> Result<()> {
         let mut first_error = None;
-        for (_, file) in self.open.drain() {
+        for file in self.open.drain() {
             if let Err(e) = file.close() {
                 first_error.get_or_insert(e);
             }
@@ -180,12 +164,7 @@ impl OpenFile {
         let file = File::create(&tmp).map_err(Error::io(&tmp))?;
         let writer = ArrowWriter::try_new(file, events_schema(), Some(props))
             .map_err(Error::parquet(&tmp))?;
-        Ok(Self {
-            tmp,
-            path,
-            writer,
-            last_used: 0,
-        })
+        Ok(Self { tmp, path, writer })
     }
 
     fn close(self) -> Result<()> {

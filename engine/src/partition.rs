@@ -1,6 +1,7 @@
 //! Hour partitions of the lake: `TABLE/date=YYYY-MM-DD/hour=HH/`, the hive layout that DataFusion,
 //! DuckDB, Spark and Trino all read.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use auditlake_schema::time::parse_rfc3339_micros;
@@ -90,6 +91,59 @@ pub fn parquet_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// Per-partition state kept only for the most recently used partitions (open files, dedup keys):
+/// input is mostly in time order, so a small number bounds memory without thrashing.
+pub(crate) struct RecentPartitions<V> {
+    entries: HashMap<Hour, (V, u64)>,
+    clock: u64,
+    capacity: usize,
+}
+
+impl<V> RecentPartitions<V> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            entries: HashMap::new(),
+            clock: 0,
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The state of `hour`, made by `make` when absent; if that would exceed the capacity, the
+    /// least recently used state is first handed to `evict`.
+    pub(crate) fn get_or_insert_with<E>(
+        &mut self,
+        hour: Hour,
+        make: impl FnOnce() -> Result<V, E>,
+        evict: impl FnOnce(V) -> Result<(), E>,
+    ) -> Result<&mut V, E> {
+        self.clock += 1;
+        if !self.entries.contains_key(&hour) {
+            if self.entries.len() >= self.capacity
+                && let Some(oldest) = self
+                    .entries
+                    .iter()
+                    .min_by_key(|(_, (_, used))| *used)
+                    .map(|(h, _)| *h)
+                && let Some((value, _)) = self.entries.remove(&oldest)
+            {
+                evict(value)?;
+            }
+            self.entries.insert(hour, (make()?, self.clock));
+        }
+        let (value, used) = self
+            .entries
+            .get_mut(&hour)
+            .expect("inserted above when missing");
+        *used = self.clock;
+        Ok(value)
+    }
+
+    /// Takes every state out.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = V> + '_ {
+        self.entries.drain().map(|(_, (v, _))| v)
+    }
 }
 
 #[cfg(test)]

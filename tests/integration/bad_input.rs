@@ -6,16 +6,7 @@ use std::io::Write;
 use crate::*;
 
 fn event_line(id: &str) -> String {
-    serde_json::json!({
-        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": id,
-        "stage": "ResponseComplete", "requestURI": "/api/v1/namespaces/default/pods", "verb": "list",
-        "user": {"username": "alice@example.com"}, "sourceIPs": ["203.0.113.10"],
-        "objectRef": {"resource": "pods", "namespace": "default", "apiVersion": "v1"},
-        "responseStatus": {"metadata": {}, "code": 200},
-        "requestReceivedTimestamp": "2025-11-03T09:00:00.000001Z",
-        "stageTimestamp": "2025-11-03T09:00:00.002000Z"
-    })
-    .to_string()
+    event(id).to_string()
 }
 
 fn assert_no_panic(out: &std::process::Output) {
@@ -143,6 +134,7 @@ fn ten_megabyte_lines() {
     let big_value = "x".repeat(10 << 20);
     let mut big_event: serde_json::Value = serde_json::from_str(&event_line("big")).expect("json");
     big_event["level"] = "RequestResponse".into();
+    big_event["objectRef"] = serde_json::json!({"resource": "configmaps", "namespace": "default", "name": "blob", "apiVersion": "v1"});
     big_event["requestObject"] =
         serde_json::json!({"kind": "ConfigMap", "data": {"blob": big_value}});
     let junk = format!("{{\"auditID\": \"{}", "y".repeat(10 << 20));

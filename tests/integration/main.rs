@@ -37,6 +37,19 @@ pub fn real_log_files() -> Vec<PathBuf> {
     files
 }
 
+/// A minimal `audit.k8s.io/v1` Event: a 403 on listing secrets in kube-system, at 11:00 UTC.
+pub fn event(id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": id,
+        "stage": "ResponseComplete", "requestURI": "/api/v1/namespaces/kube-system/secrets", "verb": "list",
+        "user": {"username": "system:serviceaccount:shop:web"}, "sourceIPs": ["10.0.6.51"],
+        "objectRef": {"resource": "secrets", "namespace": "kube-system", "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": 403},
+        "requestReceivedTimestamp": "2025-11-03T11:00:00.000001Z",
+        "stageTimestamp": "2025-11-03T11:00:00.002000Z"
+    })
+}
+
 /// Runs `auditlake --data-dir DIR ARGS...`.
 pub fn auditlake(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_auditlake"))

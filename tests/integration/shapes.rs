@@ -6,18 +6,6 @@ use std::process::Stdio;
 
 use crate::*;
 
-fn event(id: &str) -> serde_json::Value {
-    serde_json::json!({
-        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": id,
-        "stage": "ResponseComplete", "requestURI": "/api/v1/namespaces/kube-system/secrets", "verb": "list",
-        "user": {"username": "system:serviceaccount:shop:web"}, "sourceIPs": ["10.0.6.51"],
-        "objectRef": {"resource": "secrets", "namespace": "kube-system", "apiVersion": "v1"},
-        "responseStatus": {"metadata": {}, "code": 403},
-        "requestReceivedTimestamp": "2025-11-03T11:00:00.000001Z",
-        "stageTimestamp": "2025-11-03T11:00:00.002000Z"
-    })
-}
-
 fn ids(dir: &std::path::Path) -> Vec<(String, String)> {
     query(
         dir,
