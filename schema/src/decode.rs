@@ -164,6 +164,10 @@ impl Decoder {
         if let Some(items) = &env.items {
             return Ok(self.items(items, cluster_hint, depth, ctx));
         }
+        if env.kind.as_deref() == Some("EventList") {
+            // `"items": null` or no items at all: an empty batch, not a bad one.
+            return Ok(0);
+        }
         if let Some(payload) = env.proto_payload {
             let cluster = gke::cluster_name(env.resource);
             let cluster = cluster_for(&self.cluster, cluster.as_deref().or(cluster_hint));
@@ -396,6 +400,20 @@ impl<'s> Source<'s> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_event_lists_are_not_errors() {
+        let mut decoder = Decoder::default();
+        let mut rejected = Vec::new();
+        for doc in [
+            r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[]}"#,
+            r#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":null}"#,
+            "[]",
+        ] {
+            assert_eq!(decoder.decode(doc.as_bytes(), &mut rejected), 0, "{doc}");
+        }
+        assert!(rejected.is_empty(), "{rejected:?}");
+    }
 
     #[test]
     fn cluster_names_from_wrappers() {
