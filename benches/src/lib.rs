@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`amplify`]: the deterministic amplifier.
 //! - `benches/normalize.rs`: decode + normalize into Arrow (criterion).
+//! - `examples/decode_profile.rs`: the same loop as a plain binary, for profilers.
 #![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
