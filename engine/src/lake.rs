@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow::array::{AsArray, RecordBatch, TimestampMicrosecondArray, UInt32Array};
 use arrow::compute::{sort_to_indices, take_record_batch};
 use arrow::datatypes::TimestampMicrosecondType;
 use auditlake_schema::columns::event;
 use auditlake_schema::events_schema;
+use auditlake_schema::time::now_micros;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -198,11 +198,4 @@ fn sorted_by_time(batch: &RecordBatch) -> Result<RecordBatch> {
         .expect("events batches carry event_time");
     let indices = sort_to_indices(times, None, None)?;
     Ok(take_record_batch(batch, &indices)?)
-}
-
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }

@@ -8,9 +8,6 @@
 //! - a CloudWatch Logs subscription payload (`logEvents[].message`, EKS);
 //! - a log shipper's record whose `log` or `message` holds the Event.
 
-use std::borrow::Cow;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -21,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::gke;
 use crate::model::{Envelope, Str};
 use crate::redact::Redaction;
-use crate::time::parse_rfc3339_micros;
+use crate::time::{now_micros, parse_rfc3339_micros};
 
 /// The cluster name used when neither the source nor a cloud wrapper names one.
 pub const DEFAULT_CLUSTER: &str = "default";
@@ -268,8 +265,8 @@ fn event(
     let resource = object_ref.and_then(|o| o.resource.as_deref());
     let subresource = object_ref.and_then(|o| o.subresource.as_deref());
     let redaction = Redaction::for_resource(resource, subresource);
-    let request_object = redact(redaction, env.request_object);
-    let response_object = redact(redaction, env.response_object);
+    let request_object = redaction.apply_raw(env.request_object);
+    let response_object = redaction.apply_raw(env.response_object);
     let user = env.user.as_ref();
     let impersonated = env.impersonated_user.as_ref();
     let status = env.response_status.as_ref();
@@ -351,21 +348,6 @@ pub(crate) fn timestamp(field: &'static str, value: &str) -> Result<i64> {
         field,
         value: value.chars().take(64).collect(),
     })
-}
-
-fn redact<'a>(redaction: Redaction, raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
-    let raw = raw?.get();
-    Some(match redaction.apply(raw) {
-        Some(redacted) => Cow::Owned(redacted),
-        None => Cow::Borrowed(raw),
-    })
-}
-
-fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 /// `/SUBSCRIPTIONS/../MANAGEDCLUSTERS/NAME` → `name` (Azure upper-cases resource IDs; AKS names are

@@ -163,16 +163,8 @@ pub(crate) fn append(
     };
     let grpc = log.status.as_ref().and_then(|s| s.code).unwrap_or(0);
     let redaction = Redaction::for_resource(req.resource, req.subresource);
-    let request_object = log.request.map(|r| {
-        redaction
-            .apply(r.get())
-            .map_or(Cow::Borrowed(r.get()), Cow::Owned)
-    });
-    let response_object = log.response.map(|r| {
-        redaction
-            .apply(r.get())
-            .map_or(Cow::Borrowed(r.get()), Cow::Owned)
-    });
+    let request_object = redaction.apply_raw(log.request);
+    let response_object = redaction.apply_raw(log.response);
     let source_ips: Option<Vec<Str<'_>>> = log
         .request_metadata
         .as_ref()

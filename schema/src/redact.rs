@@ -5,6 +5,9 @@
 //! a Secret's `kubectl.kubernetes.io/last-applied-configuration` (it repeats the data), the bearer
 //! token a TokenRequest returns, and the token a TokenReview carries.
 
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// What a redacted value is replaced with.
@@ -30,6 +33,12 @@ impl Redaction {
             (Some("tokenreviews"), _) => Redaction::TokenReview,
             _ => Redaction::None,
         }
+    }
+
+    /// An event's object as it may be stored: borrowed when nothing needed redacting.
+    pub(crate) fn apply_raw<'a>(self, raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
+        let raw = raw?.get();
+        Some(self.apply(raw).map_or(Cow::Borrowed(raw), Cow::Owned))
     }
 
     /// Returns the redacted JSON text, or `None` when `raw` holds nothing to redact.

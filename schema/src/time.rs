@@ -1,5 +1,12 @@
 //! RFC 3339 timestamps as the API server writes them, to microseconds since the Unix epoch.
 
+/// The current time in µs since the Unix epoch (0 if the clock is before it).
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 /// Parses `2018-10-26T13:42:46.764713Z` (any fraction length, `Z` or an offset) into UTC microseconds.
 ///
 /// The API server always writes the `Z` form, so that path avoids chrono; anything else falls back
