@@ -1,12 +1,51 @@
-//! What is *suspicious*: the rule engine of auditlake.
+//! What is *suspicious*: auditlake's rule engine and built-in detection pack.
 //!
-//! This crate will own the rule file format (YAML: `id`, `title`, `severity`, `category`,
-//! `mitre`, `condition` as an SQL boolean expression over `events` columns, `macros`, `lists`,
-//! `exceptions`, `output`, `threshold`, `examples`), its loader and validator, the built-in pack
-//! under `rules/builtin/`, compilation of each rule to a DataFusion physical expression, per-batch
-//! evaluation into `alerts` batches, and threshold / first-seen state. It knows nothing of HTTP,
-//! Kafka or storage.
+//! Rules are YAML ([`format`]): an SQL boolean `condition` over `events` columns, with reusable
+//! `macros` and `lists`, `exceptions` that silence known-good tuples, an `output` template, an
+//! optional `threshold`, and `examples` that must fire or stay silent. The built-in pack
+//! (`rules/builtin/*.yaml`, compiled in) loads first; each `--rules DIR` then adds rules or tunes
+//! the pack with `append` and `override`, so users never fork it. Every rule is validated and
+//! compiled once to a DataFusion physical expression ([`compile`]); [`RuleEngine`] evaluates them
+//! all on each batch into an `alerts` batch, one alert per (rule, cluster, audit ID), with
+//! threshold windows kept in memory. It knows nothing of HTTP, Kafka or storage.
 //!
-//! Nothing is implemented yet: the `alerts` schema it will fill is already defined in
-//! [`auditlake_schema::alerts_schema`], and the engine already registers the `alerts` table.
+//! # Layout
+//! - [`format`]: the file format.
+//! - [`pack`]: loading and merging files ([`RuleSet`]).
+//! - `expand`: macros, lists and exceptions into SQL.
+//! - [`compile`]: validation and compilation ([`CompiledPack`]).
+//! - [`eval`]: [`RuleEngine`].
+//! - `template`: `output` rendering.
+//! - [`examples`]: running every rule's examples.
+//!
+//! # Example
+//! ```
+//! use auditlake_rules::{CompiledPack, RuleEngine, RuleSet};
+//! use auditlake_schema::Decoder;
+//!
+//! let pack = CompiledPack::compile(&RuleSet::builtin()?)?;
+//! let mut decoder = Decoder::new(None);
+//! decoder.decode(br#"{"auditID":"1","stage":"ResponseComplete","verb":"create",
+//!   "requestURI":"/api/v1/namespaces/prod/pods/web/exec?command=sh","responseStatus":{"code":101},
+//!   "objectRef":{"resource":"pods","subresource":"exec","namespace":"prod","name":"web"},
+//!   "user":{"username":"mallory@example.com"},"timestamp":"2025-11-03T10:00:00Z"}"#, &mut vec![]);
+//! let alerts = RuleEngine::new(&pack).evaluate(&decoder.finish())?;
+//! assert!(alerts.num_rows() >= 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![warn(missing_docs)]
+
+pub mod compile;
+mod error;
+pub mod eval;
+pub mod examples;
+mod expand;
+pub mod format;
+pub mod pack;
+mod template;
+
+pub use compile::{CompiledPack, CompiledRule, parse_duration};
+pub use error::{Error, Result};
+pub use eval::RuleEngine;
+pub use examples::{ExampleReport, run_examples};
+pub use pack::RuleSet;

@@ -1,0 +1,238 @@
+//! Validation and compilation: every rule's condition (macros and lists expanded, exceptions
+//! added) becomes one DataFusion physical expression over the `events` schema, built once.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use auditlake_schema::events_schema;
+use datafusion::common::DFSchema;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::prelude::SessionContext;
+
+use crate::error::{Error, Result};
+use crate::expand::{exceptions_sql, expand};
+use crate::format::RuleDef;
+use crate::pack::{RuleSet, SourcedRule};
+use crate::template::Template;
+
+/// Severities, most severe first.
+pub const SEVERITIES: &[&str] = &["critical", "high", "medium", "low", "info"];
+/// Categories of the `alerts` table.
+pub const CATEGORIES: &[&str] = &[
+    "forbidden",
+    "credential-misuse",
+    "exec",
+    "rbac-escalation",
+    "workload",
+    "recon",
+    "persistence",
+    "other",
+];
+
+/// A rule ready to evaluate.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    /// The rule as merged from its files.
+    pub def: RuleDef,
+    /// The file that defined it (or last overrode its condition).
+    pub file: String,
+    /// The full SQL evaluated: condition, macros and lists expanded, exceptions added.
+    pub sql: String,
+    pub(crate) expr: Arc<dyn PhysicalExpr>,
+    pub(crate) output: Template,
+    pub(crate) threshold: Option<Threshold>,
+}
+
+/// A threshold, resolved against the schema.
+#[derive(Debug, Clone)]
+pub(crate) struct Threshold {
+    pub count: u64,
+    pub window_micros: i64,
+    pub group_by: Vec<usize>,
+    pub distinct: Option<usize>,
+}
+
+/// Every rule of a set, compiled (disabled ones too, so `rules list` can show them).
+#[derive(Debug, Clone)]
+pub struct CompiledPack {
+    /// In definition order.
+    pub rules: Vec<CompiledRule>,
+}
+
+/// Parses `30s`, `10m`, `2h`, `1d`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return None,
+    };
+    (seconds > 0).then(|| Duration::from_secs(seconds))
+}
+
+/// A session that knows the functions conditions may use (DataFusion's and the JSON helpers).
+pub(crate) fn session() -> SessionContext {
+    let mut ctx = SessionContext::new();
+    // Registration only fails on a name clash inside DataFusion itself.
+    let _ = datafusion_functions_json::register_all(&mut ctx);
+    ctx
+}
+
+impl CompiledPack {
+    /// Validates and compiles every rule of `set`.
+    pub fn compile(set: &RuleSet) -> Result<Self> {
+        let schema = events_schema();
+        let df_schema = DFSchema::try_from(schema.as_ref().clone())
+            .map_err(|e| Error::invalid("-", "-", e.to_string()))?;
+        let ctx = session();
+        let columns: HashSet<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let names = set
+            .macros
+            .iter()
+            .map(|(n, (_, f))| (format!("macro {n}"), n, f))
+            .chain(
+                set.lists
+                    .iter()
+                    .map(|(n, (_, f))| (format!("list {n}"), n, f)),
+            );
+        for (what, name, file) in names {
+            if columns.contains(name.as_str()) {
+                return Err(Error::invalid(
+                    file,
+                    &what,
+                    "has the name of an events column",
+                ));
+            }
+            if set.macros.contains_key(name) && set.lists.contains_key(name) {
+                return Err(Error::invalid(file, &what, "is both a macro and a list"));
+            }
+        }
+        let mut ids = HashSet::new();
+        let mut rules = Vec::with_capacity(set.rules.len());
+        for rule in &set.rules {
+            if !ids.insert(rule.def.id.as_str()) {
+                return Err(Error::invalid(&rule.file, &rule.def.id, "duplicate id"));
+            }
+            rules.push(compile_rule(rule, set, &ctx, &df_schema, &schema)?);
+        }
+        Ok(Self { rules })
+    }
+
+    /// The enabled rules.
+    pub fn enabled(&self) -> impl Iterator<Item = &CompiledRule> {
+        self.rules.iter().filter(|r| r.def.enabled)
+    }
+}
+
+fn compile_rule(
+    rule: &SourcedRule,
+    set: &RuleSet,
+    ctx: &SessionContext,
+    df_schema: &DFSchema,
+    schema: &SchemaRef,
+) -> Result<CompiledRule> {
+    let def = &rule.def;
+    let bad = |reason: String| Error::invalid(&rule.file, &def.id, reason);
+    if def.id.is_empty()
+        || !def
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(bad("id must be letters, digits, '-' or '_'".into()));
+    }
+    if !SEVERITIES.contains(&def.severity.as_str()) {
+        return Err(bad(format!(
+            "severity {:?} is not one of {}",
+            def.severity,
+            SEVERITIES.join(", ")
+        )));
+    }
+    if !CATEGORIES.contains(&def.category.as_str()) {
+        return Err(bad(format!(
+            "category {:?} is not one of {}",
+            def.category,
+            CATEGORIES.join(", ")
+        )));
+    }
+    let column_index = |name: &str| schema.index_of(name).ok();
+    for exception in &def.exceptions {
+        for field in &exception.fields {
+            if column_index(field).is_none() {
+                return Err(bad(format!(
+                    "exception {}: unknown column {field}",
+                    exception.name
+                )));
+            }
+        }
+    }
+    let condition = expand(&def.condition, &set.macros, &set.lists).map_err(bad)?;
+    let is_list = |name: &str| {
+        column_index(name).is_some_and(|i| matches!(schema.field(i).data_type(), DataType::List(_)))
+    };
+    let sql = match exceptions_sql(&def.exceptions, is_list).map_err(bad)? {
+        Some(except) => format!("({condition}) AND {except}"),
+        None => condition,
+    };
+    let logical = ctx
+        .parse_sql_expr(&sql, df_schema)
+        .map_err(|e| bad(format!("condition: {}", e.strip_backtrace())))?;
+    let expr = ctx
+        .create_physical_expr(logical, df_schema)
+        .map_err(|e| bad(format!("condition: {}", e.strip_backtrace())))?;
+    let returns = expr
+        .data_type(schema.as_ref())
+        .map_err(|e| bad(format!("condition: {}", e.strip_backtrace())))?;
+    if returns != DataType::Boolean {
+        return Err(bad(format!("condition is {returns}, not a boolean")));
+    }
+    let output = Template::parse(&def.output, column_index).map_err(bad)?;
+    let threshold = match &def.threshold {
+        None => None,
+        Some(t) => {
+            let window = parse_duration(&t.window).ok_or_else(|| {
+                bad(format!(
+                    "threshold window {:?} is not like 30s, 10m, 1h",
+                    t.window
+                ))
+            })?;
+            if t.count == 0 {
+                return Err(bad("threshold count must be at least 1".into()));
+            }
+            let mut group_by = Vec::new();
+            for g in &t.group_by {
+                group_by.push(
+                    column_index(g)
+                        .ok_or_else(|| bad(format!("threshold group_by: unknown column {g}")))?,
+                );
+            }
+            let distinct = match &t.distinct {
+                Some(d) => Some(
+                    column_index(d)
+                        .ok_or_else(|| bad(format!("threshold distinct: unknown column {d}")))?,
+                ),
+                None => None,
+            };
+            Some(Threshold {
+                count: t.count,
+                window_micros: window.as_micros() as i64,
+                group_by,
+                distinct,
+            })
+        }
+    };
+    Ok(CompiledRule {
+        def: def.clone(),
+        file: rule.file.clone(),
+        sql,
+        expr,
+        output,
+        threshold,
+    })
+}

@@ -1,0 +1,268 @@
+//! [`RuleEngine`]: evaluates every enabled rule on each `events` batch and builds the `alerts`
+//! batch. It keeps two kinds of state: which (rule, cluster, audit ID) already alerted, so a
+//! request logged at several stages alerts once, and the open threshold windows.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListBuilder, RecordBatch, StringArray,
+    StringBuilder, TimestampMicrosecondArray, UInt32Array,
+};
+use arrow::compute::take;
+use arrow::datatypes::TimestampMicrosecondType;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use auditlake_schema::alerts_schema;
+use auditlake_schema::columns::event;
+use auditlake_schema::time::now_micros;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::compile::{CompiledPack, CompiledRule, Threshold};
+use crate::error::{Error, Result};
+
+/// Windows older than this many window lengths behind the newest event are dropped.
+const KEEP_WINDOWS: i64 = 2;
+
+/// One alert before it becomes a row.
+struct Hit {
+    rule: usize,
+    row: u32,
+    count: i64,
+    alert_id: String,
+}
+
+#[derive(Default)]
+struct Window {
+    count: u64,
+    distinct: HashSet<String>,
+    fired: bool,
+}
+
+/// Runs a compiled pack over batches, statefully.
+pub struct RuleEngine {
+    rules: Vec<CompiledRule>,
+    /// (rule, hash of cluster and audit ID) that matched already.
+    seen: HashSet<(usize, u128)>,
+    /// (rule, group key, window start) → window.
+    windows: HashMap<(usize, String, i64), Window>,
+    newest_micros: i64,
+}
+
+impl RuleEngine {
+    /// An engine running the enabled rules of `pack`.
+    pub fn new(pack: &CompiledPack) -> Self {
+        Self::with_rules(pack.enabled().cloned().collect())
+    }
+
+    /// An engine running exactly these rules.
+    pub fn with_rules(rules: Vec<CompiledRule>) -> Self {
+        Self {
+            rules,
+            seen: HashSet::new(),
+            windows: HashMap::new(),
+            newest_micros: i64::MIN,
+        }
+    }
+
+    /// The rules it runs.
+    pub fn rules(&self) -> &[CompiledRule] {
+        &self.rules
+    }
+
+    /// Evaluates every rule on `batch` (an `events` batch) and returns the alerts raised.
+    pub fn evaluate(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let mut hits = Vec::new();
+        if batch.num_rows() == 0 {
+            return self.build(batch, &hits);
+        }
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .expect("events batches carry every events column")
+        };
+        let cluster = column(event::CLUSTER).as_string::<i32>();
+        let audit_id = column(event::AUDIT_ID).as_string::<i32>();
+        let times = column(event::EVENT_TIME).as_primitive::<TimestampMicrosecondType>();
+        if let Some(newest) = times.values().iter().max() {
+            self.newest_micros = self.newest_micros.max(*newest);
+        }
+        for (r, rule) in self.rules.iter().enumerate() {
+            let matched = rule
+                .expr
+                .evaluate(batch)
+                .and_then(|v| v.into_array(batch.num_rows()))
+                .map_err(|source| Error::Eval {
+                    rule: rule.def.id.clone(),
+                    source,
+                })?;
+            let matched: &BooleanArray = matched.as_boolean();
+            for row in 0..batch.num_rows() {
+                if !(matched.is_valid(row) && matched.value(row)) {
+                    continue;
+                }
+                let request = request_key(cluster.value(row), audit_id.value(row));
+                if !self.seen.insert((r, request)) {
+                    continue;
+                }
+                match &rule.threshold {
+                    None => hits.push(Hit {
+                        rule: r,
+                        row: row as u32,
+                        count: 1,
+                        alert_id: format!(
+                            "{:032x}",
+                            alert_key(&rule.def.id, &[cluster.value(row), audit_id.value(row)])
+                        ),
+                    }),
+                    Some(t) => {
+                        if let Some(hit) = threshold_hit(
+                            &mut self.windows,
+                            r,
+                            rule,
+                            t,
+                            batch,
+                            row,
+                            times.value(row),
+                        ) {
+                            hits.push(hit);
+                        }
+                    }
+                }
+            }
+        }
+        self.expire_windows();
+        self.build(batch, &hits)
+    }
+
+    fn expire_windows(&mut self) {
+        let newest = self.newest_micros;
+        let rules = &self.rules;
+        self.windows.retain(|(r, _, start), _| {
+            let window = rules[*r].threshold.as_ref().map_or(0, |t| t.window_micros);
+            *start >= newest.saturating_sub(KEEP_WINDOWS * window)
+        });
+    }
+
+    fn build(&self, batch: &RecordBatch, hits: &[Hit]) -> Result<RecordBatch> {
+        let schema = alerts_schema();
+        if hits.is_empty() {
+            return Ok(RecordBatch::new_empty(schema));
+        }
+        let rows = UInt32Array::from(hits.iter().map(|h| h.row).collect::<Vec<_>>());
+        let copied = |name: &str| -> Result<ArrayRef> {
+            let source = batch
+                .column_by_name(name)
+                .expect("events batches carry every events column");
+            Ok(take(source.as_ref(), &rows, None)?)
+        };
+        let rule = |h: &Hit| &self.rules[h.rule].def;
+        let strings = |f: &dyn Fn(&Hit) -> String| -> ArrayRef {
+            Arc::new(StringArray::from(hits.iter().map(f).collect::<Vec<_>>()))
+        };
+        let lists = |f: &dyn Fn(&Hit) -> Vec<String>| -> ArrayRef {
+            let mut b = ListBuilder::new(StringBuilder::new());
+            for h in hits {
+                for v in f(h) {
+                    b.values().append_value(v);
+                }
+                b.append(true);
+            }
+            Arc::new(b.finish())
+        };
+        let now = now_micros();
+        let columns: Vec<ArrayRef> = vec![
+            strings(&|h| h.alert_id.clone()),
+            strings(&|h| rule(h).id.clone()),
+            strings(&|h| rule(h).title.clone()),
+            strings(&|h| rule(h).severity.clone()),
+            strings(&|h| rule(h).category.clone()),
+            lists(&|h| rule(h).mitre.clone()),
+            copied(event::CLUSTER)?,
+            copied(event::AUDIT_ID)?,
+            copied(event::EVENT_TIME)?,
+            copied(event::USER_NAME)?,
+            copied(event::SOURCE_IP)?,
+            copied(event::USER_AGENT)?,
+            copied(event::VERB)?,
+            copied(event::RESOURCE)?,
+            copied(event::SUBRESOURCE)?,
+            copied(event::NAMESPACE)?,
+            copied(event::NAME)?,
+            strings(&|h| self.rules[h.rule].output.render(batch, h.row as usize)),
+            lists(&|h| rule(h).tags.clone()),
+            Arc::new(Int64Array::from(
+                hits.iter().map(|h| h.count).collect::<Vec<_>>(),
+            )),
+            Arc::new(TimestampMicrosecondArray::from(vec![now; hits.len()]).with_timezone("UTC")),
+        ];
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+}
+
+/// Counts one matching event into its window; returns the alert when the window reaches the
+/// threshold (once per window).
+fn threshold_hit(
+    windows: &mut HashMap<(usize, String, i64), Window>,
+    r: usize,
+    rule: &CompiledRule,
+    t: &Threshold,
+    batch: &RecordBatch,
+    row: usize,
+    time: i64,
+) -> Option<Hit> {
+    let options = FormatOptions::default().with_null("");
+    let display = |i: usize| {
+        ArrayFormatter::try_new(batch.column(i).as_ref(), &options)
+            .map(|f| f.value(row).to_string())
+            .unwrap_or_default()
+    };
+    let group: Vec<String> = t.group_by.iter().map(|&i| display(i)).collect();
+    let group = group.join("\u{1f}");
+    let start = time.div_euclid(t.window_micros) * t.window_micros;
+    let window = windows.entry((r, group.clone(), start)).or_default();
+    let n = match t.distinct {
+        Some(i) => {
+            let value = display(i);
+            if batch.column(i).is_valid(row) {
+                window.distinct.insert(value);
+            }
+            window.distinct.len() as u64
+        }
+        None => {
+            window.count += 1;
+            window.count
+        }
+    };
+    if n < t.count || window.fired {
+        return None;
+    }
+    window.fired = true;
+    Some(Hit {
+        rule: r,
+        row: row as u32,
+        count: n as i64,
+        alert_id: format!(
+            "{:032x}",
+            alert_key(&rule.def.id, &[&group, &start.to_string()])
+        ),
+    })
+}
+
+fn request_key(cluster: &str, audit_id: &str) -> u128 {
+    let mut h = Xxh3::new();
+    h.update(&(cluster.len() as u64).to_le_bytes());
+    h.update(cluster.as_bytes());
+    h.update(audit_id.as_bytes());
+    h.digest128()
+}
+
+/// Deterministic alert IDs: replaying the same events gives the same alerts.
+fn alert_key(rule: &str, parts: &[&str]) -> u128 {
+    let mut h = Xxh3::new();
+    h.update(rule.as_bytes());
+    for p in parts {
+        h.update(&[0x1f]);
+        h.update(p.as_bytes());
+    }
+    h.digest128()
+}

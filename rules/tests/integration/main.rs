@@ -1,0 +1,11 @@
+//! The built-in pack: it compiles, every rule carries examples, and every example behaves.
+
+mod pack;
+mod tuning;
+
+use std::path::PathBuf;
+
+/// The repository root, where example references (`sample-logs/...`) resolve.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
