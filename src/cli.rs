@@ -45,6 +45,54 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Run read-only SQL over the `events` and `alerts` tables
     Query(QueryArgs),
+    /// List, test and backtest detection rules
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+/// Where rules come from: the built-in pack, then each `--rules DIR` in order.
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// A directory (or file) of rule YAML that adds to or tunes the built-in pack; repeatable
+    #[arg(long = "rules", env = "AUDITLAKE_RULES", value_delimiter = ',')]
+    pub dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// List the loaded rules: id, severity, category, enabled, source file
+    List(RulesArgs),
+    /// Run every rule's `fires` and `silent` examples
+    Test {
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// Where `FILE#LINE` example references resolve
+        #[arg(long, default_value = ".")]
+        examples_dir: PathBuf,
+    },
+    /// Run the rules over stored events and print what they would have raised
+    Backtest(BacktestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    #[command(flatten)]
+    pub rules: RulesArgs,
+    /// Only these rules (repeatable); default all enabled rules
+    #[arg(long = "rule")]
+    pub rule_ids: Vec<String>,
+    /// Events at or after this time (RFC 3339, or a date)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Events before this time (RFC 3339, or a date)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Also store the alerts in the `alerts` table
+    #[arg(long)]
+    pub store: bool,
+    /// Output format [default: table on a terminal, json otherwise]
+    #[arg(long)]
+    pub format: Option<Format>,
 }
 
 #[derive(Debug, Args)]
@@ -55,6 +103,14 @@ pub struct ReplayArgs {
     /// Cluster name for every event (else a cloud wrapper's cluster name, else `default`)
     #[arg(long, env = "AUDITLAKE_CLUSTER")]
     pub cluster: Option<String>,
+    #[command(flatten)]
+    pub rules: RulesArgs,
+    /// Do not run detection rules
+    #[arg(long)]
+    pub no_rules: bool,
+    /// Also print every alert to stdout as a JSON line
+    #[arg(long, env = "AUDITLAKE_ALERTS_STDOUT")]
+    pub alerts_stdout: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ mod config;
 mod output;
 mod query;
 mod replay;
+mod rules;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Replay(args) => replay::run(&settings, args),
         Command::Query(args) => query::run(&settings, args),
+        Command::Rules(command) => rules::run(&settings, command),
     };
     match outcome {
         Ok(code) => code,

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use arrow::record_batch::RecordBatch;
-use auditlake_engine::{AppendStats, LakeWriter};
+use auditlake_engine::{AppendStats, Pipeline};
 use auditlake_ingest::{Input, Progress, Replay, Sink, Summary};
+use auditlake_rules::RuleEngine;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::ReplayArgs;
@@ -17,22 +18,47 @@ const PROGRESS_MIN_BYTES: u64 = 16 << 20;
 /// Rejected lines printed one by one; past this only the count.
 const MAX_LISTED_REJECTIONS: usize = 1000;
 
-/// The lake as the replay's sink.
-struct LakeSink(LakeWriter);
+/// The pipeline as the replay's sink.
+struct PipelineSink {
+    pipeline: Pipeline,
+    alerts_stdout: bool,
+}
 
-impl Sink for LakeSink {
+impl Sink for PipelineSink {
     type Error = auditlake_engine::Error;
 
     fn write(&mut self, batch: RecordBatch) -> Result<(), Self::Error> {
-        self.0.append(&batch).map(drop)
+        let ingested = self.pipeline.ingest(&batch)?;
+        if self.alerts_stdout && ingested.alerts.num_rows() > 0 {
+            print_alerts(&ingested.alerts);
+        }
+        Ok(())
+    }
+}
+
+/// Alerts as JSON lines on stdout, as they are raised.
+fn print_alerts(alerts: &RecordBatch) {
+    let stdout = std::io::stdout();
+    let mut writer = arrow::json::LineDelimitedWriter::new(stdout.lock());
+    if let Err(e) = writer.write(alerts).and_then(|()| writer.finish()) {
+        tracing::warn!(error = %e, "cannot print alerts to stdout");
     }
 }
 
 pub fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let lake = LakeWriter::open(&settings.data_dir)
+    let rules = if args.no_rules {
+        None
+    } else {
+        Some(RuleEngine::new(&crate::rules::load(&args.rules)?))
+    };
+    let pipeline = Pipeline::open(&settings.data_dir, rules)
         .with_context(|| format!("cannot open the lake in {}", settings.data_dir.display()))?;
     let cluster = args.cluster.or_else(|| settings.cluster.clone());
-    let mut replay = Replay::new(LakeSink(lake), cluster);
+    let sink = PipelineSink {
+        pipeline,
+        alerts_stdout: args.alerts_stdout,
+    };
+    let mut replay = Replay::new(sink, cluster);
     let inputs: Vec<Input> = args.files.iter().map(|f| Input::from_arg(f)).collect();
     let bar = progress_bar(&inputs);
     let mut summary = Summary::default();
@@ -49,11 +75,18 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     replay.flush()?;
     let mut sink = replay.into_sink();
-    sink.0.flush().context("completing the lake's files")?;
+    sink.pipeline
+        .flush()
+        .context("completing the lake's files")?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    print_summary(&summary, sink.0.totals());
+    print_summary(
+        &summary,
+        sink.pipeline.totals(),
+        sink.pipeline.alert_counts(),
+        args.alerts_stdout,
+    );
     Ok(if summary.rejected.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -76,7 +109,12 @@ fn progress_bar(inputs: &[Input]) -> Option<ProgressBar> {
     Some(bar)
 }
 
-fn print_summary(summary: &Summary, totals: AppendStats) {
+fn print_summary(
+    summary: &Summary,
+    totals: AppendStats,
+    alerts: &std::collections::BTreeMap<String, u64>,
+    alerts_on_stdout: bool,
+) {
     for rejected in summary.rejected.iter().take(MAX_LISTED_REJECTIONS) {
         eprintln!("{rejected}");
     }
@@ -89,8 +127,9 @@ fn print_summary(summary: &Summary, totals: AppendStats) {
     for empty in &summary.empty_inputs {
         eprintln!("{empty}: empty, no audit events");
     }
-    println!(
-        "replayed {} input{}: {} event{} stored, {} duplicate{} skipped, {} line{} rejected",
+    // With alerts on stdout as JSON lines, the human summary goes to stderr.
+    let line = format!(
+        "replayed {} input{}: {} event{} stored, {} duplicate{} skipped, {} line{} rejected, {} alert{}",
         summary.inputs,
         plural(summary.inputs as u64),
         totals.stored,
@@ -99,7 +138,18 @@ fn print_summary(summary: &Summary, totals: AppendStats) {
         plural(totals.duplicates),
         summary.rejected.len(),
         plural(summary.rejected.len() as u64),
+        alerts.values().sum::<u64>(),
+        plural(alerts.values().sum::<u64>()),
     );
+    let mut text = line;
+    for (rule, n) in alerts {
+        text.push_str(&format!("\n  {n:>6}  {rule}"));
+    }
+    if alerts_on_stdout {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
 }
 
 fn plural(n: u64) -> &'static str {

@@ -34,6 +34,12 @@ pub enum Error {
         /// DataFusion's error.
         source: datafusion::error::DataFusionError,
     },
+    /// The rules failed on a batch.
+    #[error("rules")]
+    Rules {
+        /// Why.
+        source: auditlake_rules::Error,
+    },
     /// The query ran longer than its time limit.
     #[error("query exceeded its time limit of {seconds} s")]
     Timeout {

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch, TimestampMicrosecondArray, UInt32Array};
-use arrow::compute::{sort_to_indices, take_record_batch};
+use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
+use arrow::datatypes::SchemaRef;
 use arrow::datatypes::TimestampMicrosecondType;
 use auditlake_schema::columns::event;
 use auditlake_schema::events_schema;
@@ -49,26 +50,25 @@ impl std::ops::AddAssign for AppendStats {
     }
 }
 
-/// Writes `events` into the lake under a data directory.
-pub struct LakeWriter {
+/// Writes one table of the lake: splits batches by the hour of the time column, sorts each part
+/// by time, and appends it to that hour's open file.
+pub struct TableWriter {
     table_dir: PathBuf,
+    schema: SchemaRef,
+    time_column: &'static str,
     props: WriterProperties,
-    dedup: DedupIndex,
     open: RecentPartitions<OpenFile>,
-    /// Totals since this writer was opened.
-    totals: AppendStats,
 }
 
-struct OpenFile {
-    tmp: PathBuf,
-    path: PathBuf,
-    writer: ArrowWriter<File>,
-}
-
-impl LakeWriter {
-    /// Opens (creating if needed) the lake under `data_dir`.
-    pub fn open(data_dir: &Path) -> Result<Self> {
-        let table_dir = data_dir.join(EVENTS_DIR);
+impl TableWriter {
+    /// Opens (creating if needed) the table `dir_name` under `data_dir`.
+    pub fn open(
+        data_dir: &Path,
+        dir_name: &str,
+        schema: SchemaRef,
+        time_column: &'static str,
+    ) -> Result<Self> {
+        let table_dir = data_dir.join(dir_name);
         std::fs::create_dir_all(&table_dir).map_err(Error::io(&table_dir))?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
@@ -79,27 +79,18 @@ impl LakeWriter {
             .build();
         Ok(Self {
             table_dir,
+            schema,
+            time_column,
             props,
-            dedup: DedupIndex::default(),
             open: RecentPartitions::new(MAX_OPEN_WRITERS),
-            totals: AppendStats::default(),
         })
     }
 
-    /// Totals since this writer was opened.
-    pub fn totals(&self) -> AppendStats {
-        self.totals
-    }
-
-    /// Stores the events of `batch` that are not already stored.
-    pub fn append(&mut self, batch: &RecordBatch) -> Result<AppendStats> {
-        let mut stats = AppendStats::default();
-        if batch.num_rows() == 0 {
-            return Ok(stats);
-        }
+    /// Rows of `batch` grouped by the hour they fall in.
+    fn hours(&self, batch: &RecordBatch) -> BTreeMap<Hour, Vec<u32>> {
         let times = batch
-            .column_by_name(event::EVENT_TIME)
-            .expect("events batches carry event_time")
+            .column_by_name(self.time_column)
+            .expect("lake batches carry their time column")
             .as_primitive::<TimestampMicrosecondType>();
         let mut by_hour: BTreeMap<Hour, Vec<u32>> = BTreeMap::new();
         for (row, t) in times.values().iter().enumerate() {
@@ -108,42 +99,36 @@ impl LakeWriter {
                 .or_default()
                 .push(row as u32);
         }
-        let keys = keys(batch);
-        let now = now_micros();
-        for (hour, rows) in by_hour {
-            let seen = self.dedup.partition(hour, &hour.dir(&self.table_dir))?;
-            let fresh: Vec<u32> = rows
-                .into_iter()
-                .filter(|&r| seen.insert(keys[r as usize]))
-                .collect();
-            stats.stored += fresh.len() as u64;
-            if fresh.is_empty() {
-                continue;
-            }
-            let part = take_record_batch(batch, &UInt32Array::from(fresh))?;
-            let part = sorted_by_time(&stamp_ingested_at(&part, now)?)?;
-            self.write(hour, &part)?;
-        }
-        stats.duplicates = batch.num_rows() as u64 - stats.stored;
-        self.totals += stats;
-        Ok(stats)
+        by_hour
     }
 
-    fn write(&mut self, hour: Hour, batch: &RecordBatch) -> Result<()> {
+    /// Writes every row of `batch`.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        for (hour, rows) in self.hours(batch) {
+            let part = take_record_batch(batch, &UInt32Array::from(rows))?;
+            self.write_hour(hour, &part)?;
+        }
+        Ok(())
+    }
+
+    /// Writes rows that all fall in `hour`.
+    fn write_hour(&mut self, hour: Hour, part: &RecordBatch) -> Result<()> {
+        let part = sorted_by(part, self.time_column)?;
         let dir = hour.dir(&self.table_dir);
         let props = &self.props;
+        let schema = &self.schema;
         let file = self.open.get_or_insert_with(
             hour,
-            || OpenFile::create(&dir, props.clone()),
+            || OpenFile::create(&dir, Arc::clone(schema), props.clone()),
             OpenFile::close,
         )?;
         file.writer
-            .write(batch)
+            .write(&part)
             .map_err(Error::parquet(&file.tmp))?;
         Ok(())
     }
 
-    /// Completes every open file, making all appended events visible to queries.
+    /// Completes every open file, making everything written visible to queries.
     pub fn flush(&mut self) -> Result<()> {
         let mut first_error = None;
         for file in self.open.drain() {
@@ -155,15 +140,90 @@ impl LakeWriter {
     }
 }
 
+/// What an append stored.
+#[derive(Debug)]
+pub struct Appended {
+    /// Counts.
+    pub stats: AppendStats,
+    /// The rows that were new (with `ingested_at` set), for the rules to see.
+    pub fresh: RecordBatch,
+}
+
+/// Writes `events` into the lake under a data directory, each exact redelivery once.
+pub struct LakeWriter {
+    events: TableWriter,
+    dedup: DedupIndex,
+    /// Totals since this writer was opened.
+    totals: AppendStats,
+}
+
+impl LakeWriter {
+    /// Opens (creating if needed) the lake under `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        Ok(Self {
+            events: TableWriter::open(data_dir, EVENTS_DIR, events_schema(), event::EVENT_TIME)?,
+            dedup: DedupIndex::default(),
+            totals: AppendStats::default(),
+        })
+    }
+
+    /// Totals since this writer was opened.
+    pub fn totals(&self) -> AppendStats {
+        self.totals
+    }
+
+    /// Stores the events of `batch` that are not already stored.
+    pub fn append(&mut self, batch: &RecordBatch) -> Result<Appended> {
+        let mut stats = AppendStats::default();
+        let mut fresh_parts = Vec::new();
+        if batch.num_rows() > 0 {
+            let keys = keys(batch);
+            let now = now_micros();
+            for (hour, rows) in self.events.hours(batch) {
+                let seen = self
+                    .dedup
+                    .partition(hour, &hour.dir(&self.events.table_dir))?;
+                let fresh: Vec<u32> = rows
+                    .into_iter()
+                    .filter(|&r| seen.insert(keys[r as usize]))
+                    .collect();
+                stats.stored += fresh.len() as u64;
+                if fresh.is_empty() {
+                    continue;
+                }
+                let part = take_record_batch(batch, &UInt32Array::from(fresh))?;
+                let part = stamp_ingested_at(&part, now)?;
+                self.events.write_hour(hour, &part)?;
+                fresh_parts.push(part);
+            }
+            stats.duplicates = batch.num_rows() as u64 - stats.stored;
+        }
+        self.totals += stats;
+        let fresh = concat_batches(&events_schema(), &fresh_parts)?;
+        Ok(Appended { stats, fresh })
+    }
+
+    /// Completes every open file, making all appended events visible to queries.
+    pub fn flush(&mut self) -> Result<()> {
+        self.events.flush()
+    }
+}
+
+struct OpenFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    writer: ArrowWriter<File>,
+}
+
 impl OpenFile {
-    fn create(dir: &Path, props: WriterProperties) -> Result<Self> {
+    fn create(dir: &Path, schema: SchemaRef, props: WriterProperties) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
         let name = format!("part-{}", uuid::Uuid::new_v4().simple());
         let path = dir.join(format!("{name}.parquet"));
         let tmp = dir.join(format!("{name}.parquet.tmp"));
         let file = File::create(&tmp).map_err(Error::io(&tmp))?;
-        let writer = ArrowWriter::try_new(file, events_schema(), Some(props))
-            .map_err(Error::parquet(&tmp))?;
+        let writer =
+            ArrowWriter::try_new(file, schema, Some(props)).map_err(Error::parquet(&tmp))?;
         Ok(Self { tmp, path, writer })
     }
 
@@ -191,11 +251,11 @@ fn stamp_ingested_at(batch: &RecordBatch, now: i64) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-/// Rows in `event_time` order, so row-group statistics on time are tight.
-fn sorted_by_time(batch: &RecordBatch) -> Result<RecordBatch> {
+/// Rows in time order, so row-group statistics on time are tight.
+fn sorted_by(batch: &RecordBatch, time_column: &str) -> Result<RecordBatch> {
     let times = batch
-        .column_by_name(event::EVENT_TIME)
-        .expect("events batches carry event_time");
+        .column_by_name(time_column)
+        .expect("lake batches carry their time column");
     let indices = sort_to_indices(times, None, None)?;
     Ok(take_record_batch(batch, &indices)?)
 }

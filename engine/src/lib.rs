@@ -2,14 +2,15 @@
 //!
 //! The engine stores decoded `events` batches in a Parquet lake under the data directory
 //! (zstd, hive-partitioned by event date and hour), stores each exact redelivery only once, and
-//! answers read-only SQL over the lake through DataFusion, pruning partitions by `event_time`. The
-//! write-ahead log, the rule runs on every batch, the live buffer, compaction and retention will
+//! answers read-only SQL over the lake through DataFusion, pruning partitions by `event_time`. Every new event is checked by the rules and the alerts stored in the `alerts` table. The
+//! write-ahead log, the live buffer, compaction and retention will
 //! live here too.
 //!
 //! # Layout
 //! - [`lake`]: [`LakeWriter`], the write side (dedup, partitioning, atomic Parquet files).
 //! - `dedup`: the per-partition index of stored events.
 //! - [`partition`]: the `date=/hour=` layout.
+//! - [`pipeline`]: [`Pipeline`], events stored, rules run on the new ones, alerts stored.
 //! - [`table`]: [`LakeTable`], a DataFusion table that prunes partitions by time filters.
 //! - [`query`]: [`QueryEngine`], read-only SQL with limits.
 //!
@@ -32,10 +33,12 @@ mod dedup;
 mod error;
 pub mod lake;
 pub mod partition;
+pub mod pipeline;
 pub mod query;
 pub mod table;
 
 pub use error::{Error, Result};
-pub use lake::{AppendStats, LakeWriter};
+pub use lake::{AppendStats, Appended, LakeWriter, TableWriter};
+pub use pipeline::{Ingested, Pipeline};
 pub use query::{QueryEngine, QueryLimits, QueryResult};
 pub use table::LakeTable;

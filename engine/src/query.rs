@@ -101,14 +101,38 @@ impl QueryEngine {
         }
     }
 
-    async fn run(&self, sql: &str) -> Result<QueryResult> {
+    /// Runs one query and hands each result batch to `each` as it is produced, so results larger
+    /// than memory can be processed (a backtest over months of events). No row limit applies.
+    pub async fn for_each_batch(
+        &self,
+        sql: &str,
+        mut each: impl FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let mut stream = self.stream(sql).await?.1;
+        while let Some(batch) = stream.next().await {
+            each(batch?)?;
+        }
+        Ok(())
+    }
+
+    async fn stream(
+        &self,
+        sql: &str,
+    ) -> Result<(
+        SchemaRef,
+        datafusion::physical_plan::SendableRecordBatchStream,
+    )> {
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
         let frame = self.ctx.sql_with_options(sql, options).await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let mut stream = frame.execute_stream().await?;
+        Ok((schema, frame.execute_stream().await?))
+    }
+
+    async fn run(&self, sql: &str) -> Result<QueryResult> {
+        let (schema, mut stream) = self.stream(sql).await?;
         let mut batches = Vec::new();
         let mut rows = 0usize;
         let mut truncated = false;

@@ -1,0 +1,179 @@
+//! `auditlake rules list|test|backtest`, and loading the rules every command shares.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use arrow::array::{BooleanArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use auditlake_engine::{Pipeline, QueryEngine, QueryLimits, QueryResult};
+use auditlake_rules::{CompiledPack, RuleEngine, RuleSet, run_examples};
+use auditlake_schema::alerts_schema;
+use auditlake_schema::time::parse_rfc3339_micros;
+
+use crate::cli::{BacktestArgs, Format, RulesArgs, RulesCommand};
+use crate::config::Settings;
+use crate::output;
+
+/// The built-in pack plus the user's directories, validated and compiled. Any error stops the
+/// command: running without the rules someone configured would be silently blind.
+pub fn load(args: &RulesArgs) -> anyhow::Result<CompiledPack> {
+    let set = RuleSet::load(&args.dirs).context("loading rules")?;
+    CompiledPack::compile(&set).context("loading rules")
+}
+
+pub fn run(settings: &Settings, command: RulesCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        RulesCommand::List(args) => list(&load(&args)?),
+        RulesCommand::Test {
+            rules,
+            examples_dir,
+        } => {
+            let pack = load(&rules)?;
+            let report = run_examples(&pack, &examples_dir);
+            for failure in &report.failures {
+                eprintln!("{failure}");
+            }
+            println!(
+                "{} rules, {} examples run, {} failed",
+                pack.rules.len(),
+                report.run,
+                report.failures.len()
+            );
+            Ok(if report.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        RulesCommand::Backtest(args) => backtest(settings, args),
+    }
+}
+
+fn list(pack: &CompiledPack) -> anyhow::Result<ExitCode> {
+    let text = |f: &dyn Fn(&auditlake_rules::CompiledRule) -> String| {
+        Arc::new(StringArray::from(
+            pack.rules.iter().map(f).collect::<Vec<_>>(),
+        ))
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("severity", DataType::Utf8, false),
+        Field::new("category", DataType::Utf8, false),
+        Field::new("enabled", DataType::Boolean, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("title", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            text(&|r| r.def.id.clone()),
+            text(&|r| r.def.severity.clone()),
+            text(&|r| r.def.category.clone()),
+            Arc::new(BooleanArray::from(
+                pack.rules.iter().map(|r| r.def.enabled).collect::<Vec<_>>(),
+            )),
+            text(&|r| r.file.clone()),
+            text(&|r| r.def.title.clone()),
+        ],
+    )?;
+    let result = QueryResult {
+        schema,
+        batches: vec![batch],
+        truncated: false,
+    };
+    print(&result, None)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print(result: &QueryResult, format: Option<Format>) -> anyhow::Result<()> {
+    let format = format.unwrap_or(if std::io::stdout().is_terminal() {
+        Format::Table
+    } else {
+        Format::Json
+    });
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    output::write(result, format, &mut out)?;
+    std::io::Write::flush(&mut out)?;
+    Ok(())
+}
+
+/// A `--since`/`--until` value as an SQL timestamp literal, checked here so a typo is a clear error.
+fn time_bound(flag: &str, value: &str) -> anyhow::Result<String> {
+    let full = if value.len() == 10 {
+        format!("{value}T00:00:00Z")
+    } else {
+        value.to_string()
+    };
+    let micros = parse_rfc3339_micros(&full).with_context(|| {
+        format!("--{flag} {value:?} is not an RFC 3339 time or a YYYY-MM-DD date")
+    })?;
+    Ok(format!("to_timestamp_micros({micros})"))
+}
+
+fn backtest(settings: &Settings, args: BacktestArgs) -> anyhow::Result<ExitCode> {
+    let pack = load(&args.rules)?;
+    let rules: Vec<_> = if args.rule_ids.is_empty() {
+        pack.enabled().cloned().collect()
+    } else {
+        let mut chosen = Vec::new();
+        for id in &args.rule_ids {
+            let rule = pack
+                .rules
+                .iter()
+                .find(|r| &r.def.id == id)
+                .with_context(|| format!("--rule {id}: no such rule"))?;
+            chosen.push(rule.clone());
+        }
+        chosen
+    };
+    let mut engine = RuleEngine::with_rules(rules);
+    let mut filters = Vec::new();
+    if let Some(since) = &args.since {
+        filters.push(format!("event_time >= {}", time_bound("since", since)?));
+    }
+    if let Some(until) = &args.until {
+        filters.push(format!("event_time < {}", time_bound("until", until)?));
+    }
+    let where_clause = if filters.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", filters.join(" AND "))
+    };
+    // Threshold windows need time order.
+    let sql = format!("SELECT * FROM events {where_clause} ORDER BY event_time, audit_id, stage");
+    let query = QueryEngine::open(&settings.data_dir, QueryLimits::default())?;
+    let mut store = if args.store {
+        Some(Pipeline::open(&settings.data_dir, None)?)
+    } else {
+        None
+    };
+    let mut alerts = Vec::new();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(query.for_each_batch(&sql, |batch| {
+        let raised = engine
+            .evaluate(&batch)
+            .map_err(|source| auditlake_engine::Error::Rules { source })?;
+        if let Some(pipeline) = &mut store {
+            pipeline.store_alerts(&raised)?;
+        }
+        if raised.num_rows() > 0 {
+            alerts.push(raised);
+        }
+        Ok(())
+    }))?;
+    if let Some(mut pipeline) = store {
+        pipeline.flush()?;
+    }
+    let result = QueryResult {
+        schema: alerts_schema(),
+        batches: alerts,
+        truncated: false,
+    };
+    print(&result, args.format)?;
+    Ok(ExitCode::SUCCESS)
+}
