@@ -188,7 +188,11 @@ impl RuleEngine {
             copied(event::SUBRESOURCE)?,
             copied(event::NAMESPACE)?,
             copied(event::NAME)?,
-            strings(&|h| self.rules[h.rule].output.render(batch, h.row as usize)),
+            strings(&|h| {
+                self.rules[h.rule]
+                    .output
+                    .render(batch, h.row as usize, h.count)
+            }),
             lists(&|h| rule(h).tags.clone()),
             Arc::new(Int64Array::from(
                 hits.iter().map(|h| h.count).collect::<Vec<_>>(),

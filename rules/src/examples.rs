@@ -3,7 +3,8 @@
 //!
 //! An example is an audit event written in YAML (missing `kind`, `apiVersion`, `auditID`, `stage`,
 //! `level` and timestamps are filled in), or a reference to a sample log: `FILE#LINE` for one line,
-//! `FILE` for the whole file (threshold rules need many events).
+//! `FILE` for the whole file, or `{repeat: N, event: {...}, vary: {PATH: [values]}}` for N copies
+//! (threshold rules need many events).
 
 use std::path::Path;
 
@@ -86,6 +87,7 @@ fn alerts_for(
 ) -> Result<usize, String> {
     let docs: Vec<String> = match example {
         Value::String(reference) => referenced_lines(reference, base_dir)?,
+        Value::Object(obj) if obj.contains_key("repeat") => repeated(obj, &rule.def.id, index)?,
         Value::Object(_) => vec![complete(example, &rule.def.id, index).to_string()],
         _ => return Err("an example is an event (a mapping) or a FILE[#LINE] reference".into()),
     };
@@ -109,6 +111,61 @@ fn alerts_for(
         message
     })?;
     Ok(alerts.num_rows())
+}
+
+/// `{repeat: N, event: {...}, vary: {"objectRef.resource": [a, b]}}`: N copies of the event with
+/// their own audit IDs, one second apart, each `vary` path cycling through its values.
+fn repeated(
+    obj: &serde_json::Map<String, Value>,
+    rule: &str,
+    index: usize,
+) -> Result<Vec<String>, String> {
+    let n = obj
+        .get("repeat")
+        .and_then(Value::as_u64)
+        .ok_or("repeat must be a number")?;
+    let base = obj.get("event").ok_or("repeat needs an event")?;
+    let vary = obj.get("vary").and_then(Value::as_object);
+    let mut out = Vec::new();
+    for i in 0..n {
+        let mut event = base.clone();
+        if let Some(e) = event.as_object_mut() {
+            e.insert(
+                "auditID".into(),
+                format!("example-{rule}-{index}-{i}").into(),
+            );
+            let t = format!("2025-11-03T12:{:02}:{:02}.000000Z", (i / 60) % 60, i % 60);
+            e.insert("requestReceivedTimestamp".into(), t.clone().into());
+            e.insert("stageTimestamp".into(), t.into());
+        }
+        for (path, values) in vary.into_iter().flatten() {
+            let values = values.as_array().ok_or("vary values must be lists")?;
+            if values.is_empty() {
+                continue;
+            }
+            let value = values[i as usize % values.len()].clone();
+            set_path(&mut event, path, value);
+        }
+        out.push(complete(&event, rule, index).to_string());
+    }
+    Ok(out)
+}
+
+fn set_path(event: &mut Value, path: &str, value: Value) {
+    let mut at = event;
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let Some(obj) = at.as_object_mut() else {
+            return;
+        };
+        if i == parts.len() - 1 {
+            obj.insert((*part).to_string(), value);
+            return;
+        }
+        at = obj
+            .entry((*part).to_string())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    }
 }
 
 fn referenced_lines(reference: &str, base_dir: &Path) -> Result<Vec<String>, String> {

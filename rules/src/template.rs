@@ -1,4 +1,4 @@
-//! `output` templates: `{column}` placeholders filled from the event that fired.
+//! `output` templates: `{column}` placeholders filled from the event that fired, and `{count}`.
 
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -13,6 +13,8 @@ pub(crate) struct Template {
 enum Part {
     Text(String),
     Column(usize),
+    /// `{count}`: events behind the alert (1 unless a threshold rule).
+    Count,
 }
 
 impl Template {
@@ -32,9 +34,13 @@ impl Template {
                 .ok_or_else(|| format!("output: unclosed {{ in {text:?}"))?
                 + open;
             let name = rest[open + 1..close].trim();
-            let index =
-                column_index(name).ok_or_else(|| format!("output: unknown column {{{name}}}"))?;
-            parts.push(Part::Column(index));
+            if name == "count" {
+                parts.push(Part::Count);
+            } else {
+                let index = column_index(name)
+                    .ok_or_else(|| format!("output: unknown column {{{name}}}"))?;
+                parts.push(Part::Column(index));
+            }
             rest = &rest[close + 1..];
         }
         if !rest.is_empty() {
@@ -44,12 +50,13 @@ impl Template {
     }
 
     /// Renders the template for one row of an `events` batch; nulls render as `-`.
-    pub(crate) fn render(&self, batch: &RecordBatch, row: usize) -> String {
+    pub(crate) fn render(&self, batch: &RecordBatch, row: usize, count: i64) -> String {
         let options = FormatOptions::default().with_null("-");
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
+                Part::Count => out.push_str(&count.to_string()),
                 Part::Column(i) => {
                     match ArrayFormatter::try_new(batch.column(*i).as_ref(), &options) {
                         Ok(f) => out.push_str(&f.value(row).to_string()),
