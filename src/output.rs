@@ -31,9 +31,6 @@ pub fn write(result: &QueryResult, format: Format, out: &mut dyn Write) -> anyho
                 .build::<_, arrow::json::writer::JsonArray>(&mut *out);
             writer.write_batches(&batches).context("writing JSON")?;
             writer.finish().context("writing JSON")?;
-            if batches.is_empty() {
-                write!(out, "[]")?;
-            }
             writeln!(out)?;
         }
         Format::Csv => {

@@ -7,24 +7,20 @@ use serde_json::Value;
 
 use crate::format::{ExceptionDef, ListDef, MacroDef};
 
+/// Macros by name, with the file that defined them.
+pub(crate) type Macros = HashMap<String, (MacroDef, String)>;
+/// Lists by name, with the file that defined them.
+pub(crate) type Lists = HashMap<String, (ListDef, String)>;
+
 /// Nesting depth at which a macro is taken to refer to itself.
 const MAX_DEPTH: usize = 16;
 
 /// Expands macro and list names (bare identifiers outside quotes) in `sql`.
-pub(crate) fn expand(
-    sql: &str,
-    macros: &HashMap<String, (MacroDef, String)>,
-    lists: &HashMap<String, (ListDef, String)>,
-) -> Result<String, String> {
+pub(crate) fn expand(sql: &str, macros: &Macros, lists: &Lists) -> Result<String, String> {
     expand_at(sql, macros, lists, 0)
 }
 
-fn expand_at(
-    sql: &str,
-    macros: &HashMap<String, (MacroDef, String)>,
-    lists: &HashMap<String, (ListDef, String)>,
-    depth: usize,
-) -> Result<String, String> {
+fn expand_at(sql: &str, macros: &Macros, lists: &Lists, depth: usize) -> Result<String, String> {
     if depth > MAX_DEPTH {
         return Err("macros nest too deep (does one use itself?)".into());
     }
@@ -144,10 +140,7 @@ pub(crate) fn exceptions_sql(
 mod tests {
     use super::*;
 
-    fn defs() -> (
-        HashMap<String, (MacroDef, String)>,
-        HashMap<String, (ListDef, String)>,
-    ) {
+    fn defs() -> (Macros, Lists) {
         let mut macros = HashMap::new();
         macros.insert(
             "is_write".to_string(),

@@ -14,7 +14,7 @@
 //! - [`pack`]: loading and merging files ([`RuleSet`]).
 //! - `expand`: macros, lists and exceptions into SQL.
 //! - [`compile`]: validation and compilation ([`CompiledPack`]).
-//! - [`eval`]: [`RuleEngine`].
+//! - [`eval`]: the [`RuleEngine`].
 //! - `template`: `output` rendering.
 //! - [`examples`]: running every rule's examples.
 //!

@@ -12,7 +12,7 @@ fn sample(dir: &std::path::Path) {
     let out = replay(dir, &files);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("170 events stored"),
+        stdout(&out).contains("194 events stored"),
         "{}",
         stdout(&out)
     );
@@ -53,7 +53,7 @@ fn exec_commands_and_bindings_and_roles() {
     insta::assert_json_snapshot!("exec", exec);
     let binding = query(
         dir.path(),
-        "SELECT role_ref, subjects FROM events WHERE resource = 'clusterrolebindings'",
+        "SELECT role_ref, subjects FROM events WHERE resource = 'clusterrolebindings' AND verb = 'create'",
     );
     assert_eq!(
         binding,
@@ -63,7 +63,7 @@ fn exec_commands_and_bindings_and_roles() {
     );
     let role = query(
         dir.path(),
-        "SELECT rule_verbs, rule_resources FROM events WHERE resource = 'clusterroles'",
+        "SELECT rule_verbs, rule_resources FROM events WHERE resource = 'clusterroles' AND verb = 'create'",
     );
     assert_eq!(
         role,

@@ -1,11 +1,13 @@
 //! End-to-end tests of the `auditlake` binary on real and sample audit logs.
 
+mod alerts;
 mod bad_input;
 mod derived;
 mod pruning;
 mod real_logs;
 mod redaction;
 mod shapes;
+mod tuning;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,158 @@
+//! Users tune the built-in pack from their own rules directory, and bad rules stop replay.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::*;
+
+fn exec_alerts(data: &Path, rules_dir: Option<&Path>) -> BTreeMap<String, u64> {
+    let file = repo()
+        .join("sample-logs/exec-into-pod.log")
+        .display()
+        .to_string();
+    let mut args = vec!["replay".to_string()];
+    if let Some(dir) = rules_dir {
+        args.extend(["--rules".to_string(), dir.display().to_string()]);
+    }
+    args.push(file);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = auditlake(data, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    query(
+        data,
+        "SELECT rule_id, max(count) AS n FROM alerts GROUP BY rule_id",
+    )
+    .into_iter()
+    .map(|r| {
+        (
+            r["rule_id"].as_str().unwrap_or_default().to_string(),
+            r["n"].as_u64().unwrap_or(0),
+        )
+    })
+    .collect()
+}
+
+#[test]
+fn user_files_append_except_disable_and_add_threshold_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let before = exec_alerts(&dir.path().join("before"), None);
+    for rule in [
+        "pod-exec-attach",
+        "exec-from-public-ip",
+        "exec-cmd-shell-or-tool",
+    ] {
+        assert!(
+            before.contains_key(rule),
+            "{rule} fires without tuning: {before:?}"
+        );
+    }
+    assert!(!before.contains_key("exec-burst"));
+
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("mkdir");
+    std::fs::write(
+        rules.join("10-tuning.yaml"),
+        r#"
+append:
+  # Mallory is our break-glass operator: treat her like the control plane.
+  lists: [{name: control_plane_users, items: [mallory@example.com]}]
+  # The bastion's public address is expected for exec.
+  exceptions: [{rule: exec-from-public-ip, name: bastion, fields: [source_ip], values: [[198.51.100.7]]}]
+override:
+  - {rule: exec-cmd-shell-or-tool, enabled: false}
+"#,
+    )
+    .expect("write");
+    std::fs::write(
+        rules.join("20-exec-burst.yaml"),
+        r#"
+rules:
+  - id: exec-burst
+    title: Several execs by one user
+    severity: medium
+    category: exec
+    condition: exec_request
+    threshold: {count: 2, window: 10m, group_by: [user_name]}
+    output: "{user_name} ran {count} execs"
+    examples:
+      fires: [sample-logs/exec-into-pod.log]
+      silent: [sample-logs/exec-into-pod.log#2]
+"#,
+    )
+    .expect("write");
+    let after = exec_alerts(&dir.path().join("after"), Some(&rules));
+    assert!(
+        !after.contains_key("pod-exec-attach"),
+        "list append took effect: {after:?}"
+    );
+    assert!(
+        !after.contains_key("exec-from-public-ip"),
+        "exception took effect: {after:?}"
+    );
+    assert!(
+        !after.contains_key("exec-cmd-shell-or-tool"),
+        "override took effect: {after:?}"
+    );
+    assert_eq!(
+        after.get("exec-burst"),
+        Some(&2),
+        "new threshold rule fires once with its count"
+    );
+    assert!(
+        after.contains_key("exec-cmd-credential-path"),
+        "untouched rules still fire"
+    );
+
+    let test = std::process::Command::new(env!("CARGO_BIN_EXE_auditlake"))
+        .args(["rules", "test", "--rules"])
+        .arg(rules.join("20-exec-burst.yaml"))
+        .current_dir(repo())
+        .output()
+        .expect("run");
+    assert!(test.status.success(), "{}{}", stdout(&test), stderr(&test));
+}
+
+#[test]
+fn bad_rules_stop_replay_before_anything_is_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("mkdir");
+    let bad = rules.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "rules:\n  - {id: typo, title: t, severity: low, category: other, condition: \"verbb = 'get'\", output: x}\n",
+    )
+    .expect("write");
+    let data = dir.path().join("data");
+    let out = auditlake(
+        &data,
+        &[
+            "replay",
+            "--rules",
+            &rules.display().to_string(),
+            &repo()
+                .join("sample-logs/wildcard-role.log")
+                .display()
+                .to_string(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{}: rule typo: condition:", bad.display())),
+        "{err}"
+    );
+    assert!(err.contains("verbb"), "{err}");
+    assert!(!data.join("events").exists(), "nothing stored");
+}
+
+#[test]
+fn the_builtin_pack_passes_rules_test() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_auditlake"))
+        .args(["rules", "test"])
+        .current_dir(repo())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains(", 0 failed"), "{}", stdout(&out));
+}
