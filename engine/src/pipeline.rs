@@ -1,16 +1,22 @@
 //! [`Pipeline`]: one decoded batch in, its new events stored, the rules run on exactly those
-//! (so a redelivery never alerts twice), and the alerts stored next to them.
+//! (so a redelivery never alerts twice), and the alerts stored next to them. Threshold windows
+//! are rebuilt from the stored events of the hours they reach back to, so they survive restarts.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
 use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::TimestampMicrosecondType;
 use auditlake_rules::RuleEngine;
 use auditlake_schema::alerts_schema;
 use auditlake_schema::columns::alert;
+use auditlake_schema::columns::event;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
-use crate::lake::{ALERTS_DIR, AppendStats, LakeWriter, TableWriter};
+use crate::lake::{ALERTS_DIR, AppendStats, EVENTS_DIR, LakeWriter, TableWriter};
+use crate::partition::{Hour, parquet_files};
 
 /// What one batch did.
 #[derive(Debug)]
@@ -28,6 +34,10 @@ pub struct Pipeline {
     rules: Option<RuleEngine>,
     /// Alerts raised since opening, by rule id.
     alert_counts: BTreeMap<String, u64>,
+    events_dir: PathBuf,
+    /// Hours whose stored events the threshold rules have already seen (history is in the lake,
+    /// so windows survive a restart).
+    warmed: HashSet<Hour>,
 }
 
 impl Pipeline {
@@ -38,11 +48,57 @@ impl Pipeline {
             alerts: TableWriter::open(data_dir, ALERTS_DIR, alerts_schema(), alert::EVENT_TIME)?,
             rules,
             alert_counts: BTreeMap::new(),
+            events_dir: data_dir.join(EVENTS_DIR),
+            warmed: HashSet::new(),
         })
+    }
+
+    /// Before a batch is stored: lets the threshold rules count the stored events of every hour
+    /// their windows could reach back to, once per hour.
+    fn warm_thresholds(&mut self, batch: &RecordBatch) -> Result<()> {
+        let Some(engine) = &mut self.rules else {
+            return Ok(());
+        };
+        let Some(window) = engine.max_window_micros() else {
+            return Ok(());
+        };
+        let times = batch
+            .column_by_name(event::EVENT_TIME)
+            .expect("events batches carry event_time")
+            .as_primitive::<TimestampMicrosecondType>();
+        let (Some(min), Some(max)) = (times.values().iter().min(), times.values().iter().max())
+        else {
+            return Ok(());
+        };
+        let first = Hour::of_micros(min.saturating_sub(window)).0;
+        for hour in (first..=Hour::of_micros(*max).0).map(Hour) {
+            if !self.warmed.insert(hour) {
+                continue;
+            }
+            let dir = hour.dir(&self.events_dir);
+            let files = match parquet_files(&dir) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&dir)(e)),
+            };
+            for path in files {
+                let file = File::open(&path).map_err(Error::io(&path))?;
+                let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                    .and_then(|b| b.build())
+                    .map_err(Error::parquet(&path))?;
+                for stored in reader {
+                    engine
+                        .warm(&stored?)
+                        .map_err(|source| Error::Rules { source })?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Stores the new events of `batch`, runs the rules on them, stores the alerts.
     pub fn ingest(&mut self, batch: &RecordBatch) -> Result<Ingested> {
+        self.warm_thresholds(batch)?;
         let appended = self.lake.append(batch)?;
         let alerts = match &mut self.rules {
             Some(engine) if appended.fresh.num_rows() > 0 => engine

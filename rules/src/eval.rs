@@ -69,11 +69,31 @@ impl RuleEngine {
         &self.rules
     }
 
+    /// The longest threshold window of the rules, in µs; `None` without threshold rules.
+    pub fn max_window_micros(&self) -> Option<i64> {
+        self.rules
+            .iter()
+            .filter_map(|r| r.threshold.as_ref().map(|t| t.window_micros))
+            .max()
+    }
+
+    /// Feeds already-stored events to the threshold rules without raising alerts, so windows that
+    /// began before a restart keep their counts (and a window that already reached its threshold
+    /// does not alert again).
+    pub fn warm(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.run(batch, true).map(drop)
+    }
+
     /// Evaluates every rule on `batch` (an `events` batch) and returns the alerts raised.
     pub fn evaluate(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let hits = self.run(batch, false)?;
+        self.build(batch, &hits)
+    }
+
+    fn run(&mut self, batch: &RecordBatch, warming: bool) -> Result<Vec<Hit>> {
         let mut hits = Vec::new();
         if batch.num_rows() == 0 {
-            return self.build(batch, &hits);
+            return Ok(hits);
         }
         let column = |name: &str| {
             batch
@@ -87,6 +107,9 @@ impl RuleEngine {
             self.newest_micros = self.newest_micros.max(*newest);
         }
         for (r, rule) in self.rules.iter().enumerate() {
+            if warming && rule.threshold.is_none() {
+                continue;
+            }
             let matched = rule
                 .expr
                 .evaluate(batch)
@@ -131,7 +154,10 @@ impl RuleEngine {
             }
         }
         self.expire_windows();
-        self.build(batch, &hits)
+        if warming {
+            hits.clear();
+        }
+        Ok(hits)
     }
 
     fn expire_windows(&mut self) {

@@ -156,3 +156,59 @@ fn the_builtin_pack_passes_rules_test() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains(", 0 failed"), "{}", stdout(&out));
 }
+
+#[test]
+fn threshold_windows_survive_a_restart_of_replay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("exec-burst.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - {id: exec-burst, title: t, severity: medium, category: exec, condition: exec_request,\n     threshold: {count: 2, window: 10m, group_by: [user_name]}, output: \"{user_name} ran {count} execs\"}\n",
+    )
+    .expect("write");
+    let lines: Vec<String> = std::fs::read_to_string(repo().join("sample-logs/exec-into-pod.log"))
+        .expect("sample")
+        .lines()
+        .map(String::from)
+        .collect();
+    // First run: the first exec request (both stages). Second: the websocket exec, 28 s later.
+    let first = dir.path().join("first.log");
+    std::fs::write(&first, lines[..3].join("\n")).expect("write");
+    let second = dir.path().join("second.log");
+    std::fs::write(&second, &lines[3]).expect("write");
+    let data = dir.path().join("data");
+    let run = |file: &Path| {
+        let out = auditlake(
+            &data,
+            &[
+                "replay",
+                "--rules",
+                &rules.display().to_string(),
+                &file.display().to_string(),
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert!(
+        !run(&first).contains("exec-burst"),
+        "one exec is below the threshold"
+    );
+    let out = run(&second);
+    assert!(
+        out.contains("exec-burst"),
+        "the stored first exec counts after the restart: {out}"
+    );
+    let alerts = query(
+        &data,
+        "SELECT count, message FROM alerts WHERE rule_id = 'exec-burst'",
+    );
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["count"], 2);
+    // A third run over both files again: everything is a duplicate, the window already fired.
+    let out = run(&first);
+    assert!(
+        out.contains("0 events stored") && out.contains(", 0 alerts"),
+        "{out}"
+    );
+}
