@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use anyhow::Context;
+use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use auditlake_engine::QueryResult;
 
@@ -38,10 +39,14 @@ pub fn write(result: &QueryResult, format: Format, out: &mut dyn Write) -> anyho
                 .with_header(true)
                 .build(&mut *out);
             if batches.is_empty() {
-                writer.write(&RecordBatch::new_empty(result.schema.clone()))?;
+                writer.write(&lists_as_text(&RecordBatch::new_empty(
+                    result.schema.clone(),
+                ))?)?;
             }
             for batch in batches {
-                writer.write(batch).context("writing CSV")?;
+                writer
+                    .write(&lists_as_text(batch)?)
+                    .context("writing CSV")?;
             }
         }
     }
@@ -49,4 +54,36 @@ pub fn write(result: &QueryResult, format: Format, out: &mut dyn Write) -> anyho
         eprintln!("auditlake: result truncated at the row limit");
     }
     Ok(())
+}
+
+/// CSV has no nested types: list columns (`user_groups`, `mitre`, ...) become `[a, b]` text.
+fn lists_as_text(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
+    use arrow::array::{ArrayRef, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    use std::sync::Arc;
+
+    let options = FormatOptions::default();
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if matches!(
+            field.data_type(),
+            DataType::List(_) | DataType::LargeList(_)
+        ) {
+            let formatter = ArrayFormatter::try_new(column.as_ref(), &options)?;
+            let text: StringArray = (0..column.len())
+                .map(|i| column.is_valid(i).then(|| formatter.value(i).to_string()))
+                .collect();
+            fields.push(Field::new(field.name(), DataType::Utf8, true));
+            columns.push(Arc::new(text));
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(Arc::clone(column));
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }

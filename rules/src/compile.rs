@@ -180,12 +180,23 @@ fn compile_rule(
         Some(except) => format!("({condition}) AND {except}"),
         None => condition,
     };
+    // An unknown identifier is an unknown column, or a macro or list that is not defined.
+    let condition_error = |e: datafusion::error::DataFusionError| {
+        let message = e.strip_backtrace();
+        if message.contains("No field named") {
+            bad(format!(
+                "condition: {message} (not an events column, macro or list)"
+            ))
+        } else {
+            bad(format!("condition: {message}"))
+        }
+    };
     let logical = ctx
         .parse_sql_expr(&sql, df_schema)
-        .map_err(|e| bad(format!("condition: {}", e.strip_backtrace())))?;
+        .map_err(condition_error)?;
     let expr = ctx
         .create_physical_expr(logical, df_schema)
-        .map_err(|e| bad(format!("condition: {}", e.strip_backtrace())))?;
+        .map_err(condition_error)?;
     let returns = expr
         .data_type(schema.as_ref())
         .map_err(|e| bad(format!("condition: {}", e.strip_backtrace())))?;

@@ -212,3 +212,63 @@ fn threshold_windows_survive_a_restart_of_replay() {
         "{out}"
     );
 }
+
+#[test]
+fn backtest_runs_rules_over_history_and_stores_only_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = [
+        repo().join("sample-logs/exec-into-pod.log"),
+        repo().join("sample-logs/privileged-hostpath-pod.log"),
+    ];
+    let mut args = vec!["replay".to_string(), "--no-rules".to_string()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(auditlake(dir.path(), &args).status.success());
+    let stored = || query(dir.path(), "SELECT count(*) AS n FROM alerts")[0]["n"].as_u64();
+    assert_eq!(stored(), Some(0));
+
+    let out = auditlake(
+        dir.path(),
+        &[
+            "rules",
+            "backtest",
+            "--rule",
+            "privileged-pod",
+            "--since",
+            "2025-11-03",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let alerts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["rule_id"], "privileged-pod");
+    assert_eq!(stored(), Some(0), "without --store nothing is kept");
+
+    let window = auditlake(
+        dir.path(),
+        &[
+            "rules",
+            "backtest",
+            "--since",
+            "2025-11-03T10:00:00Z",
+            "--until",
+            "2025-11-03T11:00:00Z",
+            "--store",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(window.status.success(), "{}", stderr(&window));
+    let rules: std::collections::BTreeSet<String> =
+        query(dir.path(), "SELECT DISTINCT rule_id FROM alerts")
+            .into_iter()
+            .filter_map(|r| r["rule_id"].as_str().map(String::from))
+            .collect();
+    assert!(rules.contains("pod-exec-attach"), "{rules:?}");
+    assert!(
+        !rules.contains("privileged-pod"),
+        "13:05 is outside the window: {rules:?}"
+    );
+}
