@@ -22,6 +22,12 @@ use crate::error::{Error, Result};
 
 /// Windows older than this many window lengths behind the newest event are dropped.
 const KEEP_WINDOWS: i64 = 2;
+/// How far behind the newest event a request's alert is remembered. Every stage of a request
+/// carries the same `event_time` (when the request was received), so this only has to cover
+/// delivery delay, not how long a request ran.
+const SEEN_MICROS: i64 = 3_600_000_000;
+/// Remembered requests at which old ones are pruned.
+const SEEN_PRUNE_AT: usize = 1 << 20;
 
 /// One alert before it becomes a row.
 struct Hit {
@@ -41,8 +47,8 @@ struct Window {
 /// Runs a compiled pack over batches, statefully.
 pub struct RuleEngine {
     rules: Vec<CompiledRule>,
-    /// (rule, hash of cluster and audit ID) that matched already.
-    seen: HashSet<(usize, u128)>,
+    /// (rule, hash of cluster and audit ID) that matched already, with the request's event time.
+    seen: HashMap<(usize, u128), i64>,
     /// (rule, group key, window start) → window.
     windows: HashMap<(usize, String, i64), Window>,
     newest_micros: i64,
@@ -58,7 +64,7 @@ impl RuleEngine {
     pub fn with_rules(rules: Vec<CompiledRule>) -> Self {
         Self {
             rules,
-            seen: HashSet::new(),
+            seen: HashMap::new(),
             windows: HashMap::new(),
             newest_micros: i64::MIN,
         }
@@ -124,7 +130,7 @@ impl RuleEngine {
                     continue;
                 }
                 let request = request_key(cluster.value(row), audit_id.value(row));
-                if !self.seen.insert((r, request)) {
+                if self.seen.insert((r, request), times.value(row)).is_some() {
                     continue;
                 }
                 match &rule.threshold {
@@ -162,6 +168,10 @@ impl RuleEngine {
 
     fn expire_windows(&mut self) {
         let newest = self.newest_micros;
+        if self.seen.len() >= SEEN_PRUNE_AT {
+            let horizon = newest.saturating_sub(SEEN_MICROS);
+            self.seen.retain(|_, time| *time >= horizon);
+        }
         let rules = &self.rules;
         self.windows.retain(|(r, _, start), _| {
             let window = rules[*r].threshold.as_ref().map_or(0, |t| t.window_micros);
