@@ -61,7 +61,13 @@ pub struct RulesArgs {
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
     /// List the loaded rules: id, severity, category, enabled, source file
-    List(RulesArgs),
+    List {
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// Output format [default: table on a terminal, json otherwise]
+        #[arg(long)]
+        format: Option<Format>,
+    },
     /// Run every rule's `fires` and `silent` examples
     Test {
         #[command(flatten)]

@@ -25,7 +25,7 @@ pub fn load(args: &RulesArgs) -> anyhow::Result<CompiledPack> {
 
 pub fn run(settings: &Settings, command: RulesCommand) -> anyhow::Result<ExitCode> {
     match command {
-        RulesCommand::List(args) => list(&load(&args)?),
+        RulesCommand::List { rules, format } => list(&load(&rules)?, format),
         RulesCommand::Test {
             rules,
             examples_dir,
@@ -51,7 +51,7 @@ pub fn run(settings: &Settings, command: RulesCommand) -> anyhow::Result<ExitCod
     }
 }
 
-fn list(pack: &CompiledPack) -> anyhow::Result<ExitCode> {
+fn list(pack: &CompiledPack, format: Option<Format>) -> anyhow::Result<ExitCode> {
     let text = |f: &dyn Fn(&auditlake_rules::CompiledRule) -> String| {
         Arc::new(StringArray::from(
             pack.rules.iter().map(f).collect::<Vec<_>>(),
@@ -83,7 +83,7 @@ fn list(pack: &CompiledPack) -> anyhow::Result<ExitCode> {
         batches: vec![batch],
         truncated: false,
     };
-    print(&result, None)?;
+    print(&result, format)?;
     Ok(ExitCode::SUCCESS)
 }
 

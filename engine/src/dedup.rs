@@ -13,7 +13,7 @@ use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::UInt64Type;
-use auditlake_schema::columns::event;
+use auditlake_schema::columns::{column, event};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use xxhash_rust::xxh3::Xxh3;
@@ -29,11 +29,7 @@ pub(crate) type Key = u128;
 
 /// Computes [`Key`]s for every row of an `events` batch (or of its key columns read back).
 pub(crate) fn keys(batch: &RecordBatch) -> Vec<Key> {
-    let column = |name: &str| {
-        batch
-            .column_by_name(name)
-            .expect("events batches carry every events column")
-    };
+    let column = |name: &str| column(batch, name);
     let cluster = column(event::CLUSTER).as_string::<i32>();
     let audit_id = column(event::AUDIT_ID).as_string::<i32>();
     let stage = column(event::STAGE).as_string::<i32>();

@@ -11,7 +11,7 @@ use arrow::array::{AsArray, RecordBatch, TimestampMicrosecondArray, UInt32Array}
 use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::datatypes::TimestampMicrosecondType;
-use auditlake_schema::columns::event;
+use auditlake_schema::columns::{column, event};
 use auditlake_schema::events_schema;
 use auditlake_schema::time::now_micros;
 use parquet::arrow::ArrowWriter;
@@ -88,10 +88,7 @@ impl TableWriter {
 
     /// Rows of `batch` grouped by the hour they fall in.
     fn hours(&self, batch: &RecordBatch) -> BTreeMap<Hour, Vec<u32>> {
-        let times = batch
-            .column_by_name(self.time_column)
-            .expect("lake batches carry their time column")
-            .as_primitive::<TimestampMicrosecondType>();
+        let times = column(batch, self.time_column).as_primitive::<TimestampMicrosecondType>();
         let mut by_hour: BTreeMap<Hour, Vec<u32>> = BTreeMap::new();
         for (row, t) in times.values().iter().enumerate() {
             by_hour
@@ -253,9 +250,7 @@ fn stamp_ingested_at(batch: &RecordBatch, now: i64) -> Result<RecordBatch> {
 
 /// Rows in time order, so row-group statistics on time are tight.
 fn sorted_by(batch: &RecordBatch, time_column: &str) -> Result<RecordBatch> {
-    let times = batch
-        .column_by_name(time_column)
-        .expect("lake batches carry their time column");
+    let times = column(batch, time_column);
     let indices = sort_to_indices(times, None, None)?;
     Ok(take_record_batch(batch, &indices)?)
 }

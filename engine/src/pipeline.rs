@@ -10,8 +10,7 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
 use auditlake_rules::RuleEngine;
 use auditlake_schema::alerts_schema;
-use auditlake_schema::columns::alert;
-use auditlake_schema::columns::event;
+use auditlake_schema::columns::{alert, column, event};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
@@ -62,10 +61,7 @@ impl Pipeline {
         let Some(window) = engine.max_window_micros() else {
             return Ok(());
         };
-        let times = batch
-            .column_by_name(event::EVENT_TIME)
-            .expect("events batches carry event_time")
-            .as_primitive::<TimestampMicrosecondType>();
+        let times = column(batch, event::EVENT_TIME).as_primitive::<TimestampMicrosecondType>();
         let (Some(min), Some(max)) = (times.values().iter().min(), times.values().iter().max())
         else {
             return Ok(());
@@ -118,10 +114,7 @@ impl Pipeline {
         if alerts.num_rows() == 0 {
             return Ok(());
         }
-        let ids = alerts
-            .column_by_name(alert::RULE_ID)
-            .expect("alerts batches carry rule_id")
-            .as_string::<i32>();
+        let ids = column(alerts, alert::RULE_ID).as_string::<i32>();
         for id in ids.iter().flatten() {
             *self.alert_counts.entry(id.to_string()).or_default() += 1;
         }

@@ -13,7 +13,7 @@ use arrow::compute::take;
 use arrow::datatypes::TimestampMicrosecondType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use auditlake_schema::alerts_schema;
-use auditlake_schema::columns::event;
+use auditlake_schema::columns::{column, event};
 use auditlake_schema::time::now_micros;
 use xxhash_rust::xxh3::Xxh3;
 
@@ -101,11 +101,7 @@ impl RuleEngine {
         if batch.num_rows() == 0 {
             return Ok(hits);
         }
-        let column = |name: &str| {
-            batch
-                .column_by_name(name)
-                .expect("events batches carry every events column")
-        };
+        let column = |name: &str| column(batch, name);
         let cluster = column(event::CLUSTER).as_string::<i32>();
         let audit_id = column(event::AUDIT_ID).as_string::<i32>();
         let times = column(event::EVENT_TIME).as_primitive::<TimestampMicrosecondType>();
@@ -186,10 +182,7 @@ impl RuleEngine {
         }
         let rows = UInt32Array::from(hits.iter().map(|h| h.row).collect::<Vec<_>>());
         let copied = |name: &str| -> Result<ArrayRef> {
-            let source = batch
-                .column_by_name(name)
-                .expect("events batches carry every events column");
-            Ok(take(source.as_ref(), &rows, None)?)
+            Ok(take(column(batch, name).as_ref(), &rows, None)?)
         };
         let rule = |h: &Hit| &self.rules[h.rule].def;
         let strings = |f: &dyn Fn(&Hit) -> String| -> ArrayRef {

@@ -204,3 +204,17 @@ pub fn events_schema() -> SchemaRef {
 pub fn alerts_schema() -> SchemaRef {
     Arc::clone(&ALERTS)
 }
+
+/// A column of a batch of one of this crate's schemas, by name.
+///
+/// # Panics
+/// If the column is missing: batches of the `events` and `alerts` schemas always carry every
+/// column, so a missing one is a bug in whoever built the batch, not bad input.
+pub fn column<'b>(
+    batch: &'b arrow::record_batch::RecordBatch,
+    name: &str,
+) -> &'b arrow::array::ArrayRef {
+    batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("batch has no {name} column"))
+}

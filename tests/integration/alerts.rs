@@ -8,18 +8,10 @@ use crate::*;
 
 /// Alerts stored, by rule id.
 fn alerts_by_rule(data: &Path) -> BTreeMap<String, u64> {
-    query(
+    by_rule(query(
         data,
         "SELECT rule_id, count(*) AS n FROM alerts GROUP BY rule_id",
-    )
-    .into_iter()
-    .map(|r| {
-        (
-            r["rule_id"].as_str().unwrap_or_default().to_string(),
-            r["n"].as_u64().unwrap_or(0),
-        )
-    })
-    .collect()
+    ))
 }
 
 fn replay_sample(name: &str) -> (tempfile::TempDir, BTreeMap<String, u64>) {

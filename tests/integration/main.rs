@@ -82,6 +82,16 @@ pub fn query(data_dir: &Path, sql: &str) -> Vec<serde_json::Value> {
     serde_json::from_slice(&out.stdout).expect("query --format json prints a JSON array")
 }
 
+/// `rule_id` → `n` of the rows of a query that selects those two columns.
+pub fn by_rule(rows: Vec<serde_json::Value>) -> std::collections::BTreeMap<String, u64> {
+    rows.into_iter()
+        .map(|r| {
+            let rule = r["rule_id"].as_str().unwrap_or_default().to_string();
+            (rule, r["n"].as_u64().unwrap_or(0))
+        })
+        .collect()
+}
+
 /// `SELECT count(*) FROM events`.
 pub fn count(data_dir: &Path) -> u64 {
     let rows = query(data_dir, "SELECT count(*) AS n FROM events");

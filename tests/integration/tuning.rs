@@ -18,18 +18,10 @@ fn exec_alerts(data: &Path, rules_dir: Option<&Path>) -> BTreeMap<String, u64> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = auditlake(data, &args);
     assert!(out.status.success(), "{}", stderr(&out));
-    query(
+    by_rule(query(
         data,
         "SELECT rule_id, max(count) AS n FROM alerts GROUP BY rule_id",
-    )
-    .into_iter()
-    .map(|r| {
-        (
-            r["rule_id"].as_str().unwrap_or_default().to_string(),
-            r["n"].as_u64().unwrap_or(0),
-        )
-    })
-    .collect()
+    ))
 }
 
 #[test]
