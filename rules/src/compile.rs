@@ -8,6 +8,7 @@ use std::time::Duration;
 use arrow::datatypes::{DataType, SchemaRef};
 use auditlake_schema::events_schema;
 use datafusion::common::DFSchema;
+use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 
@@ -40,7 +41,9 @@ pub struct CompiledRule {
     pub file: String,
     /// The full SQL evaluated: condition, macros and lists expanded, exceptions added.
     pub sql: String,
-    pub(crate) expr: Arc<dyn PhysicalExpr>,
+    /// The top-level AND terms of the condition, in the order written, each compiled; evaluated
+    /// one after another on the rows still matching (see [`crate::eval`]).
+    pub(crate) conjuncts: Vec<Arc<dyn PhysicalExpr>>,
     pub(crate) output: Template,
     pub(crate) threshold: Option<Threshold>,
 }
@@ -194,15 +197,21 @@ fn compile_rule(
     let logical = ctx
         .parse_sql_expr(&sql, df_schema)
         .map_err(condition_error)?;
-    let expr = ctx
-        .create_physical_expr(logical, df_schema)
+    // The whole condition is compiled first so that type errors name the condition as written.
+    let whole = ctx
+        .create_physical_expr(logical.clone(), df_schema)
         .map_err(condition_error)?;
-    let returns = expr
+    let returns = whole
         .data_type(schema.as_ref())
         .map_err(|e| bad(format!("condition: {}", e.strip_backtrace())))?;
     if returns != DataType::Boolean {
         return Err(bad(format!("condition is {returns}, not a boolean")));
     }
+    let conjuncts = split_conjunction(&logical)
+        .into_iter()
+        .map(|term| ctx.create_physical_expr(term.clone(), df_schema))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(condition_error)?;
     let output = Template::parse(&def.output, column_index).map_err(bad)?;
     let threshold = match &def.threshold {
         None => None,
@@ -242,7 +251,7 @@ fn compile_rule(
         def: def.clone(),
         file: rule.file.clone(),
         sql,
-        expr,
+        conjuncts,
         output,
         threshold,
     })
