@@ -8,7 +8,6 @@ use std::time::Duration;
 use arrow::datatypes::{DataType, SchemaRef};
 use auditlake_schema::events_schema;
 use datafusion::common::DFSchema;
-use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 
@@ -41,9 +40,7 @@ pub struct CompiledRule {
     pub file: String,
     /// The full SQL evaluated: condition, macros and lists expanded, exceptions added.
     pub sql: String,
-    /// The top-level AND terms of the condition, in the order written, each compiled; evaluated
-    /// one after another on the rows still matching (see [`crate::eval`]).
-    pub(crate) conjuncts: Vec<Arc<dyn PhysicalExpr>>,
+    pub(crate) expr: Arc<dyn PhysicalExpr>,
     pub(crate) output: Template,
     pub(crate) threshold: Option<Threshold>,
 }
@@ -197,21 +194,15 @@ fn compile_rule(
     let logical = ctx
         .parse_sql_expr(&sql, df_schema)
         .map_err(condition_error)?;
-    // The whole condition is compiled first so that type errors name the condition as written.
-    let whole = ctx
-        .create_physical_expr(logical.clone(), df_schema)
+    let expr = ctx
+        .create_physical_expr(logical, df_schema)
         .map_err(condition_error)?;
-    let returns = whole
+    let returns = expr
         .data_type(schema.as_ref())
         .map_err(|e| bad(format!("condition: {}", e.strip_backtrace())))?;
     if returns != DataType::Boolean {
         return Err(bad(format!("condition is {returns}, not a boolean")));
     }
-    let conjuncts = split_conjunction(&logical)
-        .into_iter()
-        .map(|term| ctx.create_physical_expr(term.clone(), df_schema))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(condition_error)?;
     let output = Template::parse(&def.output, column_index).map_err(bad)?;
     let threshold = match &def.threshold {
         None => None,
@@ -251,7 +242,7 @@ fn compile_rule(
         def: def.clone(),
         file: rule.file.clone(),
         sql,
-        conjuncts,
+        expr,
         output,
         threshold,
     })

@@ -9,8 +9,7 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListBuilder, RecordBatch, StringArray,
     StringBuilder, TimestampMicrosecondArray, UInt32Array,
 };
-use arrow::compute::kernels::boolean::and;
-use arrow::compute::{filter_record_batch, prep_null_mask_filter, take};
+use arrow::compute::take;
 use arrow::datatypes::TimestampMicrosecondType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use auditlake_schema::alerts_schema;
@@ -113,12 +112,19 @@ impl RuleEngine {
             if warming && rule.threshold.is_none() {
                 continue;
             }
-            let matched = matching_rows(rule, batch).map_err(|source| Error::Eval {
-                rule: rule.def.id.clone(),
-                source,
-            })?;
-            for row in matched {
-                let row = row as usize;
+            let matched = rule
+                .expr
+                .evaluate(batch)
+                .and_then(|v| v.into_array(batch.num_rows()))
+                .map_err(|source| Error::Eval {
+                    rule: rule.def.id.clone(),
+                    source,
+                })?;
+            let matched: &BooleanArray = matched.as_boolean();
+            for row in 0..batch.num_rows() {
+                if !(matched.is_valid(row) && matched.value(row)) {
+                    continue;
+                }
                 let request = request_key(cluster.value(row), audit_id.value(row));
                 if self.seen.insert((r, request), times.value(row)).is_some() {
                     continue;
@@ -224,58 +230,6 @@ impl RuleEngine {
         ];
         Ok(RecordBatch::try_new(schema, columns)?)
     }
-}
-
-/// Rows of `batch` on which every conjunct of the rule's condition is true.
-///
-/// Conjuncts are evaluated in order, each only on the rows the ones before it left, so the
-/// selective first terms (`resource = 'pods'`) spare the expensive later ones (regexes, macros
-/// of many LIKEs) most rows. The batch is narrowed only when a term drops at least half of the
-/// remaining rows; otherwise its mask is carried and combined with the next one.
-fn matching_rows(rule: &CompiledRule, batch: &RecordBatch) -> datafusion::error::Result<Vec<u32>> {
-    let mut current = batch.clone();
-    // Original row of each row of `current`; `None` while `current` is `batch` itself.
-    let mut origin: Option<Vec<u32>> = None;
-    let mut pending: Option<BooleanArray> = None;
-    for term in &rule.conjuncts {
-        let mask = term.evaluate(&current)?.into_array(current.num_rows())?;
-        let mask = mask.as_boolean();
-        let mask = if mask.null_count() > 0 {
-            prep_null_mask_filter(mask)
-        } else {
-            mask.clone()
-        };
-        let mask = match pending.take() {
-            Some(p) => and(&p, &mask)?,
-            None => mask,
-        };
-        let kept = mask.true_count();
-        if kept == 0 {
-            return Ok(Vec::new());
-        }
-        if kept * 2 <= current.num_rows() {
-            let rows: Vec<u32> = mask
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| *m == Some(true))
-                .map(|(i, _)| origin.as_ref().map_or(i as u32, |o| o[i]))
-                .collect();
-            current = filter_record_batch(&current, &mask)?;
-            origin = Some(rows);
-        } else if kept < current.num_rows() {
-            pending = Some(mask);
-        }
-    }
-    let rows = origin.unwrap_or_else(|| (0..batch.num_rows() as u32).collect());
-    Ok(match pending {
-        Some(mask) => rows
-            .into_iter()
-            .zip(mask.iter())
-            .filter(|(_, m)| *m == Some(true))
-            .map(|(r, _)| r)
-            .collect(),
-        None => rows,
-    })
 }
 
 /// Counts one matching event into its window; returns the alert when the window reaches the
