@@ -10,7 +10,7 @@
 //! The rules' share of ingest CPU is `ingest/rules` time over `ingest/pipeline` time.
 
 use arrow::record_batch::RecordBatch;
-use auditlake_benches::{amplify, sample_events};
+use auditlake_benches::{amplify, realistic_events};
 use auditlake_engine::Pipeline;
 use auditlake_rules::{CompiledPack, RuleEngine, RuleSet};
 use auditlake_schema::Decoder;
@@ -34,9 +34,21 @@ fn decode(input: &[u8]) -> Vec<RecordBatch> {
 }
 
 fn bench(c: &mut Criterion) {
-    let input = amplify(&sample_events().expect("sample-logs/ is readable"), EVENTS);
+    let input = amplify(
+        &realistic_events().expect("sample-logs/ is readable"),
+        EVENTS,
+    );
     let pack = CompiledPack::compile(&RuleSet::builtin().expect("pack")).expect("pack compiles");
     let batches = decode(&input);
+    let mut engine = RuleEngine::new(&pack);
+    let alerts: usize = batches
+        .iter()
+        .map(|b| engine.evaluate(b).expect("rules run").num_rows())
+        .sum();
+    println!(
+        "{} rules, {EVENTS} events, {alerts} alerts per run",
+        pack.enabled().count()
+    );
     let mut group = c.benchmark_group("ingest");
     group.sample_size(10);
     group.throughput(Throughput::Elements(EVENTS as u64));

@@ -38,6 +38,30 @@ pub fn sample_events() -> std::io::Result<Vec<Value>> {
     Ok(events)
 }
 
+/// A traffic mix like a real cluster's: the benign baseline of `sample-logs/` forty times over
+/// for every copy of the attack scenarios (about 1.5% attack traffic), so that benchmarks of the
+/// rules measure evaluation rather than alert building.
+pub fn realistic_events() -> std::io::Result<Vec<Value>> {
+    let dir = sample_logs_dir();
+    let mut events = Vec::new();
+    let parse = |name: &str| -> std::io::Result<Vec<Value>> {
+        Ok(std::fs::read_to_string(dir.join(name))?
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
+    };
+    let benign = parse("benign-busy-cluster.log")?;
+    for _ in 0..40 {
+        events.extend(benign.iter().cloned());
+    }
+    for attack in sample_events()? {
+        if !benign.contains(&attack) {
+            events.push(attack);
+        }
+    }
+    Ok(events)
+}
+
 /// NDJSON of at least `target` events: copies of `events`, copy `k` shifted `k` minutes forward
 /// with audit IDs made unique per copy. Deterministic for the same input.
 pub fn amplify(events: &[Value], target: usize) -> Vec<u8> {
