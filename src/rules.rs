@@ -129,7 +129,7 @@ fn backtest(settings: &Settings, args: BacktestArgs) -> anyhow::Result<ExitCode>
         }
         chosen
     };
-    let mut engine = RuleEngine::with_rules(rules);
+    let mut engine = RuleEngine::with_rules(&pack, rules);
     let mut filters = Vec::new();
     if let Some(since) = &args.since {
         filters.push(format!("event_time >= {}", time_bound("since", since)?));

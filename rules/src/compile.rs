@@ -5,14 +5,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use auditlake_schema::events_schema;
 use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::SessionContext;
 
 use crate::error::{Error, Result};
-use crate::expand::{exceptions_sql, expand};
+use crate::expand::{exceptions_sql, expand, expand_to_columns, macro_column};
 use crate::format::RuleDef;
 use crate::pack::{RuleSet, SourcedRule};
 use crate::template::Template;
@@ -59,6 +59,34 @@ pub(crate) struct Threshold {
 pub struct CompiledPack {
     /// In definition order.
     pub rules: Vec<CompiledRule>,
+    /// Every macro, compiled once: evaluated once per batch and appended to it as a boolean
+    /// column, so the dozens of rules that share `system_principal` do not each recompute it.
+    pub(crate) macros: Arc<Macros>,
+}
+
+/// The macros of a pack and the schema of a batch with their columns appended.
+#[derive(Debug)]
+pub(crate) struct Macros {
+    pub exprs: Vec<Arc<dyn PhysicalExpr>>,
+    /// `events` followed by one boolean column per macro.
+    pub schema: SchemaRef,
+}
+
+impl Macros {
+    /// `batch` (an `events` batch) with every macro's column appended.
+    pub(crate) fn extend(
+        &self,
+        batch: &arrow::record_batch::RecordBatch,
+    ) -> datafusion::error::Result<arrow::record_batch::RecordBatch> {
+        let mut columns = batch.columns().to_vec();
+        for expr in &self.exprs {
+            columns.push(expr.evaluate(batch)?.into_array(batch.num_rows())?);
+        }
+        Ok(arrow::record_batch::RecordBatch::try_new(
+            Arc::clone(&self.schema),
+            columns,
+        )?)
+    }
 }
 
 /// Parses `30s`, `10m`, `2h`, `1d`.
@@ -113,21 +141,55 @@ impl CompiledPack {
                 return Err(Error::invalid(file, &what, "is both a macro and a list"));
             }
         }
+        let macros = Arc::new(compile_macros(set, &ctx, &df_schema, &schema)?);
+        let extended = DFSchema::try_from(macros.schema.as_ref().clone())
+            .map_err(|e| Error::invalid("-", "-", e.to_string()))?;
         let mut ids = HashSet::new();
         let mut rules = Vec::with_capacity(set.rules.len());
         for rule in &set.rules {
             if !ids.insert(rule.def.id.as_str()) {
                 return Err(Error::invalid(&rule.file, &rule.def.id, "duplicate id"));
             }
-            rules.push(compile_rule(rule, set, &ctx, &df_schema, &schema)?);
+            rules.push(compile_rule(rule, set, &ctx, &extended, &schema)?);
         }
-        Ok(Self { rules })
+        Ok(Self { rules, macros })
     }
 
     /// The enabled rules.
     pub fn enabled(&self) -> impl Iterator<Item = &CompiledRule> {
         self.rules.iter().filter(|r| r.def.enabled)
     }
+}
+
+/// Each macro, fully expanded and made null-safe, against the `events` schema, in name order.
+fn compile_macros(
+    set: &RuleSet,
+    ctx: &SessionContext,
+    df_schema: &DFSchema,
+    schema: &SchemaRef,
+) -> Result<Macros> {
+    let mut names: Vec<&String> = set.macros.keys().collect();
+    names.sort();
+    let mut exprs = Vec::with_capacity(names.len());
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for name in names {
+        let (def, file) = &set.macros[name];
+        let what = format!("macro {name}");
+        let bad = |reason: String| Error::invalid(file, &what, reason);
+        let sql = expand(&def.condition, &set.macros, &set.lists).map_err(bad)?;
+        let logical = ctx
+            .parse_sql_expr(&format!("(({sql}) IS TRUE)"), df_schema)
+            .map_err(|e| bad(format!("condition: {}", e.strip_backtrace())))?;
+        let expr = ctx
+            .create_physical_expr(logical, df_schema)
+            .map_err(|e| bad(format!("condition: {}", e.strip_backtrace())))?;
+        exprs.push(expr);
+        fields.push(Field::new(macro_column(name), DataType::Boolean, false));
+    }
+    Ok(Macros {
+        exprs,
+        schema: Arc::new(Schema::new(fields)),
+    })
 }
 
 fn compile_rule(
@@ -172,7 +234,7 @@ fn compile_rule(
             }
         }
     }
-    let condition = expand(&def.condition, &set.macros, &set.lists).map_err(bad)?;
+    let condition = expand_to_columns(&def.condition, &set.macros, &set.lists).map_err(bad)?;
     let is_list = |name: &str| {
         column_index(name).is_some_and(|i| matches!(schema.field(i).data_type(), DataType::List(_)))
     };
@@ -198,7 +260,7 @@ fn compile_rule(
         .create_physical_expr(logical, df_schema)
         .map_err(condition_error)?;
     let returns = expr
-        .data_type(schema.as_ref())
+        .data_type(df_schema.as_arrow())
         .map_err(|e| bad(format!("condition: {}", e.strip_backtrace())))?;
     if returns != DataType::Boolean {
         return Err(bad(format!("condition is {returns}, not a boolean")));

@@ -17,7 +17,7 @@ use auditlake_schema::columns::{column, event};
 use auditlake_schema::time::now_micros;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::compile::{CompiledPack, CompiledRule, Threshold};
+use crate::compile::{CompiledPack, CompiledRule, Macros, Threshold};
 use crate::error::{Error, Result};
 
 /// Windows older than this many window lengths behind the newest event are dropped.
@@ -47,6 +47,8 @@ struct Window {
 /// Runs a compiled pack over batches, statefully.
 pub struct RuleEngine {
     rules: Vec<CompiledRule>,
+    /// The pack's macros, computed once per batch for all rules.
+    macros: Arc<Macros>,
     /// (rule, hash of cluster and audit ID) that matched already, with the request's event time.
     seen: HashMap<(usize, u128), i64>,
     /// (rule, group key, window start) → window.
@@ -57,13 +59,14 @@ pub struct RuleEngine {
 impl RuleEngine {
     /// An engine running the enabled rules of `pack`.
     pub fn new(pack: &CompiledPack) -> Self {
-        Self::with_rules(pack.enabled().cloned().collect())
+        Self::with_rules(pack, pack.enabled().cloned().collect())
     }
 
-    /// An engine running exactly these rules.
-    pub fn with_rules(rules: Vec<CompiledRule>) -> Self {
+    /// An engine running exactly these rules (compiled as part of `pack`).
+    pub fn with_rules(pack: &CompiledPack, rules: Vec<CompiledRule>) -> Self {
         Self {
             rules,
+            macros: Arc::clone(&pack.macros),
             seen: HashMap::new(),
             windows: HashMap::new(),
             newest_micros: i64::MIN,
@@ -108,13 +111,17 @@ impl RuleEngine {
         if let Some(newest) = times.values().iter().max() {
             self.newest_micros = self.newest_micros.max(*newest);
         }
+        let extended = self.macros.extend(batch).map_err(|source| Error::Eval {
+            rule: "(macros)".into(),
+            source,
+        })?;
         for (r, rule) in self.rules.iter().enumerate() {
             if warming && rule.threshold.is_none() {
                 continue;
             }
             let matched = rule
                 .expr
-                .evaluate(batch)
+                .evaluate(&extended)
                 .and_then(|v| v.into_array(batch.num_rows()))
                 .map_err(|source| Error::Eval {
                     rule: rule.def.id.clone(),

@@ -58,7 +58,7 @@ pub fn run_examples(pack: &CompiledPack, base_dir: &Path) -> ExampleReport {
             for (i, example) in list.iter().enumerate() {
                 report.run += 1;
                 let name = format!("{kind}[{i}]");
-                let outcome = alerts_for(rule, example, i, base_dir);
+                let outcome = alerts_for(pack, rule, example, i, base_dir);
                 let failure = match (kind, outcome) {
                     (_, Err(reason)) => Some(reason),
                     ("fires", Ok(0)) => Some("expected an alert, got none".to_string()),
@@ -80,6 +80,7 @@ pub fn run_examples(pack: &CompiledPack, base_dir: &Path) -> ExampleReport {
 
 /// Alerts the rule raises on one example, run on its own.
 fn alerts_for(
+    pack: &CompiledPack,
     rule: &CompiledRule,
     example: &Value,
     index: usize,
@@ -100,7 +101,7 @@ fn alerts_for(
         return Err(format!("example is not a valid audit event: {r}"));
     }
     let batch: RecordBatch = decoder.finish();
-    let mut engine = RuleEngine::with_rules(vec![rule.clone()]);
+    let mut engine = RuleEngine::with_rules(pack, vec![rule.clone()]);
     let alerts = engine.evaluate(&batch).map_err(|e| {
         let mut message = e.to_string();
         let mut source = std::error::Error::source(&e);

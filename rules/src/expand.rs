@@ -15,12 +15,33 @@ pub(crate) type Lists = HashMap<String, (ListDef, String)>;
 /// Nesting depth at which a macro is taken to refer to itself.
 const MAX_DEPTH: usize = 16;
 
-/// Expands macro and list names (bare identifiers outside quotes) in `sql`.
+/// Expands macro and list names (bare identifiers outside quotes) in `sql`, macros inline.
 pub(crate) fn expand(sql: &str, macros: &Macros, lists: &Lists) -> Result<String, String> {
-    expand_at(sql, macros, lists, 0)
+    expand_at(sql, macros, lists, 0, false)
 }
 
-fn expand_at(sql: &str, macros: &Macros, lists: &Lists, depth: usize) -> Result<String, String> {
+/// Like [`expand`], but a macro named in `sql` itself becomes a reference to its precomputed
+/// column ([`macro_column`]); lists still expand inline.
+pub(crate) fn expand_to_columns(
+    sql: &str,
+    macros: &Macros,
+    lists: &Lists,
+) -> Result<String, String> {
+    expand_at(sql, macros, lists, 0, true)
+}
+
+/// The column holding a macro's value for every row of a batch.
+pub(crate) fn macro_column(name: &str) -> String {
+    format!("macro__{name}")
+}
+
+fn expand_at(
+    sql: &str,
+    macros: &Macros,
+    lists: &Lists,
+    depth: usize,
+    as_columns: bool,
+) -> Result<String, String> {
     if depth > MAX_DEPTH {
         return Err("macros nest too deep (does one use itself?)".into());
     }
@@ -54,8 +75,10 @@ fn expand_at(sql: &str, macros: &Macros, lists: &Lists, depth: usize) -> Result<
                     }
                 }
                 let word = &sql[start..end];
-                if let Some((m, _)) = macros.get(word) {
-                    let inner = expand_at(&m.condition, macros, lists, depth + 1)
+                if macros.contains_key(word) && as_columns {
+                    out.push_str(&macro_column(word));
+                } else if let Some((m, _)) = macros.get(word) {
+                    let inner = expand_at(&m.condition, macros, lists, depth + 1, false)
                         .map_err(|e| format!("macro {word}: {e}"))?;
                     // A macro is always TRUE or FALSE, never NULL, so `NOT macro` means what it
                     // says on events where a column it reads is missing.
