@@ -128,8 +128,9 @@ impl RuleEngine {
                     source,
                 })?;
             let matched: &BooleanArray = matched.as_boolean();
-            for row in 0..batch.num_rows() {
-                if !(matched.is_valid(row) && matched.value(row)) {
+            // Set bits only: most rules match few rows of a batch.
+            for row in matched.values().set_indices() {
+                if !matched.is_valid(row) {
                     continue;
                 }
                 let request = request_key(cluster.value(row), audit_id.value(row));
