@@ -41,6 +41,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the audit webhook receiver and the investigator HTTP API
+    Serve(Box<ServeArgs>),
     /// Ingest audit log files (any shape, gzip too, `-` for stdin) into the lake
     Replay(ReplayArgs),
     /// Run read-only SQL over the `events` and `alerts` tables
@@ -117,6 +119,97 @@ pub struct ReplayArgs {
     /// Also print every alert to stdout as a JSON line
     #[arg(long, env = "AUDITLAKE_ALERTS_STDOUT")]
     pub alerts_stdout: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; anything but loopback needs tokens (or --insecure-no-auth)
+    #[arg(long, env = "AUDITLAKE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// File of tokens, one `NAME SCOPES TOKEN` per line (scopes: ingest, query, admin)
+    #[arg(long, env = "AUDITLAKE_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+    /// Tokens as in --tokens-file, entries separated by `;` or newlines (environment only, so
+    /// tokens stay out of the process list)
+    #[arg(skip)]
+    pub tokens_env: Option<String>,
+    /// Serve without authentication even when listening beyond loopback
+    #[arg(long, env = "AUDITLAKE_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+    /// PEM certificate chain: serve HTTPS
+    #[arg(long, env = "AUDITLAKE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "AUDITLAKE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: a client certificate they sign authenticates the client
+    #[arg(long, env = "AUDITLAKE_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Scopes a verified client certificate grants
+    #[arg(
+        long,
+        env = "AUDITLAKE_TLS_CLIENT_SCOPES",
+        value_delimiter = ',',
+        default_value = "ingest"
+    )]
+    pub tls_client_scopes: Vec<String>,
+    /// Largest webhook body, counted after decompression (e.g. 64MiB)
+    #[arg(long, env = "AUDITLAKE_MAX_BODY", default_value = "64MiB", value_parser = parse_size)]
+    pub max_body: usize,
+    /// Accepted input not yet applied to the lake, at most; beyond it the webhook answers 429
+    #[arg(long, env = "AUDITLAKE_MAX_INFLIGHT", default_value = "128MiB", value_parser = parse_size)]
+    pub max_inflight: usize,
+    /// Longest time rows wait in the log and live buffer before their Parquet files are written
+    #[arg(long, env = "AUDITLAKE_FLUSH_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub flush_interval: std::time::Duration,
+    /// Delete partitions older than this (e.g. 90d); default keep everything
+    #[arg(long, env = "AUDITLAKE_RETENTION", value_parser = parse_duration)]
+    pub retention: Option<std::time::Duration>,
+    /// Time limit of one query
+    #[arg(long, env = "AUDITLAKE_QUERY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub query_timeout: std::time::Duration,
+    /// Memory for one query's sorts, joins and aggregations (shared by running queries)
+    #[arg(long, env = "AUDITLAKE_QUERY_MEMORY", default_value = "1GiB", value_parser = parse_size)]
+    pub query_memory: usize,
+    /// Rows one query returns at most (the answer says `truncated`)
+    #[arg(long, env = "AUDITLAKE_QUERY_MAX_ROWS", default_value_t = 10_000)]
+    pub query_max_rows: usize,
+    /// Cluster name for events posted to /v1/webhook (else a wrapper's, else `default`)
+    #[arg(long, env = "AUDITLAKE_CLUSTER")]
+    pub cluster: Option<String>,
+    #[command(flatten)]
+    pub rules: RulesArgs,
+    /// Do not run detection rules
+    #[arg(long)]
+    pub no_rules: bool,
+}
+
+/// `64MiB`, `1GiB`, `512KiB`, `1000` (bytes).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 64MiB"))?;
+    let scale: usize = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KB" | "KiB" => 1 << 10,
+        "M" | "MB" | "MiB" => 1 << 20,
+        "G" | "GB" | "GiB" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?}; use KiB, MiB or GiB")),
+    };
+    n.checked_mul(scale)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text:?} is not a positive size"))
+}
+
+/// `30s`, `10m`, `2h`, `90d`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    auditlake_schema::time::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration such as 30s, 10m, 2h or 90d"))
 }
 
 #[derive(Debug, Args)]

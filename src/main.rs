@@ -9,6 +9,8 @@ mod output;
 mod query;
 mod replay;
 mod rules;
+mod serve;
+mod server;
 
 use std::process::ExitCode;
 
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
         Err(e) => return report(&e),
     };
     let outcome = match cli.command {
+        Command::Serve(args) => serve::run(&settings, *args),
         Command::Replay(args) => replay::run(&settings, args),
         Command::Query(args) => query::run(&settings, args),
         Command::Rules(command) => rules::run(&settings, command),

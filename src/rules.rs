@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use auditlake_engine::{Pipeline, QueryEngine, QueryLimits, QueryResult};
 use auditlake_rules::{CompiledPack, RuleEngine, RuleSet, run_examples};
 use auditlake_schema::alerts_schema;
-use auditlake_schema::time::parse_rfc3339_micros;
+use auditlake_schema::time::{now_micros, parse_time_bound};
 
 use crate::cli::{BacktestArgs, Format, RulesArgs, RulesCommand};
 use crate::config::Settings;
@@ -102,13 +102,8 @@ fn print(result: &QueryResult, format: Option<Format>) -> anyhow::Result<()> {
 
 /// A `--since`/`--until` value as an SQL timestamp literal, checked here so a typo is a clear error.
 fn time_bound(flag: &str, value: &str) -> anyhow::Result<String> {
-    let full = if value.len() == 10 {
-        format!("{value}T00:00:00Z")
-    } else {
-        value.to_string()
-    };
-    let micros = parse_rfc3339_micros(&full).with_context(|| {
-        format!("--{flag} {value:?} is not an RFC 3339 time or a YYYY-MM-DD date")
+    let micros = parse_time_bound(value, now_micros()).with_context(|| {
+        format!("--{flag} {value:?} is not an RFC 3339 time, a YYYY-MM-DD date or a duration ago such as 24h")
     })?;
     Ok(format!("to_timestamp_micros({micros})"))
 }

@@ -40,6 +40,12 @@ pub enum Error {
         /// Why.
         source: auditlake_rules::Error,
     },
+    /// The service cannot take the batch now (shutting down, or a write failed).
+    #[error("{reason}")]
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
     /// The query ran longer than its time limit.
     #[error("query exceeded its time limit of {seconds} s")]
     Timeout {
@@ -68,7 +74,11 @@ impl Error {
         match self {
             Error::Query { source } => matches!(
                 source.find_root(),
-                D::SQL(..) | D::Plan(..) | D::SchemaError(..) | D::NotImplemented(..)
+                D::SQL(..)
+                    | D::Plan(..)
+                    | D::SchemaError(..)
+                    | D::NotImplemented(..)
+                    | D::ResourcesExhausted(..)
             ),
             Error::Timeout { .. } => true,
             _ => false,

@@ -20,6 +20,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::dedup::{DedupIndex, keys};
 use crate::error::{Error, Result};
+use crate::live::LiveBuffer;
 use crate::partition::{Hour, RecentPartitions};
 
 /// Subdirectory of the data dir holding the `events` table.
@@ -58,6 +59,8 @@ pub struct TableWriter {
     time_column: &'static str,
     props: WriterProperties,
     open: RecentPartitions<OpenFile>,
+    /// Where rows of still-open files are shown to queries, when a query engine shares it.
+    live: Option<Arc<LiveBuffer>>,
 }
 
 impl TableWriter {
@@ -70,20 +73,21 @@ impl TableWriter {
     ) -> Result<Self> {
         let table_dir = data_dir.join(dir_name);
         std::fs::create_dir_all(&table_dir).map_err(Error::io(&table_dir))?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(3).expect("3 is a valid zstd level"),
-            ))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_created_by("auditlake".into())
-            .build();
+        let props = writer_properties();
         Ok(Self {
             table_dir,
             schema,
             time_column,
             props,
             open: RecentPartitions::new(MAX_OPEN_WRITERS),
+            live: None,
         })
+    }
+
+    /// Shows every row written to a still-open file in `live` until its file is published.
+    pub fn with_live(mut self, live: Arc<LiveBuffer>) -> Self {
+        self.live = Some(live);
+        self
     }
 
     /// Rows of `batch` grouped by the hour they fall in.
@@ -114,26 +118,41 @@ impl TableWriter {
         let dir = hour.dir(&self.table_dir);
         let props = &self.props;
         let schema = &self.schema;
+        let live = self.live.as_deref();
         let file = self.open.get_or_insert_with(
             hour,
-            || OpenFile::create(&dir, Arc::clone(schema), props.clone()),
-            OpenFile::close,
+            || OpenFile::create(hour, &dir, Arc::clone(schema), props.clone()),
+            |evicted| evicted.close(live),
         )?;
         file.writer
             .write(&part)
             .map_err(Error::parquet(&file.tmp))?;
+        if let Some(live) = live {
+            live.push(hour, part);
+        }
         Ok(())
     }
 
-    /// Completes every open file, making everything written visible to queries.
-    pub fn flush(&mut self) -> Result<()> {
+    /// Completes every open file, making everything written visible to queries. Returns how many
+    /// files were completed.
+    pub fn flush(&mut self) -> Result<usize> {
         let mut first_error = None;
+        let mut files = 0;
+        let live = self.live.as_deref();
         for file in self.open.drain() {
-            if let Err(e) = file.close() {
-                first_error.get_or_insert(e);
+            match file.close(live) {
+                Ok(()) => files += 1,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        first_error.map_or(Ok(()), Err)
+        first_error.map_or(Ok(files), Err)
+    }
+
+    /// Whether any file is open (rows written but not yet in a finished file).
+    pub fn has_open_files(&self) -> bool {
+        !self.open.is_empty()
     }
 }
 
@@ -200,20 +219,28 @@ impl LakeWriter {
         Ok(Appended { stats, fresh })
     }
 
-    /// Completes every open file, making all appended events visible to queries.
-    pub fn flush(&mut self) -> Result<()> {
+    /// Shows appended rows to queries sharing `live` before their files are complete.
+    pub fn with_live(mut self, live: Arc<LiveBuffer>) -> Self {
+        self.events = self.events.with_live(live);
+        self
+    }
+
+    /// Completes every open file, making all appended events visible to queries. Returns how
+    /// many files were completed.
+    pub fn flush(&mut self) -> Result<usize> {
         self.events.flush()
     }
 }
 
 struct OpenFile {
+    hour: Hour,
     tmp: PathBuf,
     path: PathBuf,
     writer: ArrowWriter<File>,
 }
 
 impl OpenFile {
-    fn create(dir: &Path, schema: SchemaRef, props: WriterProperties) -> Result<Self> {
+    fn create(hour: Hour, dir: &Path, schema: SchemaRef, props: WriterProperties) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
         let name = format!("part-{}", uuid::Uuid::new_v4().simple());
         let path = dir.join(format!("{name}.parquet"));
@@ -221,18 +248,51 @@ impl OpenFile {
         let file = File::create(&tmp).map_err(Error::io(&tmp))?;
         let writer =
             ArrowWriter::try_new(file, schema, Some(props)).map_err(Error::parquet(&tmp))?;
-        Ok(Self { tmp, path, writer })
+        Ok(Self {
+            hour,
+            tmp,
+            path,
+            writer,
+        })
     }
 
-    fn close(self) -> Result<()> {
+    /// Writes the footer, syncs, and publishes the file under its final name (dropping its rows
+    /// from `live` in the same step).
+    fn close(self, live: Option<&LiveBuffer>) -> Result<()> {
         let file = self
             .writer
             .into_inner()
             .map_err(Error::parquet(&self.tmp))?;
         file.sync_all().map_err(Error::io(&self.tmp))?;
         drop(file);
-        std::fs::rename(&self.tmp, &self.path).map_err(Error::io(&self.path))?;
+        match live {
+            Some(live) => live.publish(self.hour, &self.tmp, &self.path),
+            None => std::fs::rename(&self.tmp, &self.path),
+        }
+        .map_err(Error::io(&self.path))?;
+        sync_dir(&self.path);
         Ok(())
+    }
+}
+
+/// How every file of the lake is written.
+pub(crate) fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("3 is a valid zstd level"),
+        ))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_created_by("auditlake".into())
+        .build()
+}
+
+/// Makes a rename in the file's directory durable. Best effort: a filesystem that cannot sync a
+/// directory still has the file, only its name may need the journal replayed after a crash.
+pub(crate) fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent()
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
     }
 }
 

@@ -2,12 +2,17 @@
 //!
 //! The engine stores decoded `events` batches in a Parquet lake under the data directory
 //! (zstd, hive-partitioned by event date and hour), stores each exact redelivery only once, and
-//! answers read-only SQL over the lake through DataFusion, pruning partitions by `event_time`. Every new event is checked by the rules and the alerts stored in the `alerts` table. The
-//! write-ahead log, the live buffer, compaction and retention will
-//! live here too.
+//! answers read-only SQL over the lake through DataFusion, pruning partitions by `event_time`.
+//! Every new event is checked by the rules and the alerts stored in the `alerts` table. For a
+//! server, [`Service`] adds the write-ahead log (acknowledge after fsync), the live buffer (rows
+//! queryable before their file is complete), compaction and retention.
 //!
 //! # Layout
 //! - [`lake`]: [`LakeWriter`], the write side (dedup, partitioning, atomic Parquet files).
+//! - [`live`]: rows of still-open files, shared with queries.
+//! - [`wal`]: the write-ahead log.
+//! - [`service`]: [`Service`], group commit, the pipeline thread, flushing, backpressure.
+//! - [`maintenance`]: compaction, retention, crash recovery of half-done work.
 //! - `dedup`: the per-partition index of stored events.
 //! - [`partition`]: the `date=/hour=` layout.
 //! - [`pipeline`]: [`Pipeline`], events stored, rules run on the new ones, alerts stored.
@@ -32,13 +37,19 @@
 mod dedup;
 mod error;
 pub mod lake;
+pub mod live;
+pub mod maintenance;
 pub mod partition;
 pub mod pipeline;
 pub mod query;
+pub mod service;
 pub mod table;
+pub mod wal;
 
 pub use error::{Error, Result};
 pub use lake::{AppendStats, Appended, LakeWriter, TableWriter};
+pub use live::SharedLake;
 pub use pipeline::{Ingested, Pipeline};
 pub use query::{QueryEngine, QueryLimits, QueryResult};
+pub use service::{Readiness, Reservation, Service, ServiceConfig};
 pub use table::LakeTable;

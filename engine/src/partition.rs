@@ -140,6 +140,11 @@ impl<V> RecentPartitions<V> {
         Ok(value)
     }
 
+    /// Whether no partition has state.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Takes every state out.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = V> + '_ {
         self.entries.drain().map(|(_, (v, _))| v)

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
@@ -15,6 +16,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
 use crate::lake::{ALERTS_DIR, AppendStats, EVENTS_DIR, LakeWriter, TableWriter};
+use crate::live::SharedLake;
 use crate::partition::{Hour, parquet_files};
 
 /// What one batch did.
@@ -50,6 +52,19 @@ impl Pipeline {
             events_dir: data_dir.join(EVENTS_DIR),
             warmed: HashSet::new(),
         })
+    }
+
+    /// Like [`Pipeline::open`], with every written row shown to queries over `shared` until its
+    /// file is complete.
+    pub fn open_shared(
+        data_dir: &Path,
+        rules: Option<RuleEngine>,
+        shared: &SharedLake,
+    ) -> Result<Self> {
+        let mut pipeline = Self::open(data_dir, rules)?;
+        pipeline.lake = pipeline.lake.with_live(Arc::clone(&shared.events));
+        pipeline.alerts = pipeline.alerts.with_live(Arc::clone(&shared.alerts));
+        Ok(pipeline)
     }
 
     /// Before a batch is stored: lets the threshold rules count the stored events of every hour
@@ -121,11 +136,14 @@ impl Pipeline {
         self.alerts.write(alerts)
     }
 
-    /// Completes every open file of both tables.
-    pub fn flush(&mut self) -> Result<()> {
-        let events = self.lake.flush();
-        self.alerts.flush()?;
-        events
+    /// Completes every open file of both tables; returns how many files were completed.
+    ///
+    /// Alerts go first: after a crash between the two, the events are replayed from the
+    /// write-ahead log and raise their alerts again (same alert ids) rather than being found
+    /// already stored and never alerting.
+    pub fn flush(&mut self) -> Result<usize> {
+        let alerts = self.alerts.flush()?;
+        Ok(alerts + self.lake.flush()?)
     }
 
     /// Events stored and duplicates skipped since opening.

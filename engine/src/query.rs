@@ -16,6 +16,7 @@ use futures::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::lake::{ALERTS_DIR, EVENTS_DIR};
+use crate::live::SharedLake;
 use crate::table::LakeTable;
 
 /// Bounds on one query.
@@ -50,15 +51,55 @@ pub struct QueryResult {
     pub truncated: bool,
 }
 
+/// Filters of `GET /v1/alerts`, all optional.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    /// Alerts on events at or after this time (µs since the epoch).
+    pub since: Option<i64>,
+    /// Alerts on events before this time (µs since the epoch).
+    pub until: Option<i64>,
+    /// Only this rule id.
+    pub rule: Option<String>,
+    /// Only this severity.
+    pub severity: Option<String>,
+    /// Only this category.
+    pub category: Option<String>,
+    /// Only this cluster.
+    pub cluster: Option<String>,
+    /// Newest this many.
+    pub limit: usize,
+}
+
 /// Runs read-only SQL over a lake.
 pub struct QueryEngine {
     ctx: SessionContext,
     limits: QueryLimits,
+    /// Shared with a writer in this process: its live rows, and the lock that keeps compaction
+    /// from deleting files under a running query.
+    shared: Option<Arc<SharedLake>>,
 }
 
 impl QueryEngine {
     /// A session over the lake under `data_dir` with `events` and `alerts` registered.
     pub fn open(data_dir: &Path, limits: QueryLimits) -> Result<Self> {
+        Self::build(data_dir, limits, None)
+    }
+
+    /// Like [`QueryEngine::open`], also reading the rows a writer sharing `shared` has not yet
+    /// put in finished files.
+    pub fn open_shared(
+        data_dir: &Path,
+        limits: QueryLimits,
+        shared: Arc<SharedLake>,
+    ) -> Result<Self> {
+        Self::build(data_dir, limits, Some(shared))
+    }
+
+    fn build(
+        data_dir: &Path,
+        limits: QueryLimits,
+        shared: Option<Arc<SharedLake>>,
+    ) -> Result<Self> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
             .build_arc()?;
@@ -69,28 +110,93 @@ impl QueryEngine {
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
             .set_bool("datafusion.execution.parquet.pushdown_filters", true);
         let ctx = SessionContext::new_with_config_rt(config, runtime);
-        ctx.register_table(
-            "events",
-            Arc::new(LakeTable::new(
-                data_dir.join(EVENTS_DIR),
-                events_schema(),
-                event::EVENT_TIME,
-            )),
-        )?;
-        ctx.register_table(
-            "alerts",
-            Arc::new(LakeTable::new(
-                data_dir.join(ALERTS_DIR),
-                alerts_schema(),
-                alert::EVENT_TIME,
-            )),
-        )?;
-        Ok(Self { ctx, limits })
+        let mut events = LakeTable::new(
+            data_dir.join(EVENTS_DIR),
+            events_schema(),
+            event::EVENT_TIME,
+        );
+        let mut alerts = LakeTable::new(
+            data_dir.join(ALERTS_DIR),
+            alerts_schema(),
+            alert::EVENT_TIME,
+        );
+        if let Some(shared) = &shared {
+            events = events.with_live(Arc::clone(&shared.events));
+            alerts = alerts.with_live(Arc::clone(&shared.alerts));
+        }
+        ctx.register_table("events", Arc::new(events))?;
+        ctx.register_table("alerts", Arc::new(alerts))?;
+        Ok(Self {
+            ctx,
+            limits,
+            shared,
+        })
+    }
+
+    /// The limits queries run under.
+    pub fn limits(&self) -> &QueryLimits {
+        &self.limits
     }
 
     /// Runs one query. DDL, DML and statements such as `SET` or `COPY` are refused.
     pub async fn query(&self, sql: &str) -> Result<QueryResult> {
-        let run = self.run(sql);
+        let _files = self.hold_files().await;
+        let run = async {
+            let (schema, stream) = self.stream(sql).await?;
+            self.collect(schema, stream).await
+        };
+        self.bounded(run).await
+    }
+
+    /// The newest alerts matching `filter`, newest first.
+    pub async fn alerts(&self, filter: &AlertFilter) -> Result<QueryResult> {
+        use datafusion::prelude::{col, lit};
+        let _files = self.hold_files().await;
+        let run = async {
+            let mut frame = self.ctx.table("alerts").await?;
+            let time = |micros: i64| {
+                lit(datafusion::common::ScalarValue::TimestampMicrosecond(
+                    Some(micros),
+                    Some("UTC".into()),
+                ))
+            };
+            if let Some(since) = filter.since {
+                frame = frame.filter(col(alert::EVENT_TIME).gt_eq(time(since)))?;
+            }
+            if let Some(until) = filter.until {
+                frame = frame.filter(col(alert::EVENT_TIME).lt(time(until)))?;
+            }
+            for (name, value) in [
+                (alert::RULE_ID, &filter.rule),
+                (alert::SEVERITY, &filter.severity),
+                (alert::CATEGORY, &filter.category),
+                (alert::CLUSTER, &filter.cluster),
+            ] {
+                if let Some(value) = value {
+                    frame = frame.filter(col(name).eq(lit(value.as_str())))?;
+                }
+            }
+            let frame = frame
+                .sort(vec![
+                    col(alert::EVENT_TIME).sort(false, false),
+                    col(alert::ALERT_ID).sort(true, false),
+                ])?
+                .limit(0, Some(filter.limit))?;
+            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            let stream = frame.execute_stream().await?;
+            self.collect(schema, stream).await
+        };
+        self.bounded(run).await
+    }
+
+    async fn hold_files(&self) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
+        match &self.shared {
+            Some(shared) => Some(shared.files.read().await),
+            None => None,
+        }
+    }
+
+    async fn bounded<T>(&self, run: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         match self.limits.timeout {
             Some(limit) => tokio::time::timeout(limit, run)
                 .await
@@ -108,6 +214,7 @@ impl QueryEngine {
         sql: &str,
         mut each: impl FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
+        let _files = self.hold_files().await;
         let mut stream = self.stream(sql).await?.1;
         while let Some(batch) = stream.next().await {
             each(batch?)?;
@@ -131,8 +238,11 @@ impl QueryEngine {
         Ok((schema, frame.execute_stream().await?))
     }
 
-    async fn run(&self, sql: &str) -> Result<QueryResult> {
-        let (schema, mut stream) = self.stream(sql).await?;
+    async fn collect(
+        &self,
+        schema: SchemaRef,
+        mut stream: datafusion::physical_plan::SendableRecordBatchStream,
+    ) -> Result<QueryResult> {
         let mut batches = Vec::new();
         let mut rows = 0usize;
         let mut truncated = false;

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
+use datafusion::catalog::MemTable;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -23,7 +25,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
 
+use crate::live::LiveBuffer;
 use crate::partition::{self, HOUR_MICROS, Hour};
 
 /// A hive-partitioned Parquet table of the lake.
@@ -33,6 +37,8 @@ pub struct LakeTable {
     schema: SchemaRef,
     /// The column the partitions are by (`event_time`).
     time_column: &'static str,
+    /// Rows of files still being written, when a writer in this process shares them.
+    live: Option<Arc<LiveBuffer>>,
 }
 
 impl LakeTable {
@@ -42,19 +48,52 @@ impl LakeTable {
             dir,
             schema,
             time_column,
+            live: None,
         }
+    }
+
+    /// Also reads the rows a writer has buffered in `live` but not yet put in a finished file.
+    pub fn with_live(mut self, live: Arc<LiveBuffer>) -> Self {
+        self.live = Some(live);
+        self
     }
 
     /// Partition directories a scan with these filters must read.
     pub fn partitions_for(&self, filters: &[Expr]) -> std::io::Result<Vec<PathBuf>> {
-        let bounds = filters
-            .iter()
-            .fold(TimeBounds::default(), |b, f| b.and(self.bounds_of(f)));
+        let bounds = self.bounds_of_all(filters);
         Ok(partition::list(&self.dir)?
             .into_iter()
             .filter(|(hour, _)| bounds.overlaps(*hour))
             .map(|(_, dir)| dir)
             .collect())
+    }
+
+    fn bounds_of_all(&self, filters: &[Expr]) -> TimeBounds {
+        filters
+            .iter()
+            .fold(TimeBounds::default(), |b, f| b.and(self.bounds_of(f)))
+    }
+
+    /// Finished files a scan with these filters must read, and the live rows of the same hours,
+    /// taken together so no row is seen twice or missed while a file is being published.
+    fn snapshot(&self, filters: &[Expr]) -> std::io::Result<(Vec<PathBuf>, Vec<RecordBatch>)> {
+        let bounds = self.bounds_of_all(filters);
+        let list = || -> std::io::Result<Vec<PathBuf>> {
+            let mut files = Vec::new();
+            for dir in self.partitions_for(filters)? {
+                match partition::parquet_files(&dir) {
+                    Ok(f) => files.extend(f),
+                    // Retention removed the partition after it was listed.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(files)
+        };
+        match &self.live {
+            Some(live) => live.snapshot(|hour| bounds.overlaps(hour), list),
+            None => Ok((list()?, Vec::new())),
+        }
     }
 
     /// What one filter says about the time column; anything it cannot read is unbounded.
@@ -205,28 +244,38 @@ impl TableProvider for LakeTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let dirs = self
-            .partitions_for(filters)
+        let (files, live) = self
+            .snapshot(filters)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        if dirs.is_empty() {
+        let mut plans = Vec::new();
+        if !files.is_empty() {
+            let urls = files
+                .iter()
+                .map(|f| ListingTableUrl::parse(f.display().to_string()))
+                .collect::<Result<Vec<_>>>()?;
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            let config = ListingTableConfig::new_with_multi_paths(urls)
+                .with_listing_options(options)
+                .with_schema(self.schema());
+            plans.push(
+                ListingTable::try_new(config)?
+                    .scan(state, projection, filters, limit)
+                    .await?,
+            );
+        }
+        if !live.is_empty() {
+            let memory = MemTable::try_new(self.schema(), vec![live])?;
+            plans.push(memory.scan(state, projection, filters, limit).await?);
+        }
+        if plans.is_empty() {
             let schema = match projection {
                 Some(p) => Arc::new(self.schema.project(p)?),
                 None => self.schema(),
             };
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
-        let urls = dirs
-            .iter()
-            .map(|d| ListingTableUrl::parse(format!("{}/", d.display())))
-            .collect::<Result<Vec<_>>>()?;
-        let options =
-            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-        let config = ListingTableConfig::new_with_multi_paths(urls)
-            .with_listing_options(options)
-            .with_schema(self.schema());
-        ListingTable::try_new(config)?
-            .scan(state, projection, filters, limit)
-            .await
+        UnionExec::try_new(plans)
     }
 }
 

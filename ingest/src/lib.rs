@@ -1,16 +1,17 @@
 //! Where audit events come *from*.
 //!
 //! Sources read bytes, hand them to [`auditlake_schema::Decoder`], and pass the decoded batches to a
-//! [`Sink`] (the engine), acknowledging their sender only once the sink has taken them. Today that
-//! is file replay: plain or gzip files and stdin, NDJSON or whole JSON documents, every rejected
-//! line named by file and line. The audit webhook receiver and the Kafka consumer will live here
-//! too, on the same decoder and sink.
+//! [`Sink`] (the engine), acknowledging their sender only once the sink has taken them. Sources:
+//! file replay (plain or gzip files and stdin, NDJSON or whole JSON documents, every rejected line
+//! named by file and line) and the audit webhook ([`webhook::router`], answering 200 only once a
+//! [`webhook::DurableSink`] has the events durable). The Kafka consumer will live here too.
 //!
 //! # Layout
 //! - [`file`]: inputs (files, stdin), gzip detection, read-progress counting.
 //! - [`lines`]: splitting an input into JSON documents with line numbers.
 //! - [`replay`]: the replay loop and its summary.
 //! - [`sink`]: the [`Sink`] trait the engine implements.
+//! - [`webhook`]: the audit webhook routes.
 //!
 //! # Example
 //! ```
@@ -46,6 +47,7 @@ pub mod file;
 pub mod lines;
 pub mod replay;
 pub mod sink;
+pub mod webhook;
 
 pub use error::{Error, Result};
 pub use file::Input;

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use auditlake_schema::events_schema;
@@ -89,20 +88,7 @@ impl Macros {
     }
 }
 
-/// Parses `30s`, `10m`, `2h`, `1d`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
-    let n: u64 = number.parse().ok()?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return None,
-    };
-    (seconds > 0).then(|| Duration::from_secs(seconds))
-}
+pub use auditlake_schema::time::parse_duration;
 
 /// A session that knows the functions conditions may use (DataFusion's and the JSON helpers).
 pub(crate) fn session() -> SessionContext {

@@ -86,9 +86,59 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Parses `30s`, `10m`, `2h`, `1d` (a positive whole number and a unit).
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    (seconds > 0).then(|| std::time::Duration::from_secs(seconds))
+}
+
+/// A time filter as investigators type it: an RFC 3339 time, a `YYYY-MM-DD` date (its midnight
+/// UTC), or a duration before `now` (`30m`, `24h`, `7d`). In µs since the epoch.
+pub fn parse_time_bound(value: &str, now: i64) -> Option<i64> {
+    if let Some(ago) = parse_duration(value) {
+        return Some(now - i64::try_from(ago.as_micros()).ok()?);
+    }
+    if value.len() == 10 {
+        return parse_rfc3339_micros(&format!("{value}T00:00:00Z"));
+    }
+    parse_rfc3339_micros(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_bounds_take_times_dates_and_durations_ago() {
+        let now = parse_rfc3339_micros("2025-03-04T12:00:00Z").expect("time");
+        assert_eq!(
+            parse_time_bound("2h", now),
+            parse_rfc3339_micros("2025-03-04T10:00:00Z")
+        );
+        assert_eq!(
+            parse_time_bound("2025-03-01", now),
+            parse_rfc3339_micros("2025-03-01T00:00:00Z")
+        );
+        assert_eq!(
+            parse_time_bound("2025-03-04T11:00:00Z", now),
+            Some(now - 3_600_000_000)
+        );
+        assert_eq!(parse_time_bound("yesterday", now), None);
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(
+            parse_duration("90d").map(|d| d.as_secs()),
+            Some(90 * 86_400)
+        );
+    }
 
     #[test]
     fn fast_path_agrees_with_chrono() {

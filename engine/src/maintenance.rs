@@ -1,0 +1,241 @@
+//! Background upkeep of the lake: small files left by frequent flushes are merged per partition
+//! (compaction), whole partitions older than the retention are deleted, and what a crash left
+//! half-done is cleaned up at start.
+//!
+//! A compaction writes the merged file as `.tmp`, records which files it replaces in an intent
+//! file, then (while no query runs) publishes the new file and deletes the old ones. A crash at
+//! any point leaves either the old files or the new one, never both: [`recover`] finishes or
+//! abandons what an intent describes.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use auditlake_schema::time::now_micros;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::error::{Error, Result};
+use crate::lake::{ALERTS_DIR, EVENTS_DIR, sync_dir, writer_properties};
+use crate::live::SharedLake;
+use crate::partition::{self, HOUR_MICROS, parquet_files};
+
+/// A partition is compacted once it has this many small files.
+pub const COMPACT_MIN_FILES: usize = 8;
+/// Files at least this big are left alone; smaller ones are merged.
+const COMPACT_TARGET_BYTES: u64 = 128 << 20;
+const INTENT_SUFFIX: &str = ".compacting";
+
+/// Compaction and retention for one data directory.
+pub struct Maintenance {
+    data_dir: PathBuf,
+    shared: Arc<SharedLake>,
+    retention: Option<Duration>,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    /// Files merged away.
+    pub compacted_files: usize,
+    /// Partitions deleted by retention.
+    pub expired_partitions: usize,
+}
+
+impl Maintenance {
+    /// Upkeep of the lake under `data_dir`; deletions wait for running queries through `shared`.
+    pub fn new(data_dir: &Path, shared: Arc<SharedLake>, retention: Option<Duration>) -> Self {
+        Self {
+            data_dir: data_dir.to_path_buf(),
+            shared,
+            retention,
+        }
+    }
+
+    /// Runs a pass every `every` until `stop` is signalled or dropped.
+    pub fn run(&self, every: Duration, stop: &Receiver<()>) {
+        loop {
+            match stop.recv_timeout(every) {
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+            match self.pass() {
+                Ok(pass) if pass != Pass::default() => {
+                    tracing::info!(
+                        compacted_files = pass.compacted_files,
+                        expired_partitions = pass.expired_partitions,
+                        "lake maintenance"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "lake maintenance failed; retrying next pass"),
+            }
+        }
+    }
+
+    /// Applies retention, then compacts every partition with enough small files.
+    pub fn pass(&self) -> Result<Pass> {
+        let mut pass = Pass::default();
+        for table in [EVENTS_DIR, ALERTS_DIR] {
+            let table_dir = self.data_dir.join(table);
+            if let Some(retention) = self.retention {
+                pass.expired_partitions += self.expire(&table_dir, retention)?;
+            }
+            let mut files = 0;
+            for (_, dir) in partition::list(&table_dir).map_err(Error::io(&table_dir))? {
+                pass.compacted_files += self.compact(&dir)?;
+                files += parquet_files(&dir).map_or(0, |f| f.len());
+            }
+            metrics::gauge!("auditlake_lake_files", "table" => table).set(files as f64);
+        }
+        Ok(pass)
+    }
+
+    /// Deletes the partitions of `table_dir` whose hour ended more than `retention` ago.
+    fn expire(&self, table_dir: &Path, retention: Duration) -> Result<usize> {
+        let cutoff = now_micros() - i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+        let expired: Vec<PathBuf> = partition::list(table_dir)
+            .map_err(Error::io(table_dir))?
+            .into_iter()
+            .filter(|(hour, _)| hour.start_micros() + HOUR_MICROS <= cutoff)
+            .map(|(_, dir)| dir)
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let _no_queries = self.shared.files.blocking_write();
+        for dir in &expired {
+            std::fs::remove_dir_all(dir).map_err(Error::io(dir))?;
+            if let Some(date_dir) = dir.parent() {
+                // Only succeeds once the day's last hour is gone.
+                let _ = std::fs::remove_dir(date_dir);
+            }
+        }
+        metrics::counter!("auditlake_partitions_expired_total").increment(expired.len() as u64);
+        Ok(expired.len())
+    }
+
+    /// Merges the small files of one partition into one; returns how many were merged away.
+    fn compact(&self, dir: &Path) -> Result<usize> {
+        let mut small = Vec::new();
+        for path in parquet_files(dir).map_err(Error::io(dir))? {
+            let size = std::fs::metadata(&path).map_err(Error::io(&path))?.len();
+            if size < COMPACT_TARGET_BYTES {
+                small.push(path);
+            }
+        }
+        if small.len() < COMPACT_MIN_FILES {
+            return Ok(0);
+        }
+        let name = format!("part-{}", uuid::Uuid::new_v4().simple());
+        let merged = dir.join(format!("{name}.parquet"));
+        let tmp = dir.join(format!("{name}.parquet.tmp"));
+        merge(&small, &tmp)?;
+        let intent = dir.join(format!("{name}{INTENT_SUFFIX}"));
+        let listing: String = small
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str())
+            .map(|n| format!("{n}\n"))
+            .collect();
+        write_synced(&intent, listing.as_bytes())?;
+
+        let _no_queries = self.shared.files.blocking_write();
+        std::fs::rename(&tmp, &merged).map_err(Error::io(&merged))?;
+        sync_dir(&merged);
+        for old in &small {
+            std::fs::remove_file(old).map_err(Error::io(old))?;
+        }
+        std::fs::remove_file(&intent).map_err(Error::io(&intent))?;
+        sync_dir(&merged);
+        metrics::counter!("auditlake_files_compacted_total").increment(small.len() as u64);
+        Ok(small.len())
+    }
+}
+
+/// Cleans what a crash left under `data_dir`: unfinished `.tmp` files (never visible, their rows
+/// are in the write-ahead log) and half-done compactions.
+pub fn recover(data_dir: &Path) -> Result<()> {
+    for table in [EVENTS_DIR, ALERTS_DIR] {
+        let table_dir = data_dir.join(table);
+        for (_, dir) in partition::list(&table_dir).map_err(Error::io(&table_dir))? {
+            let entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map_err(Error::io(&dir))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            for path in &entries {
+                let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                if let Some(stem) = name.strip_suffix(INTENT_SUFFIX) {
+                    finish_intent(&dir, stem, path)?;
+                }
+            }
+            for path in entries {
+                if path.extension().is_some_and(|e| e == "tmp") && path.exists() {
+                    tracing::info!(file = %path.display(), "removing an unfinished file");
+                    std::fs::remove_file(&path).map_err(Error::io(&path))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A compaction was interrupted: if its merged file was published, the old files go; if not,
+/// the old files stay and the merged `.tmp` is removed with the other unfinished files.
+fn finish_intent(dir: &Path, stem: &str, intent: &Path) -> Result<()> {
+    if dir.join(format!("{stem}.parquet")).exists() {
+        let listing = std::fs::read_to_string(intent).map_err(Error::io(intent))?;
+        for name in listing
+            .lines()
+            .filter(|l| !l.is_empty() && !l.contains('/'))
+        {
+            let old = dir.join(name);
+            if old.exists() {
+                std::fs::remove_file(&old).map_err(Error::io(&old))?;
+            }
+        }
+    }
+    std::fs::remove_file(intent).map_err(Error::io(intent))
+}
+
+fn merge(inputs: &[PathBuf], output: &Path) -> Result<()> {
+    let mut writer: Option<ArrowWriter<File>> = None;
+    for path in inputs {
+        let file = File::open(path).map_err(Error::io(path))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.with_batch_size(8192).build())
+            .map_err(Error::parquet(path))?;
+        for batch in reader {
+            let batch = batch?;
+            let w = match &mut writer {
+                Some(w) => w,
+                None => {
+                    let file = File::create(output).map_err(Error::io(output))?;
+                    writer.insert(
+                        ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))
+                            .map_err(Error::parquet(output))?,
+                    )
+                }
+            };
+            w.write(&batch).map_err(Error::parquet(output))?;
+        }
+    }
+    if let Some(w) = writer {
+        let file = w.into_inner().map_err(Error::parquet(output))?;
+        file.sync_all().map_err(Error::io(output))?;
+    }
+    Ok(())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut file = File::create(path).map_err(Error::io(path))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(Error::io(path))?;
+    sync_dir(path);
+    Ok(())
+}

@@ -1,0 +1,460 @@
+//! [`Service`]: the long-running writer behind `auditlake serve`. Senders hand it decoded batches;
+//! it appends them to the write-ahead log, syncs once for every batch that arrived meanwhile
+//! (group commit), answers each sender, and feeds the batches in order to one pipeline thread that
+//! dedups, runs the rules and writes the lake. Rows are queryable from the live buffer at once;
+//! files are completed every `flush_interval` or when the live buffer grows past `flush_bytes`,
+//! after which the log segments they cover are deleted.
+//!
+//! Memory is bounded by a byte budget: a sender reserves its batch's size before decoding and the
+//! reservation is released only when the pipeline has applied the batch, so when the pipeline
+//! falls behind, new senders are refused (and told to retry) instead of queued.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arrow::array::AsArray;
+use arrow::record_batch::RecordBatch;
+use auditlake_rules::RuleEngine;
+use auditlake_schema::columns::{alert, column};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+
+use crate::error::{Error, Result};
+use crate::live::SharedLake;
+use crate::maintenance::{self, Maintenance};
+use crate::pipeline::Pipeline;
+use crate::wal::{self, Record, Wal};
+
+/// How the service flushes, bounds memory and maintains the lake.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Longest time rows stay only in the live buffer and the log.
+    pub flush_interval: Duration,
+    /// Live-buffer size that triggers a flush sooner.
+    pub flush_bytes: usize,
+    /// Bytes of accepted-but-not-yet-applied input held at most; beyond it senders are refused.
+    pub inflight_bytes: usize,
+    /// How often compaction and retention run.
+    pub maintenance_interval: Duration,
+    /// Partitions whose hour ended longer ago than this are deleted.
+    pub retention: Option<Duration>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::from_secs(30),
+            flush_bytes: 64 << 20,
+            inflight_bytes: 128 << 20,
+            maintenance_interval: Duration::from_secs(60),
+            retention: None,
+        }
+    }
+}
+
+/// Where the service is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Readiness {
+    /// Replaying the write-ahead log left by the last run.
+    Replaying = 0,
+    /// Taking traffic.
+    Ready = 1,
+    /// A write failed; accepted data is safe in the log, new data is refused until a restart.
+    Failed = 2,
+}
+
+/// Bytes of the in-flight budget held by one batch until the pipeline has applied it.
+pub struct Reservation(OwnedSemaphorePermit);
+
+impl Reservation {
+    /// Grows the reservation (a body that inflated when decompressed); `false` if the budget
+    /// cannot cover it now.
+    pub fn grow(&mut self, budget: &Service, bytes: usize) -> bool {
+        match budget.try_reserve(bytes) {
+            Some(more) => {
+                self.0.merge(more.0);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+struct Append {
+    record: Record,
+    batch: RecordBatch,
+    reservation: Reservation,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+struct Apply {
+    batch: RecordBatch,
+    segment: u64,
+    _reservation: Reservation,
+}
+
+/// The write side of a running server. Dropping it without [`Service::shutdown`] leaves the log
+/// to be replayed at the next start.
+pub struct Service {
+    appends: Mutex<Option<mpsc::Sender<Append>>>,
+    budget: Arc<Semaphore>,
+    budget_bytes: usize,
+    shared: Arc<SharedLake>,
+    readiness: Arc<AtomicU8>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    stop_maintenance: Mutex<Option<SyncSender<()>>>,
+}
+
+impl Service {
+    /// Opens the lake and the log under `data_dir` and starts the log, pipeline and maintenance
+    /// threads. What the last run left in the log is replayed first (see [`Service::readiness`]);
+    /// batches accepted meanwhile wait behind it.
+    pub fn start(
+        data_dir: &Path,
+        rules: Option<RuleEngine>,
+        config: ServiceConfig,
+    ) -> Result<Self> {
+        maintenance::recover(data_dir)?;
+        let shared = Arc::new(SharedLake::default());
+        let pipeline = Pipeline::open_shared(data_dir, rules, &shared)?;
+        let (wal, first_segment) = Wal::open(data_dir)?;
+        let readiness = Arc::new(AtomicU8::new(Readiness::Replaying as u8));
+        // Segments before this are in finished lake files and may be deleted.
+        let checkpoint = Arc::new(AtomicU64::new(first_segment));
+        let (append_tx, append_rx) = mpsc::channel::<Append>(4096);
+        let (apply_tx, apply_rx) = sync_channel::<Apply>(256);
+
+        let mut threads = Vec::new();
+        let log_checkpoint = Arc::clone(&checkpoint);
+        threads.push(spawn("auditlake-wal", move || {
+            log_thread(wal, append_rx, apply_tx, &log_checkpoint)
+        })?);
+        let writer = PipelineThread {
+            pipeline,
+            data_dir: data_dir.to_path_buf(),
+            shared: Arc::clone(&shared),
+            config: config.clone(),
+            readiness: Arc::clone(&readiness),
+            checkpoint,
+            last_segment: None,
+            dirty_since: None,
+        };
+        threads.push(spawn("auditlake-pipeline", move || {
+            writer.run(first_segment, apply_rx)
+        })?);
+        let (stop_tx, stop_rx) = sync_channel(1);
+        let maintenance = Maintenance::new(data_dir, Arc::clone(&shared), config.retention);
+        let every = config.maintenance_interval;
+        threads.push(spawn("auditlake-maintenance", move || {
+            maintenance.run(every, &stop_rx)
+        })?);
+
+        let budget_bytes = config.inflight_bytes.max(1);
+        Ok(Self {
+            appends: Mutex::new(Some(append_tx)),
+            budget: Arc::new(Semaphore::new(budget_bytes)),
+            budget_bytes,
+            shared,
+            readiness,
+            threads: Mutex::new(threads),
+            stop_maintenance: Mutex::new(Some(stop_tx)),
+        })
+    }
+
+    /// What the query engine must share to see rows before their files are complete.
+    pub fn shared(&self) -> Arc<SharedLake> {
+        Arc::clone(&self.shared)
+    }
+
+    /// Whether the service has replayed the log and takes traffic.
+    pub fn readiness(&self) -> Readiness {
+        match self.readiness.load(Ordering::Acquire) {
+            0 => Readiness::Replaying,
+            1 => Readiness::Ready,
+            _ => Readiness::Failed,
+        }
+    }
+
+    /// Reserves `bytes` of the in-flight budget, or `None` when the pipeline is too far behind
+    /// (the sender should retry later). A request larger than the whole budget waits for all of it.
+    pub fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
+        let n = bytes.clamp(1, self.budget_bytes);
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        Arc::clone(&self.budget)
+            .try_acquire_many_owned(n)
+            .ok()
+            .map(Reservation)
+    }
+
+    /// Stores `batch` durably: returns once it is in the synced log (and queued for the lake).
+    pub async fn store(&self, batch: RecordBatch, reservation: Reservation) -> Result<()> {
+        if self.readiness() == Readiness::Failed {
+            return Err(Error::Unavailable {
+                reason: "a write to the lake failed; see the server log".into(),
+            });
+        }
+        let sender = self
+            .appends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| Error::Unavailable {
+                reason: "shutting down".into(),
+            })?;
+        let record = wal::encode(&batch)?;
+        let (done, receipt) = oneshot::channel();
+        sender
+            .send(Append {
+                record,
+                batch,
+                reservation,
+                done,
+            })
+            .await
+            .map_err(|_| Error::Unavailable {
+                reason: "shutting down".into(),
+            })?;
+        match receipt.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(Error::Unavailable { reason }),
+            Err(_) => Err(Error::Unavailable {
+                reason: "the write-ahead log stopped".into(),
+            }),
+        }
+    }
+
+    /// Stops taking batches, applies and flushes everything accepted, and deletes the log it
+    /// covered. Blocks until done.
+    pub fn shutdown(&self) {
+        self.appends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.stop_maintenance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for thread in threads {
+            if thread.join().is_err() {
+                tracing::error!("a service thread panicked");
+            }
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(Error::io(name))
+}
+
+/// Largest group of records written before one sync.
+const GROUP_BYTES: usize = 32 << 20;
+
+fn log_thread(
+    mut wal: Wal,
+    mut appends: mpsc::Receiver<Append>,
+    apply: SyncSender<Apply>,
+    checkpoint: &AtomicU64,
+) {
+    let mut broken: Option<String> = None;
+    while let Some(first) = appends.blocking_recv() {
+        let mut bytes = first.record.log_bytes();
+        let mut group = vec![first];
+        while bytes < GROUP_BYTES
+            && let Ok(next) = appends.try_recv()
+        {
+            bytes += next.record.log_bytes();
+            group.push(next);
+        }
+        if broken.is_none()
+            && let Err(e) = release_flushed(&mut wal, checkpoint.load(Ordering::Acquire))
+        {
+            tracing::warn!(error = %e, "could not delete flushed write-ahead log segments");
+        }
+        if broken.is_none() {
+            let written = group.iter().try_for_each(|a| wal.append(&a.record));
+            match written.and_then(|()| wal.sync()) {
+                Ok(took) => {
+                    metrics::counter!("auditlake_wal_bytes_total").increment(bytes as u64);
+                    metrics::histogram!("auditlake_wal_fsync_seconds").record(took.as_secs_f64());
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "write-ahead log write failed; refusing new batches");
+                    broken = Some(format!("the write-ahead log could not be written: {e}"));
+                }
+            }
+        }
+        let segment = wal.segment();
+        for a in group {
+            if let Some(reason) = &broken {
+                let _ = a.done.send(Err(reason.clone()));
+                continue;
+            }
+            let queued = apply.send(Apply {
+                batch: a.batch,
+                segment,
+                _reservation: a.reservation,
+            });
+            let _ = a
+                .done
+                .send(queued.map_err(|_| "the pipeline stopped".to_string()));
+        }
+    }
+}
+
+/// Deletes segments the lake's files already hold; starts a new segment when the current one is
+/// among them, so it can go at the next flush.
+fn release_flushed(wal: &mut Wal, checkpoint: u64) -> Result<()> {
+    if checkpoint >= wal.segment() && wal.segment_bytes() > 0 {
+        wal.rotate()?;
+    }
+    wal.remove_before(checkpoint)
+}
+
+struct PipelineThread {
+    pipeline: Pipeline,
+    data_dir: PathBuf,
+    shared: Arc<SharedLake>,
+    config: ServiceConfig,
+    readiness: Arc<AtomicU8>,
+    checkpoint: Arc<AtomicU64>,
+    /// Log segment of the last batch applied.
+    last_segment: Option<u64>,
+    /// When the oldest row not yet in a finished file was applied.
+    dirty_since: Option<Instant>,
+}
+
+impl PipelineThread {
+    fn run(mut self, first_segment: u64, batches: Receiver<Apply>) {
+        match self.replay(first_segment) {
+            Ok(()) => self
+                .readiness
+                .store(Readiness::Ready as u8, Ordering::Release),
+            Err(e) => {
+                tracing::error!(error = %e, "replaying the write-ahead log failed; it is kept for the next start");
+                self.readiness
+                    .store(Readiness::Failed as u8, Ordering::Release);
+                // Keep draining so senders are answered; nothing is deleted from the log.
+                while batches.recv().is_ok() {}
+                return;
+            }
+        }
+        loop {
+            let wait = self.dirty_since.map_or(Duration::from_secs(3600), |t| {
+                self.config.flush_interval.saturating_sub(t.elapsed())
+            });
+            match batches.recv_timeout(wait) {
+                Ok(apply) => {
+                    self.apply(&apply.batch);
+                    self.last_segment = Some(apply.segment);
+                    self.dirty_since.get_or_insert_with(Instant::now);
+                    if self.shared.events.bytes() + self.shared.alerts.bytes()
+                        >= self.config.flush_bytes
+                    {
+                        self.flush();
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.dirty_since.is_some() {
+                        self.flush();
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.flush();
+        if self.healthy() {
+            // Everything accepted is in finished files: the whole log can go.
+            if let Err(e) = wal::remove_replayed(&self.data_dir, u64::MAX) {
+                tracing::warn!(error = %e, "could not delete the write-ahead log after the final flush");
+            }
+        }
+        tracing::info!("pipeline stopped");
+    }
+
+    fn healthy(&self) -> bool {
+        self.readiness.load(Ordering::Acquire) == Readiness::Ready as u8
+    }
+
+    fn replay(&mut self, before: u64) -> Result<()> {
+        let started = Instant::now();
+        let pipeline = &mut self.pipeline;
+        let replayed = wal::replay(&self.data_dir, before, |batch| {
+            let done = pipeline.ingest(&batch)?;
+            record_ingest(&done);
+            Ok(())
+        })?;
+        self.pipeline.flush()?;
+        wal::remove_replayed(&self.data_dir, before)?;
+        if replayed.segments > 0 {
+            tracing::info!(
+                segments = replayed.segments,
+                rows = replayed.rows,
+                torn = replayed.torn,
+                seconds = started.elapsed().as_secs_f64(),
+                "write-ahead log replayed"
+            );
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, batch: &RecordBatch) {
+        if !self.healthy() {
+            return;
+        }
+        match self.pipeline.ingest(batch) {
+            Ok(done) => record_ingest(&done),
+            Err(e) => self.fail(&e),
+        }
+    }
+
+    fn flush(&mut self) {
+        self.dirty_since = None;
+        if !self.healthy() {
+            return;
+        }
+        match self.pipeline.flush() {
+            Ok(files) => {
+                metrics::counter!("auditlake_lake_files_written_total").increment(files as u64);
+                if let Some(segment) = self.last_segment {
+                    self.checkpoint.store(segment, Ordering::Release);
+                }
+            }
+            Err(e) => self.fail(&e),
+        }
+    }
+
+    /// After a failed write the lake may be missing rows the log has: keep the log (no more
+    /// checkpoints) and refuse new batches, so a restart replays everything.
+    fn fail(&mut self, e: &Error) {
+        tracing::error!(error = %e, "writing the lake failed; new batches are refused until a restart replays the log");
+        self.readiness
+            .store(Readiness::Failed as u8, Ordering::Release);
+    }
+}
+
+fn record_ingest(done: &crate::pipeline::Ingested) {
+    metrics::counter!("auditlake_events_stored_total").increment(done.stats.stored);
+    metrics::counter!("auditlake_events_duplicate_total").increment(done.stats.duplicates);
+    let alerts = &done.alerts;
+    if alerts.num_rows() == 0 {
+        return;
+    }
+    let rules = column(alerts, alert::RULE_ID).as_string::<i32>();
+    let severities = column(alerts, alert::SEVERITY).as_string::<i32>();
+    for (rule, severity) in rules.iter().zip(severities.iter()) {
+        metrics::counter!(
+            "auditlake_alerts_total",
+            "rule" => rule.unwrap_or_default().to_string(),
+            "severity" => severity.unwrap_or_default().to_string()
+        )
+        .increment(1);
+    }
+}

@@ -1,0 +1,292 @@
+//! Who may call what: bearer tokens with scopes, and client certificates the TLS layer verified.
+//!
+//! Tokens are configured as lines `NAME SCOPES TOKEN` (scopes comma-separated from `ingest`,
+//! `query`, `admin`; `admin` implies the others). Only a SHA-256 digest of each token is kept, and
+//! a presented token is compared against every digest in constant time, so neither timing nor
+//! a memory dump reveals a token.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+
+/// What a credential may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Post audit events to the webhook.
+    Ingest,
+    /// Run SQL, read alerts and rules.
+    Query,
+    /// Everything, and `/metrics`.
+    Admin,
+}
+
+impl Scope {
+    /// The scope's name in token files and error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Query => "query",
+            Scope::Admin => "admin",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ingest" => Some(Scope::Ingest),
+            "query" => Some(Scope::Query),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// One configured token.
+#[derive(Clone)]
+struct Token {
+    /// For logs; the token itself is never kept.
+    name: String,
+    scopes: Vec<Scope>,
+    digest: [u8; 32],
+}
+
+/// A client certificate the TLS layer verified against `--tls-client-ca`, put in the request's
+/// extensions by the server.
+#[derive(Debug, Clone)]
+pub struct ClientIdentity {
+    /// The certificate's subject, for logs.
+    pub subject: String,
+}
+
+/// Who made the request, once authenticated; handlers may log it.
+#[derive(Debug, Clone)]
+pub struct Principal(pub String);
+
+/// The credentials a server accepts.
+#[derive(Clone, Default)]
+pub struct Auth {
+    tokens: Vec<Token>,
+    /// Scopes a verified client certificate grants (empty: certificates grant nothing).
+    client_cert_scopes: Vec<Scope>,
+    /// Off only when the operator said so (`--insecure-no-auth`) or the server listens on
+    /// loopback without tokens.
+    enabled: bool,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field(
+                "tokens",
+                &self.tokens.iter().map(|t| &t.name).collect::<Vec<_>>(),
+            )
+            .field("client_cert_scopes", &self.client_cert_scopes)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+impl Auth {
+    /// Every request allowed.
+    pub fn disabled() -> Self {
+        Self::default()
+    }
+
+    /// Requests need one of these tokens (or a verified client certificate, see
+    /// [`Auth::with_client_cert_scopes`]).
+    pub fn with_tokens(text: &str) -> Result<Self, String> {
+        let mut tokens = Vec::new();
+        for (i, line) in text.split(['\n', ';']).enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [name, scopes, token] = fields[..] else {
+                return Err(format!(
+                    "entry {}: expected `NAME SCOPES TOKEN`, found {} fields",
+                    i + 1,
+                    fields.len()
+                ));
+            };
+            let scopes = scopes
+                .split(',')
+                .map(|s| {
+                    Scope::parse(s).ok_or_else(|| {
+                        format!(
+                            "entry {}: unknown scope `{s}` (ingest, query, admin)",
+                            i + 1
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if token.len() < 16 {
+                return Err(format!(
+                    "entry {} ({name}): token shorter than 16 characters",
+                    i + 1
+                ));
+            }
+            tokens.push(Token {
+                name: name.to_string(),
+                scopes,
+                digest: Sha256::digest(token.as_bytes()).into(),
+            });
+        }
+        if tokens.is_empty() {
+            return Err("no tokens configured".into());
+        }
+        Ok(Self {
+            tokens,
+            client_cert_scopes: Vec::new(),
+            enabled: true,
+        })
+    }
+
+    /// Requests over TLS with a verified client certificate get these scopes.
+    pub fn with_client_cert_scopes(mut self, scopes: Vec<Scope>) -> Self {
+        self.client_cert_scopes = scopes;
+        self.enabled = true;
+        self
+    }
+
+    /// Whether requests are checked at all.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Checks a request's credentials for `scope`.
+    pub fn check(&self, request: &Request, scope: Scope) -> Result<Principal, ApiError> {
+        if !self.enabled {
+            return Ok(Principal("anonymous".into()));
+        }
+        let bearer = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        if let Some(presented) = bearer {
+            let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+            // Compare with every token, whatever matches, so timing says nothing.
+            let mut found: Option<&Token> = None;
+            for token in &self.tokens {
+                if bool::from(token.digest.ct_eq(&digest)) {
+                    found = Some(token);
+                }
+            }
+            let token = found.ok_or(ApiError::Unauthorized)?;
+            return if grants(&token.scopes, scope) {
+                Ok(Principal(token.name.clone()))
+            } else {
+                Err(ApiError::Forbidden(scope.name()))
+            };
+        }
+        if let Some(identity) = request.extensions().get::<ClientIdentity>()
+            && !self.client_cert_scopes.is_empty()
+        {
+            return if grants(&self.client_cert_scopes, scope) {
+                Ok(Principal(format!("cert:{}", identity.subject)))
+            } else {
+                Err(ApiError::Forbidden(scope.name()))
+            };
+        }
+        Err(ApiError::Unauthorized)
+    }
+}
+
+fn grants(scopes: &[Scope], wanted: Scope) -> bool {
+    scopes.iter().any(|s| *s == wanted || *s == Scope::Admin)
+}
+
+/// Middleware requiring a scope on every route it wraps; use it as
+/// `axum::middleware::from_fn_with_state((auth, scope), require)`.
+pub async fn require(
+    State((auth, scope)): State<(Arc<Auth>, Scope)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match auth.check(&request, scope) {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal.clone());
+            let mut response = next.run(request).await;
+            // For the request log, which sees only the response.
+            response.extensions_mut().insert(principal);
+            response
+        }
+        Err(e) => axum::response::IntoResponse::into_response(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(token: Option<&str>) -> Request {
+        let mut b = axum::http::Request::builder().uri("/");
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        b.body(axum::body::Body::empty()).expect("request")
+    }
+
+    #[test]
+    fn scopes_and_tokens() {
+        let auth = Auth::with_tokens(
+            "# comment\napiserver ingest 0123456789abcdef0123\nalice query,ingest aaaaaaaaaaaaaaaaaaaa\nops admin bbbbbbbbbbbbbbbbbbbb",
+        )
+        .expect("tokens");
+        assert!(
+            auth.check(&request(Some("0123456789abcdef0123")), Scope::Ingest)
+                .is_ok()
+        );
+        assert!(matches!(
+            auth.check(&request(Some("0123456789abcdef0123")), Scope::Query),
+            Err(ApiError::Forbidden("query"))
+        ));
+        assert!(matches!(
+            auth.check(&request(Some("wrong-token-wrong-token")), Scope::Ingest),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(matches!(
+            auth.check(&request(None), Scope::Query),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(
+            auth.check(&request(Some("bbbbbbbbbbbbbbbbbbbb")), Scope::Query)
+                .is_ok()
+        );
+        assert!(
+            auth.check(&request(Some("aaaaaaaaaaaaaaaaaaaa")), Scope::Admin)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn bad_token_files_say_where() {
+        assert!(
+            Auth::with_tokens("a ingest")
+                .unwrap_err()
+                .contains("entry 1")
+        );
+        assert!(
+            Auth::with_tokens("a read 0123456789abcdef0123")
+                .unwrap_err()
+                .contains("read")
+        );
+        assert!(
+            Auth::with_tokens("a ingest short")
+                .unwrap_err()
+                .contains("16")
+        );
+        assert!(Auth::with_tokens("\n# only comments\n").is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! [`ApiState`]: what every handler shares, built once by the binary.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auditlake_engine::{QueryEngine, Readiness, Service};
+use auditlake_rules::CompiledPack;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Semaphore;
+
+use crate::auth::Auth;
+
+/// Shared state of the API routes.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Read-only SQL with the server's limits.
+    pub query: Arc<QueryEngine>,
+    /// The loaded rules, rendered once for `GET /v1/rules`.
+    pub rules: Arc<serde_json::Value>,
+    /// The writer, for readiness; `None` for a read-only server.
+    pub service: Option<Arc<Service>>,
+    /// Renders `/metrics`; `None` when no recorder is installed.
+    pub metrics: Option<PrometheusHandle>,
+    /// Who may call what.
+    pub auth: Arc<Auth>,
+    /// Queries running at once, at most; more wait up to [`ApiState::queue_wait`], then get 429.
+    pub query_slots: Arc<Semaphore>,
+    /// How long a query waits for a slot.
+    pub queue_wait: Duration,
+}
+
+impl ApiState {
+    /// State with defaults: 4 concurrent queries, 10 s queueing.
+    pub fn new(query: Arc<QueryEngine>, rules: &CompiledPack, auth: Auth) -> Self {
+        Self {
+            query,
+            rules: Arc::new(rules_json(rules)),
+            service: None,
+            metrics: None,
+            auth: Arc::new(auth),
+            query_slots: Arc::new(Semaphore::new(4)),
+            queue_wait: Duration::from_secs(10),
+        }
+    }
+
+    /// Whether the writer (if any) has replayed its log.
+    pub fn readiness(&self) -> Readiness {
+        self.service
+            .as_ref()
+            .map_or(Readiness::Ready, |s| s.readiness())
+    }
+}
+
+/// The loaded rules as `GET /v1/rules` returns them.
+pub fn rules_json(pack: &CompiledPack) -> serde_json::Value {
+    let rules: Vec<serde_json::Value> = pack
+        .rules
+        .iter()
+        .map(|r| {
+            let d = &r.def;
+            serde_json::json!({
+                "id": d.id,
+                "title": d.title,
+                "description": d.description,
+                "severity": d.severity,
+                "category": d.category,
+                "mitre": d.mitre,
+                "tags": d.tags,
+                "enabled": d.enabled,
+                "condition": d.condition,
+                "output": d.output,
+                "threshold": d.threshold.as_ref().map(|t| serde_json::json!({
+                    "count": t.count,
+                    "window": t.window,
+                    "group_by": t.group_by,
+                    "distinct": t.distinct,
+                })),
+                "source": r.file,
+            })
+        })
+        .collect();
+    serde_json::json!({ "count": rules.len(), "rules": rules })
+}

@@ -1,0 +1,214 @@
+//! `auditlake serve`: validates the flags into a start-up plan (auth, TLS, limits), starts the
+//! engine's [`Service`], builds the routes and serves them until SIGTERM or SIGINT, then flushes.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use auditlake_engine::{QueryEngine, QueryLimits, Reservation, Service, ServiceConfig};
+use auditlake_ingest::webhook::{self, DurableSink, WebhookState};
+use auditlake_query_api::{ApiState, Auth, Scope};
+use auditlake_rules::RuleEngine;
+use axum::middleware::{from_fn, from_fn_with_state};
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+use crate::cli::ServeArgs;
+use crate::config::Settings;
+use crate::server::{self, Tls};
+
+/// Environment variable holding tokens inline (`NAME SCOPES TOKEN` entries, `;`-separated).
+const TOKENS_ENV: &str = "AUDITLAKE_TOKENS";
+
+/// The engine's writer as the webhook's durable sink.
+struct ServiceSink(Arc<Service>);
+
+impl DurableSink for ServiceSink {
+    type Reservation = Reservation;
+
+    fn reserve(&self, bytes: usize) -> Option<Reservation> {
+        self.0.try_reserve(bytes)
+    }
+
+    fn grow(&self, reservation: &mut Reservation, bytes: usize) -> bool {
+        reservation.grow(&self.0, bytes)
+    }
+
+    async fn store(
+        &self,
+        batch: arrow::record_batch::RecordBatch,
+        reservation: Reservation,
+    ) -> Result<(), String> {
+        self.0
+            .store(batch, reservation)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+pub fn run(settings: &Settings, mut args: ServeArgs) -> anyhow::Result<ExitCode> {
+    args.tokens_env = std::env::var(TOKENS_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let addr: SocketAddr = args
+        .listen
+        .parse()
+        .with_context(|| format!("--listen {:?} is not an IP:PORT address", args.listen))?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls::load(cert, key, args.tls_client_ca.as_deref())?),
+        _ => None,
+    };
+    let auth = auth(&args, addr, tls.as_ref())?;
+    let pack = crate::rules::load(&args.rules)?;
+    let engine = (!args.no_rules).then(|| RuleEngine::new(&pack));
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let data_dir = settings.data_dir.as_path();
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let service = Arc::new(
+        Service::start(
+            data_dir,
+            engine,
+            ServiceConfig {
+                flush_interval: args.flush_interval,
+                inflight_bytes: args.max_inflight,
+                retention: args.retention,
+                ..ServiceConfig::default()
+            },
+        )
+        .with_context(|| format!("opening the lake in {}", data_dir.display()))?,
+    );
+    let served = runtime.block_on(async {
+        let app = app(
+            data_dir,
+            settings.cluster.as_deref(),
+            &args,
+            &pack,
+            auth,
+            Arc::clone(&service),
+            metrics,
+        )?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        // Always printed (not a log line): scripts and tests read the bound port from it.
+        eprintln!("auditlake: listening on {scheme}://{local}");
+        tracing::info!(address = %local, tls = tls.is_some(), "server started");
+        server::serve(listener, app, tls, shutdown_signal()).await
+    });
+    tracing::info!("flushing before exit");
+    service.shutdown();
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    served?;
+    eprintln!("auditlake: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Tokens from the file and the environment; refuses to run open beyond loopback.
+fn auth(args: &ServeArgs, addr: SocketAddr, tls: Option<&Tls>) -> anyhow::Result<Auth> {
+    let mut text = String::new();
+    if let Some(path) = &args.tokens_file {
+        text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read tokens file {}", path.display()))?;
+        text.push('\n');
+    }
+    if let Some(inline) = &args.tokens_env {
+        text.push_str(inline);
+    }
+    let client_scopes = args
+        .tls_client_scopes
+        .iter()
+        .map(|s| match s.as_str() {
+            "ingest" => Ok(Scope::Ingest),
+            "query" => Ok(Scope::Query),
+            "admin" => Ok(Scope::Admin),
+            other => bail!("--tls-client-scopes: unknown scope {other:?} (ingest, query, admin)"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let client_certs = tls.is_some_and(|t| t.verifies_clients());
+    let mut auth = if text.trim().is_empty() {
+        Auth::disabled()
+    } else {
+        Auth::with_tokens(&text).map_err(|e| anyhow::anyhow!("tokens: {e}"))?
+    };
+    if client_certs {
+        auth = auth.with_client_cert_scopes(client_scopes);
+    }
+    if !auth.is_enabled() && !addr.ip().is_loopback() && !args.insecure_no_auth {
+        bail!(
+            "refusing to listen on {addr} without authentication: give --tokens-file (or \
+             {TOKENS_ENV}), or --tls-client-ca, or --insecure-no-auth"
+        );
+    }
+    if !auth.is_enabled() && !addr.ip().is_loopback() {
+        tracing::warn!(address = %addr, "serving without authentication beyond loopback");
+    }
+    Ok(auth)
+}
+
+fn app(
+    data_dir: &Path,
+    cluster: Option<&str>,
+    args: &ServeArgs,
+    pack: &auditlake_rules::CompiledPack,
+    auth: Auth,
+    service: Arc<Service>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> anyhow::Result<axum::Router> {
+    let limits = QueryLimits {
+        max_rows: Some(args.query_max_rows),
+        timeout: Some(args.query_timeout),
+        memory_bytes: args.query_memory,
+    };
+    let query = QueryEngine::open_shared(data_dir, limits, service.shared())
+        .context("opening the query engine")?;
+    let mut state = ApiState::new(Arc::new(query), pack, auth);
+    state.service = Some(Arc::clone(&service));
+    state.metrics = Some(metrics);
+    let auth = Arc::clone(&state.auth);
+    let ingest = webhook::router(WebhookState {
+        sink: Arc::new(ServiceSink(service)),
+        max_body: args.max_body,
+        default_cluster: args.cluster.clone().or_else(|| cluster.map(str::to_string)),
+    })
+    .route_layer(from_fn_with_state(
+        (auth, Scope::Ingest),
+        auditlake_query_api::auth::require,
+    ));
+    Ok(auditlake_query_api::router(state)
+        .merge(ingest)
+        .layer(from_fn(auditlake_query_api::log::log_requests)))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}
