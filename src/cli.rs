@@ -228,10 +228,11 @@ pub enum Format {
     Csv,
 }
 
-/// Logs go to stderr; `RUST_LOG` picks the level (warn by default, so output stays clean).
-pub fn init_logging(format: LogFormat) {
+/// Logs go to stderr; `RUST_LOG` picks the level, else `default_level` (warn for commands, so
+/// their output stays clean; info for the server, whose log is its output).
+pub fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -20,7 +20,11 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli::init_logging(cli.global.log_format);
+    let level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    cli::init_logging(cli.global.log_format, level);
     let settings = match config::Settings::resolve(&cli.global) {
         Ok(s) => s,
         Err(e) => return report(&e),

@@ -27,7 +27,9 @@ pub async fn log_requests(request: Request, next: Next) -> Response {
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         request_bytes,
-        response_bytes = content_length(response.headers()),
+        response_bytes = axum::body::HttpBody::size_hint(response.body())
+            .exact()
+            .unwrap_or_else(|| content_length(response.headers())),
         principal = principal.as_deref().unwrap_or("-"),
         "request"
     );

@@ -1,0 +1,3 @@
+//! Integration tests of the ingest crate: the webhook routes in-process.
+
+mod webhook;
