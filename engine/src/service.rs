@@ -1,8 +1,8 @@
 //! [`Service`]: the long-running writer behind `auditlake serve`. Senders hand it decoded batches;
 //! it appends them to the write-ahead log, syncs once for every batch that arrived meanwhile
-//! (group commit), answers each sender, and feeds the batches in order to one pipeline thread that
-//! dedups, runs the rules and writes the lake. Rows are queryable from the live buffer at once;
-//! files are completed every `flush_interval` or when the live buffer grows past `flush_bytes`,
+//! (group commit), and feeds the batches in order to one pipeline thread that dedups, runs the
+//! rules and writes the lake. A sender is answered once its rows are synced in the log and
+//! queryable in the live buffer (read-your-writes), alerts included. Parquet files are completed every `flush_interval` or when the live buffer grows past `flush_bytes`,
 //! after which the log segments they cover are deleted.
 //!
 //! Memory is bounded by a byte budget: a sender reserves its batch's size before decoding and the
@@ -95,6 +95,8 @@ struct Apply {
     batch: RecordBatch,
     segment: u64,
     _reservation: Reservation,
+    /// Answered once the rows are in the live buffer: the sender's next query sees them.
+    done: oneshot::Sender<Result<(), String>>,
 }
 
 /// The write side of a running server. Dropping it without [`Service::shutdown`] leaves the log
@@ -190,7 +192,8 @@ impl Service {
             .map(Reservation)
     }
 
-    /// Stores `batch` durably: returns once it is in the synced log (and queued for the lake).
+    /// Stores `batch` durably: returns once it is in the synced log and applied to the live
+    /// buffer, so a query sent after this returns sees it.
     pub async fn store(&self, batch: RecordBatch, reservation: Reservation) -> Result<()> {
         if self.readiness() == Readiness::Failed {
             return Err(Error::Unavailable {
@@ -297,14 +300,14 @@ fn log_thread(
                 let _ = a.done.send(Err(reason.clone()));
                 continue;
             }
-            let queued = apply.send(Apply {
+            if let Err(refused) = apply.send(Apply {
                 batch: a.batch,
                 segment,
                 _reservation: a.reservation,
-            });
-            let _ = a
-                .done
-                .send(queued.map_err(|_| "the pipeline stopped".to_string()));
+                done: a.done,
+            }) {
+                let _ = refused.0.done.send(Err("the pipeline stopped".into()));
+            }
         }
     }
 }
@@ -341,8 +344,10 @@ impl PipelineThread {
                 tracing::error!(error = %e, "replaying the write-ahead log failed; it is kept for the next start");
                 self.readiness
                     .store(Readiness::Failed as u8, Ordering::Release);
-                // Keep draining so senders are answered; nothing is deleted from the log.
-                while batches.recv().is_ok() {}
+                // Keep answering senders (their batches are in the log); nothing is deleted from it.
+                while let Ok(apply) = batches.recv() {
+                    let _ = apply.done.send(Ok(()));
+                }
                 return;
             }
         }
@@ -353,6 +358,9 @@ impl PipelineThread {
             match batches.recv_timeout(wait) {
                 Ok(apply) => {
                     self.apply(&apply.batch);
+                    // Durable since the log sync; now also visible. A failed apply is still
+                    // durable (the log keeps it for the next start), so the answer is the same.
+                    let _ = apply.done.send(Ok(()));
                     self.last_segment = Some(apply.segment);
                     self.dirty_since.get_or_insert_with(Instant::now);
                     if self.shared.events.bytes() + self.shared.alerts.bytes()

@@ -6,6 +6,7 @@ mod derived;
 mod pruning;
 mod real_logs;
 mod redaction;
+mod serve;
 mod shapes;
 mod tuning;
 

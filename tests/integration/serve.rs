@@ -1,0 +1,576 @@
+//! `auditlake serve` end to end: the real binary on `127.0.0.1:0`, real EventLists over HTTP(S),
+//! a crash mid-load, authentication and TLS.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::{auditlake, query, real_logs};
+
+/// A running server; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_auditlake"));
+        command
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("AUDITLAKE_TOKENS")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("the auditlake binary runs");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut url = None;
+        for line in lines.by_ref() {
+            let line = line.expect("stderr line");
+            log.lock().expect("log").push_str(&format!("{line}\n"));
+            if let Some(u) = line.strip_prefix("auditlake: listening on ") {
+                url = Some(u.to_string());
+                break;
+            }
+        }
+        let url = url.unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("server did not start:\n{}", log.lock().expect("log"))
+        });
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().expect("log").push_str(&format!("{line}\n"));
+            }
+        });
+        Server { child, url, log }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("wait")
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+fn event_list(items: &[serde_json::Value]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}, "items": items,
+    }))
+    .expect("json")
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    g.write_all(bytes).expect("gzip");
+    g.finish().expect("gzip")
+}
+
+/// Events of the real captures that are one JSON event per line.
+fn real_events(files: &[PathBuf]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for f in files {
+        for line in std::fs::read_to_string(f).expect("read").lines() {
+            if !line.trim().is_empty() {
+                out.push(serde_json::from_str(line).expect("event"));
+            }
+        }
+    }
+    out
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    files
+}
+
+async fn sql(client: &reqwest::Client, url: &str, sql: &str) -> serde_json::Value {
+    let response = client
+        .post(format!("{url}/v1/query"))
+        .json(&serde_json::json!({ "sql": sql }))
+        .send()
+        .await
+        .expect("query");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}
+
+/// Alert counts by rule, from `/v1/alerts` rows or `auditlake query` rows.
+fn by_rule(rows: &[serde_json::Value]) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in rows {
+        *out.entry(r["rule_id"].as_str().expect("rule_id").to_string())
+            .or_default() += 1;
+    }
+    out
+}
+
+#[tokio::test]
+async fn posted_events_and_their_alerts_are_queryable_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&dir.path().join("data"), &[], &[]);
+    let client = client();
+    let falco = real_events(&files_in(&real_logs().join("falco")));
+    let rbac = real_events(&files_in(&real_logs().join("audit2rbac")));
+
+    let started = Instant::now();
+    let plain = client
+        .post(format!("{}/v1/webhook/falco", server.url))
+        .body(event_list(&falco))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(plain.status(), 200);
+    let body: serde_json::Value = plain.json().await.expect("json");
+    assert_eq!(body["accepted"], falco.len());
+    let zipped = client
+        .post(format!("{}/v1/webhook/audit2rbac", server.url))
+        .header("content-encoding", "gzip")
+        .body(gzip(&event_list(&rbac)))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(zipped.status(), 200);
+
+    // Visible within a second of the acknowledgement (in fact at once: the server answers once
+    // the rows are in its live buffer); poll until both the events and their alerts are there.
+    let want = serde_json::json!([
+        {"cluster": "audit2rbac", "n": rbac.len()},
+        {"cluster": "falco", "n": falco.len()}
+    ]);
+    let (counts, alerts) = loop {
+        let counts = sql(
+            &client,
+            &server.url,
+            "SELECT cluster, count(*) AS n FROM events GROUP BY cluster ORDER BY cluster",
+        )
+        .await;
+        let alerts: serde_json::Value = client
+            .get(format!(
+                "{}/v1/alerts?limit=10000&cluster=falco",
+                server.url
+            ))
+            .send()
+            .await
+            .expect("alerts")
+            .json()
+            .await
+            .expect("json");
+        if (counts["rows"] == want && alerts["count"].as_u64() > Some(0))
+            || started.elapsed() > Duration::from_secs(1)
+        {
+            break (counts, alerts);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let seen_after = started.elapsed();
+    assert_eq!(counts["rows"], want);
+    eprintln!("events and alerts visible {seen_after:?} after the first post");
+    assert!(
+        seen_after <= Duration::from_secs(1),
+        "visible after {seen_after:?}"
+    );
+
+    // The same events replayed from files raise the same alerts.
+    let reference = tempfile::tempdir().expect("tempdir");
+    let files: Vec<String> = files_in(&real_logs().join("falco"))
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut args = vec!["replay", "--cluster", "falco"];
+    args.extend(files.iter().map(String::as_str));
+    assert!(auditlake(reference.path(), &args).status.success());
+    let expected = query(reference.path(), "SELECT rule_id FROM alerts");
+    let served: Vec<serde_json::Value> = alerts["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| a["cluster"] == "falco")
+        .cloned()
+        .collect();
+    assert!(!expected.is_empty(), "the Falco captures raise alerts");
+    assert_eq!(by_rule(&served), by_rule(&expected));
+    drop(server);
+}
+
+#[tokio::test]
+async fn sigterm_flushes_the_live_buffer_and_exits_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, &["--flush-interval", "1h"], &[]);
+    let falco = real_events(&files_in(&real_logs().join("falco")));
+    let r = client()
+        .post(format!("{}/v1/webhook", server.url))
+        .body(event_list(&falco))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    let status = server.terminate();
+    assert!(status.success(), "exit {status:?}\n{}", server.log());
+    let n = query(&data, "SELECT count(*) AS n FROM events");
+    assert_eq!(n[0]["n"], falco.len(), "the events are in Parquet files");
+    let wal: Vec<PathBuf> = files_in(&data.join("wal"));
+    assert!(wal.is_empty(), "the log is deleted once flushed: {wal:?}");
+    assert!(server.log().contains("\"request\"") || server.log().contains("request"));
+}
+
+/// One batch of the crash test: `size` events with ids `crash-BATCH-I`.
+fn crash_batch(batch: usize, size: usize) -> Vec<serde_json::Value> {
+    (0..size)
+        .map(|i| {
+            let mut e = crate::event(&format!("crash-{batch}-{i}"));
+            e["requestReceivedTimestamp"] = serde_json::json!(format!(
+                "2025-11-03T11:{:02}:{:02}.000001Z",
+                batch % 60,
+                i % 60
+            ));
+            e["stageTimestamp"] = e["requestReceivedTimestamp"].clone();
+            e
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_crash_loses_no_acknowledged_batch_and_stores_none_twice() {
+    const BATCHES: usize = 400;
+    const SIZE: usize = 50;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    // Flushing every second: some acknowledged batches are in finished files, some only in the
+    // log, when the kill comes.
+    let mut server = Server::start(&data, &["--flush-interval", "1s"], &[]);
+    let url = server.url.clone();
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let url = url.clone();
+        let acked = Arc::clone(&acked);
+        tasks.push(tokio::spawn(async move {
+            let client = client();
+            for batch in (worker..BATCHES).step_by(8) {
+                let response = client
+                    .post(format!("{url}/v1/webhook"))
+                    .body(event_list(&crash_batch(batch, SIZE)))
+                    .send()
+                    .await;
+                match response {
+                    Ok(r) if r.status() == 200 => acked.lock().expect("acked").push(batch),
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    // Kill once a good part is acknowledged, with requests in flight.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.lock().expect("acked").len() < BATCHES / 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    server.kill();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acked: Vec<usize> = acked.lock().expect("acked").clone();
+    assert!(
+        acked.len() >= BATCHES / 3 && acked.len() < BATCHES,
+        "killed mid-load: {} acknowledged",
+        acked.len()
+    );
+
+    let wal_bytes: u64 = files_in(&data.join("wal"))
+        .iter()
+        .map(|f| f.metadata().expect("metadata").len())
+        .sum();
+    eprintln!(
+        "killed with {} of {BATCHES} batches acknowledged, {wal_bytes} bytes in the log",
+        acked.len()
+    );
+    let server = Server::start(&data, &[], &[]);
+    let client = client();
+    let ready = Instant::now();
+    loop {
+        let r = client
+            .get(format!("{}/readyz", server.url))
+            .send()
+            .await
+            .expect("readyz");
+        if r.status() == 200 {
+            break;
+        }
+        assert!(ready.elapsed() < Duration::from_secs(60), "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        server.log().contains("write-ahead log replayed"),
+        "the restart replayed the log:\n{}",
+        server.log()
+    );
+    let rows = sql(
+        &client,
+        &server.url,
+        "SELECT split_part(audit_id, '-', 2) AS batch, count(*) AS n, count(DISTINCT audit_id) AS ids \
+         FROM events GROUP BY 1",
+    )
+    .await;
+    let mut stored = std::collections::HashMap::new();
+    for r in rows["rows"].as_array().expect("rows") {
+        let batch: usize = r["batch"].as_str().expect("batch").parse().expect("number");
+        assert_eq!(r["n"], r["ids"], "batch {batch} has an event stored twice");
+        assert_eq!(r["n"], SIZE, "batch {batch} is stored whole or not at all");
+        stored.insert(batch, ());
+    }
+    for batch in &acked {
+        assert!(
+            stored.contains_key(batch),
+            "acknowledged batch {batch} was lost"
+        );
+    }
+    // An exact redelivery after the restart is stored once.
+    let before = sql(&client, &server.url, "SELECT count(*) AS n FROM events").await;
+    let r = client
+        .post(format!("{}/v1/webhook", server.url))
+        .body(event_list(&crash_batch(acked[0], SIZE)))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    let after = sql(&client, &server.url, "SELECT count(*) AS n FROM events").await;
+    assert_eq!(before["rows"], after["rows"]);
+}
+
+#[test]
+fn beyond_loopback_the_server_refuses_to_start_without_tokens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_auditlake"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env_remove("AUDITLAKE_TOKENS")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without authentication"),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_auditlake"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env("AUDITLAKE_TOKENS", "apiserver ingest short")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shorter than 16"));
+}
+
+#[tokio::test]
+async fn tokens_guard_the_webhook_and_the_api() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = "apiserver ingest ingest-token-0123456789;analyst query query-token-0123456789";
+    let server = Server::start(
+        &dir.path().join("data"),
+        &[],
+        &[("AUDITLAKE_TOKENS", tokens)],
+    );
+    let client = client();
+    let body = event_list(&[crate::event("auth-1")]);
+    let post = |token: Option<&'static str>| {
+        let mut r = client
+            .post(format!("{}/v1/webhook", server.url))
+            .body(body.clone());
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(post(None).await.expect("post").status(), 401);
+    assert_eq!(
+        post(Some("wrong-token-0123456789"))
+            .await
+            .expect("post")
+            .status(),
+        401
+    );
+    assert_eq!(
+        post(Some("query-token-0123456789"))
+            .await
+            .expect("post")
+            .status(),
+        403
+    );
+    assert_eq!(
+        post(Some("ingest-token-0123456789"))
+            .await
+            .expect("post")
+            .status(),
+        200
+    );
+    let q = client
+        .post(format!("{}/v1/query", server.url))
+        .bearer_auth("query-token-0123456789")
+        .json(&serde_json::json!({"sql": "SELECT count(*) AS n FROM events"}))
+        .send()
+        .await
+        .expect("query");
+    assert_eq!(q.status(), 200);
+    let q: serde_json::Value = q.json().await.expect("json");
+    assert_eq!(q["rows"][0]["n"], 1);
+    assert!(
+        !server.log().contains("ingest-token-0123456789"),
+        "tokens never reach the log"
+    );
+}
+
+#[tokio::test]
+async fn tls_with_a_generated_certificate_and_client_certificates() {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa,
+        KeyPair,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
+    let server_key = KeyPair::generate().expect("key");
+    let server_cert = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("params")
+        .signed_by(&server_key, &ca)
+        .expect("server cert");
+    let client_key = KeyPair::generate().expect("key");
+    let mut client_params = CertificateParams::new(vec!["kube-apiserver".into()]).expect("params");
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client_params
+        .signed_by(&client_key, &ca)
+        .expect("client cert");
+    let path = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p.display().to_string()
+    };
+    let cert = path("server.pem", server_cert.pem());
+    let key = path("server.key", server_key.serialize_pem());
+    let ca_file = path("ca.pem", ca.pem());
+
+    let server = Server::start(
+        &dir.path().join("data"),
+        &[
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--tls-client-ca",
+            &ca_file,
+        ],
+        &[("AUDITLAKE_TOKENS", "analyst query query-token-0123456789")],
+    );
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let root = reqwest::Certificate::from_pem(ca.pem().as_bytes()).expect("root");
+    let anonymous = reqwest::Client::builder()
+        .add_root_certificate(root.clone())
+        .build()
+        .expect("client");
+    let identity = reqwest::Identity::from_pem(
+        format!("{}{}", client_cert.pem(), client_key.serialize_pem()).as_bytes(),
+    )
+    .expect("identity");
+    let apiserver = reqwest::Client::builder()
+        .add_root_certificate(root)
+        .identity(identity)
+        .build()
+        .expect("client");
+
+    let r = anonymous
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .expect("healthz over TLS");
+    assert_eq!(r.status(), 200);
+    let body = event_list(&[crate::event("tls-1")]);
+    let r = anonymous
+        .post(format!("{}/v1/webhook", server.url))
+        .body(body.clone())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 401, "no certificate, no token");
+    let r = apiserver
+        .post(format!("{}/v1/webhook", server.url))
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        r.status(),
+        200,
+        "a client certificate signed by the CA grants ingest"
+    );
+    let r = apiserver
+        .post(format!("{}/v1/query", server.url))
+        .json(&serde_json::json!({"sql": "SELECT 1"}))
+        .send()
+        .await
+        .expect("query");
+    assert_eq!(r.status(), 403, "but not query");
+    let r = anonymous
+        .post(format!("{}/v1/query", server.url))
+        .bearer_auth("query-token-0123456789")
+        .json(&serde_json::json!({"sql": "SELECT count(*) AS n FROM events"}))
+        .send()
+        .await
+        .expect("query");
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["rows"][0]["n"], 1);
+    let plain = client()
+        .get(server.url.replace("https://", "http://") + "/healthz")
+        .send()
+        .await;
+    assert!(
+        plain.map(|r| r.status() != 200).unwrap_or(true),
+        "plain HTTP is not served"
+    );
+}
