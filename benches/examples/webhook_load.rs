@@ -45,7 +45,9 @@ fn options() -> Options {
         let value = pair.get(1).map(String::as_str).unwrap_or("");
         match pair[0].as_str() {
             "--binary" => o.binary = value.into(),
-            "--duration" => o.duration = Duration::from_secs(value.parse().expect("--duration SECONDS")),
+            "--duration" => {
+                o.duration = Duration::from_secs(value.parse().expect("--duration SECONDS"))
+            }
             "--connections" => o.connections = value.parse().expect("--connections N"),
             "--events" => o.events = value.parse().expect("--events N"),
             other => panic!("unknown option {other}"),
@@ -121,7 +123,10 @@ async fn main() {
     let url = lines
         .by_ref()
         .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("auditlake: listening on ").map(str::to_string))
+        .find_map(|l| {
+            l.strip_prefix("auditlake: listening on ")
+                .map(str::to_string)
+        })
         .expect("the server prints its address");
     std::thread::spawn(move || for _ in lines {});
     let uri: hyper::Uri = format!("{url}/v1/webhook").parse().expect("uri");
@@ -208,9 +213,14 @@ async fn main() {
     let accepted = latencies.len() as u64 * o.events as u64;
     let hwm = rss_kib(pid, "VmHWM:");
     let stop = Instant::now();
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let status = server.wait().expect("wait");
-    println!("requests acknowledged: {} (refused with 429/503: {refused}, failed: {failed})", latencies.len());
+    println!(
+        "requests acknowledged: {} (refused with 429/503: {refused}, failed: {failed})",
+        latencies.len()
+    );
     println!("accepted events/s:     {:.0}", accepted as f64 / elapsed);
     println!(
         "ack latency ms:        p50 {:.1}  p99 {:.1}  max {:.1}",

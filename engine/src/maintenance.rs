@@ -239,3 +239,154 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(path);
     Ok(())
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::{LakeWriter, QueryEngine, QueryLimits};
+    use auditlake_schema::Decoder;
+
+    /// An events batch of `n` distinct events at `time`.
+    pub(crate) fn events(prefix: &str, n: usize, time: &str) -> arrow::record_batch::RecordBatch {
+        let mut decoder = Decoder::new(None);
+        let mut rejected = Vec::new();
+        for i in 0..n {
+            let e = serde_json::json!({
+                "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+                "auditID": format!("{prefix}-{i}"), "stage": "ResponseComplete", "verb": "get",
+                "requestURI": "/api/v1/pods", "user": {"username": "alice"},
+                "objectRef": {"resource": "pods"}, "responseStatus": {"code": 200},
+                "requestReceivedTimestamp": time, "stageTimestamp": time,
+            });
+            decoder.decode(e.to_string().as_bytes(), &mut rejected);
+        }
+        assert!(rejected.is_empty(), "{rejected:?}");
+        decoder.finish()
+    }
+
+    fn count(dir: &Path) -> i64 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let engine = QueryEngine::open(dir, QueryLimits::default()).expect("engine");
+        let result = rt
+            .block_on(
+                engine.query("SELECT count(DISTINCT audit_id) AS n, count(*) AS m FROM events"),
+            )
+            .expect("query");
+        let batch = &result.batches[0];
+        use arrow::array::AsArray;
+        let n = batch
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0);
+        let m = batch
+            .column(1)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0);
+        assert_eq!(n, m, "no row twice");
+        n
+    }
+
+    fn files(dir: &Path) -> usize {
+        partition::list(&dir.join(EVENTS_DIR))
+            .expect("list")
+            .iter()
+            .map(|(_, d)| parquet_files(d).expect("files").len())
+            .sum()
+    }
+
+    #[test]
+    fn small_files_are_merged_into_one_and_every_row_stays() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lake = LakeWriter::open(dir.path()).expect("lake");
+        for flush in 0..10 {
+            lake.append(&events(&format!("f{flush}"), 20, "2025-11-03T10:15:00Z"))
+                .expect("append");
+            lake.flush().expect("flush");
+        }
+        assert_eq!((files(dir.path()), count(dir.path())), (10, 200));
+        let m = Maintenance::new(dir.path(), Arc::new(SharedLake::default()), None);
+        let pass = m.pass().expect("pass");
+        assert_eq!(pass.compacted_files, 10);
+        assert_eq!((files(dir.path()), count(dir.path())), (1, 200));
+        assert_eq!(
+            m.pass().expect("pass").compacted_files,
+            0,
+            "one file is left alone"
+        );
+    }
+
+    #[test]
+    fn retention_deletes_whole_expired_partitions_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lake = LakeWriter::open(dir.path()).expect("lake");
+        lake.append(&events("old", 5, "2020-01-01T00:30:00Z"))
+            .expect("append");
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        lake.append(&events("new", 7, &now)).expect("append");
+        lake.flush().expect("flush");
+        let m = Maintenance::new(
+            dir.path(),
+            Arc::new(SharedLake::default()),
+            Some(Duration::from_secs(86_400)),
+        );
+        assert_eq!(m.pass().expect("pass").expired_partitions, 1);
+        assert_eq!(count(dir.path()), 7);
+        assert!(!dir.path().join("events/date=2020-01-01").exists());
+    }
+
+    #[test]
+    fn recovery_finishes_a_published_compaction_and_abandons_an_unpublished_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lake = LakeWriter::open(dir.path()).expect("lake");
+        for (flush, hour) in [(0, "10"), (1, "10"), (2, "11"), (3, "11")] {
+            lake.append(&events(
+                &format!("r{flush}"),
+                3,
+                &format!("2025-11-03T{hour}:00:00Z"),
+            ))
+            .expect("append");
+            lake.flush().expect("flush");
+        }
+        let hour10 = dir.path().join("events/date=2025-11-03/hour=10");
+        let hour11 = dir.path().join("events/date=2025-11-03/hour=11");
+        // Hour 10: the merged file was published, the old files not yet deleted.
+        let old10 = parquet_files(&hour10).expect("files");
+        merge(&old10, &hour10.join("part-merged.parquet")).expect("merge");
+        let names = |v: &[PathBuf]| -> String {
+            v.iter()
+                .map(|p| {
+                    format!(
+                        "{}\n",
+                        p.file_name().and_then(|n| n.to_str()).expect("name")
+                    )
+                })
+                .collect()
+        };
+        std::fs::write(
+            hour10.join(format!("part-merged{INTENT_SUFFIX}")),
+            names(&old10),
+        )
+        .expect("intent");
+        // Hour 11: the crash came before the merged file was published.
+        let old11 = parquet_files(&hour11).expect("files");
+        merge(&old11, &hour11.join("part-unpublished.parquet.tmp")).expect("merge");
+        std::fs::write(
+            hour11.join(format!("part-unpublished{INTENT_SUFFIX}")),
+            names(&old11),
+        )
+        .expect("intent");
+
+        recover(dir.path()).expect("recover");
+        assert_eq!(count(dir.path()), 12);
+        assert_eq!(parquet_files(&hour10).expect("files").len(), 1);
+        assert_eq!(parquet_files(&hour11).expect("files").len(), 2);
+        let leftovers: Vec<_> = std::fs::read_dir(&hour11)
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e != "parquet"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}

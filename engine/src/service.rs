@@ -125,8 +125,7 @@ impl Service {
         let pipeline = Pipeline::open_shared(data_dir, rules, &shared)?;
         let (wal, first_segment) = Wal::open(data_dir)?;
         let readiness = Arc::new(AtomicU8::new(Readiness::Replaying as u8));
-        // Segments before this are in finished lake files and may be deleted.
-        let checkpoint = Arc::new(AtomicU64::new(first_segment));
+        let checkpoint = Arc::new(Checkpoint::default());
         let (append_tx, append_rx) = mpsc::channel::<Append>(4096);
         let (apply_tx, apply_rx) = sync_channel::<Apply>(256);
 
@@ -264,9 +263,10 @@ fn log_thread(
     mut wal: Wal,
     mut appends: mpsc::Receiver<Append>,
     apply: SyncSender<Apply>,
-    checkpoint: &AtomicU64,
+    checkpoint: &Checkpoint,
 ) {
     let mut broken: Option<String> = None;
+    let mut seen_flushes = 0;
     while let Some(first) = appends.blocking_recv() {
         let mut bytes = first.record.log_bytes();
         let mut group = vec![first];
@@ -276,10 +276,13 @@ fn log_thread(
             bytes += next.record.log_bytes();
             group.push(next);
         }
-        if broken.is_none()
-            && let Err(e) = release_flushed(&mut wal, checkpoint.load(Ordering::Acquire))
-        {
-            tracing::warn!(error = %e, "could not delete flushed write-ahead log segments");
+        let flushes = checkpoint.flushes.load(Ordering::Acquire);
+        if broken.is_none() && flushes != seen_flushes {
+            seen_flushes = flushes;
+            let flushed = checkpoint.segment.load(Ordering::Acquire);
+            if let Err(e) = release_flushed(&mut wal, flushed) {
+                tracing::warn!(error = %e, "could not delete flushed write-ahead log segments");
+            }
         }
         if broken.is_none() {
             let written = group.iter().try_for_each(|a| wal.append(&a.record));
@@ -312,6 +315,23 @@ fn log_thread(
     }
 }
 
+/// What the pipeline has put in finished files, for the log thread to delete.
+#[derive(Default)]
+struct Checkpoint {
+    /// Segments before this one are wholly in finished lake files; this one maybe in part.
+    segment: AtomicU64,
+    /// Flushes so far; the log thread acts once per change. Zero until the replay of the last
+    /// run's segments is flushed, so nothing is deleted while it runs.
+    flushes: AtomicU64,
+}
+
+impl Checkpoint {
+    fn advance(&self, segment: u64) {
+        self.segment.store(segment, Ordering::Release);
+        self.flushes.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 /// Deletes segments the lake's files already hold; starts a new segment when the current one is
 /// among them, so it can go at the next flush.
 fn release_flushed(wal: &mut Wal, checkpoint: u64) -> Result<()> {
@@ -327,7 +347,7 @@ struct PipelineThread {
     shared: Arc<SharedLake>,
     config: ServiceConfig,
     readiness: Arc<AtomicU8>,
-    checkpoint: Arc<AtomicU64>,
+    checkpoint: Arc<Checkpoint>,
     /// Log segment of the last batch applied.
     last_segment: Option<u64>,
     /// When the oldest row not yet in a finished file was applied.
@@ -337,9 +357,11 @@ struct PipelineThread {
 impl PipelineThread {
     fn run(mut self, first_segment: u64, batches: Receiver<Apply>) {
         match self.replay(first_segment) {
-            Ok(()) => self
-                .readiness
-                .store(Readiness::Ready as u8, Ordering::Release),
+            Ok(()) => {
+                self.checkpoint.advance(first_segment);
+                self.readiness
+                    .store(Readiness::Ready as u8, Ordering::Release);
+            }
             Err(e) => {
                 tracing::error!(error = %e, "replaying the write-ahead log failed; it is kept for the next start");
                 self.readiness
@@ -432,7 +454,7 @@ impl PipelineThread {
             Ok(files) => {
                 metrics::counter!("auditlake_lake_files_written_total").increment(files as u64);
                 if let Some(segment) = self.last_segment {
-                    self.checkpoint.store(segment, Ordering::Release);
+                    self.checkpoint.advance(segment);
                 }
             }
             Err(e) => self.fail(&e),
@@ -464,5 +486,162 @@ fn record_ingest(done: &crate::pipeline::Ingested) {
             "severity" => severity.unwrap_or_default().to_string()
         )
         .increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maintenance::tests::events;
+    use crate::{QueryEngine, QueryLimits};
+
+    fn count(engine: &QueryEngine) -> i64 {
+        use arrow::array::AsArray;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let result = rt
+            .block_on(engine.query("SELECT count(*) FROM events"))
+            .expect("query");
+        result.batches[0]
+            .column(0)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(0)
+    }
+
+    fn store(service: &Service, batch: RecordBatch) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let reservation = service.try_reserve(1 << 20).expect("budget");
+        rt.block_on(service.store(batch, reservation))
+            .expect("store");
+    }
+
+    #[test]
+    fn stored_rows_are_queryable_at_once_and_flushed_at_shutdown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = ServiceConfig {
+            flush_interval: Duration::from_secs(3600),
+            ..ServiceConfig::default()
+        };
+        let service = Service::start(dir.path(), None, config.clone()).expect("start");
+        let query = QueryEngine::open_shared(dir.path(), QueryLimits::default(), service.shared())
+            .expect("query");
+        store(&service, events("a", 30, "2025-11-03T10:00:00Z"));
+        store(&service, events("b", 12, "2025-11-03T11:00:00Z"));
+        assert_eq!(count(&query), 42, "live rows before any file is complete");
+        assert_eq!(
+            crate::partition::list(&dir.path().join("events"))
+                .expect("list")
+                .len(),
+            2
+        );
+        let on_disk = QueryEngine::open(dir.path(), QueryLimits::default()).expect("query");
+        assert_eq!(count(&on_disk), 0, "nothing finished yet");
+
+        service.shutdown();
+        assert_eq!(count(&on_disk), 42);
+        let wal = std::fs::read_dir(dir.path().join(wal::WAL_DIR))
+            .expect("wal")
+            .count();
+        assert_eq!(wal, 0, "the log is gone once everything is flushed");
+
+        // A restart with a redelivery stores nothing twice.
+        let service = Service::start(dir.path(), None, config).expect("restart");
+        store(&service, events("a", 30, "2025-11-03T10:00:00Z"));
+        service.shutdown();
+        assert_eq!(count(&on_disk), 42);
+    }
+
+    #[test]
+    fn a_failed_lake_write_refuses_new_batches_keeps_the_log_and_the_restart_recovers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A file where the partition directory must go: writing that hour fails.
+        let events_dir = dir.path().join("events");
+        std::fs::create_dir_all(&events_dir).expect("mkdir");
+        std::fs::write(events_dir.join("date=2025-11-03"), b"in the way").expect("write");
+        let service = Service::start(dir.path(), None, ServiceConfig::default()).expect("start");
+        store(&service, events("f", 5, "2025-11-03T10:00:00Z"));
+        assert_eq!(service.readiness(), Readiness::Failed);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let refused = rt.block_on(service.store(
+            events("g", 1, "2025-11-04T10:00:00Z"),
+            service.try_reserve(10).expect("budget"),
+        ));
+        assert!(
+            matches!(refused, Err(Error::Unavailable { .. })),
+            "{refused:?}"
+        );
+        service.shutdown();
+        let wal: usize = std::fs::read_dir(dir.path().join(wal::WAL_DIR))
+            .expect("wal")
+            .filter_map(|e| e.ok()?.metadata().ok().map(|m| m.len() as usize))
+            .sum();
+        assert!(wal > 0, "the log keeps what the lake may lack");
+
+        std::fs::remove_file(events_dir.join("date=2025-11-03")).expect("remove");
+        let service = Service::start(dir.path(), None, ServiceConfig::default()).expect("restart");
+        while service.readiness() == Readiness::Replaying {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(service.readiness(), Readiness::Ready);
+        service.shutdown();
+        let on_disk = QueryEngine::open(dir.path(), QueryLimits::default()).expect("query");
+        assert_eq!(count(&on_disk), 5, "the acknowledged batch was replayed");
+    }
+
+    #[test]
+    fn flushed_log_segments_are_deleted_while_running() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let service = Service::start(
+            dir.path(),
+            None,
+            ServiceConfig {
+                flush_interval: Duration::from_millis(20),
+                ..ServiceConfig::default()
+            },
+        )
+        .expect("start");
+        for i in 0..8 {
+            store(
+                &service,
+                events(&format!("s{i}"), 10, "2025-11-03T10:00:00Z"),
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let segments = std::fs::read_dir(dir.path().join(wal::WAL_DIR))
+            .expect("wal")
+            .count();
+        assert!(segments <= 2, "{segments} segments kept after 8 flushes");
+        service.shutdown();
+        let on_disk = QueryEngine::open(dir.path(), QueryLimits::default()).expect("query");
+        assert_eq!(count(&on_disk), 80);
+    }
+
+    #[test]
+    fn an_exhausted_budget_refuses_until_batches_are_applied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let service = Service::start(
+            dir.path(),
+            None,
+            ServiceConfig {
+                inflight_bytes: 1000,
+                ..ServiceConfig::default()
+            },
+        )
+        .expect("start");
+        let held = service.try_reserve(800).expect("first fits");
+        assert!(service.try_reserve(300).is_none(), "over the budget");
+        drop(held);
+        assert!(service.try_reserve(300).is_some(), "released");
+        assert!(
+            service.try_reserve(5000).is_some(),
+            "a request above the whole budget waits for all of it"
+        );
+        service.shutdown();
     }
 }

@@ -95,6 +95,18 @@ pub fn get(path: &str, token: Option<&str>) -> Request<Body> {
     r.body(Body::empty()).expect("request")
 }
 
+/// One audit event at `time`, as JSON text.
+pub fn event_json(time: &str) -> String {
+    serde_json::json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+        "auditID": format!("ready-{time}"), "stage": "ResponseComplete", "verb": "get",
+        "requestURI": "/api/v1/pods", "user": {"username": "alice"},
+        "objectRef": {"resource": "pods"}, "responseStatus": {"code": 200},
+        "requestReceivedTimestamp": time, "stageTimestamp": time,
+    })
+    .to_string()
+}
+
 pub fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))

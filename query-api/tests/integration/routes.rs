@@ -5,6 +5,8 @@ use std::time::Duration;
 use auditlake_engine::QueryLimits;
 use auditlake_query_api::Auth;
 
+use tower::ServiceExt;
+
 use crate::{TOKENS, get, json, query_request, sample_lake, send, state};
 
 fn limits() -> QueryLimits {
@@ -271,6 +273,57 @@ async fn health_ready_and_metrics() {
     );
     let (status, _, _) = send(&s, get("/metrics", Some("query-token-0123456789"))).await;
     assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn queries_beyond_the_concurrency_limit_get_429() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = state(dir.path(), limits(), Auth::disabled());
+    s.query_slots = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    s.queue_wait = Duration::from_millis(50);
+    let response = auditlake_query_api::router(s)
+        .oneshot(query_request("SELECT 1", None, None))
+        .await
+        .expect("response");
+    assert_eq!(response.status().as_u16(), 429);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().expect("ascii")),
+        Some("5")
+    );
+}
+
+#[tokio::test]
+async fn readyz_is_503_while_the_writer_cannot_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("events")).expect("mkdir");
+    std::fs::write(dir.path().join("events/date=2025-11-03"), b"in the way").expect("write");
+    let service = std::sync::Arc::new(
+        auditlake_engine::Service::start(dir.path(), None, Default::default()).expect("start"),
+    );
+    let mut s = state(dir.path(), limits(), Auth::disabled());
+    s.service = Some(std::sync::Arc::clone(&service));
+    let mut decoder = auditlake_schema::Decoder::new(None);
+    decoder.decode(
+        crate::event_json("2025-11-03T10:00:00Z").as_bytes(),
+        &mut Vec::new(),
+    );
+    let reservation = service.try_reserve(100).expect("budget");
+    service
+        .store(decoder.finish(), reservation)
+        .await
+        .expect("durable");
+    let (status, _, body) = send(&s, get("/readyz", None)).await;
+    assert_eq!(status, 503);
+    assert!(
+        json(&body)["status"]
+            .as_str()
+            .expect("status")
+            .contains("failed")
+    );
+    service.shutdown();
 }
 
 #[tokio::test]
