@@ -108,14 +108,8 @@ pub struct ReplayArgs {
     /// Files to ingest; `-` reads stdin
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Cluster name for every event (else a cloud wrapper's cluster name, else `default`)
-    #[arg(long, env = "AUDITLAKE_CLUSTER")]
-    pub cluster: Option<String>,
     #[command(flatten)]
-    pub rules: RulesArgs,
-    /// Do not run detection rules
-    #[arg(long)]
-    pub no_rules: bool,
+    pub pipeline: PipelineArgs,
     /// Also print every alert to stdout as a JSON line
     #[arg(long, env = "AUDITLAKE_ALERTS_STDOUT")]
     pub alerts_stdout: bool,
@@ -174,7 +168,15 @@ pub struct ServeArgs {
     /// Rows one query returns at most (the answer says `truncated`)
     #[arg(long, env = "AUDITLAKE_QUERY_MAX_ROWS", default_value_t = 10_000)]
     pub query_max_rows: usize,
-    /// Cluster name for events posted to /v1/webhook (else a wrapper's, else `default`)
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+/// How events are labelled and checked, wherever they come from.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// Cluster name for events whose source names none (a file; `/v1/webhook` without a cluster
+    /// in the path); else a cloud wrapper's cluster name, else `default`
     #[arg(long, env = "AUDITLAKE_CLUSTER")]
     pub cluster: Option<String>,
     #[command(flatten)]

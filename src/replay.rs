@@ -46,14 +46,14 @@ fn print_alerts(alerts: &RecordBatch) {
 }
 
 pub fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let rules = if args.no_rules {
+    let rules = if args.pipeline.no_rules {
         None
     } else {
-        Some(RuleEngine::new(&crate::rules::load(&args.rules)?))
+        Some(RuleEngine::new(&crate::rules::load(&args.pipeline.rules)?))
     };
     let pipeline = Pipeline::open(&settings.data_dir, rules)
         .with_context(|| format!("cannot open the lake in {}", settings.data_dir.display()))?;
-    let cluster = args.cluster.or_else(|| settings.cluster.clone());
+    let cluster = args.pipeline.cluster.or_else(|| settings.cluster.clone());
     let sink = PipelineSink {
         pipeline,
         alerts_stdout: args.alerts_stdout,

@@ -60,8 +60,8 @@ pub fn run(settings: &Settings, mut args: ServeArgs) -> anyhow::Result<ExitCode>
         _ => None,
     };
     let auth = auth(&args, addr, tls.as_ref())?;
-    let pack = crate::rules::load(&args.rules)?;
-    let engine = (!args.no_rules).then(|| RuleEngine::new(&pack));
+    let pack = crate::rules::load(&args.pipeline.rules)?;
+    let engine = (!args.pipeline.no_rules).then(|| RuleEngine::new(&pack));
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
@@ -179,7 +179,11 @@ fn app(
     let ingest = webhook::router(WebhookState {
         sink: Arc::new(ServiceSink(service)),
         max_body: args.max_body,
-        default_cluster: args.cluster.clone().or_else(|| cluster.map(str::to_string)),
+        default_cluster: args
+            .pipeline
+            .cluster
+            .clone()
+            .or_else(|| cluster.map(str::to_string)),
     })
     .route_layer(from_fn_with_state(
         (auth, Scope::Ingest),

@@ -21,8 +21,8 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{Error, Result};
 use crate::partition::{Hour, RecentPartitions, parquet_files};
 
-/// Partitions whose keys stay in memory; replays and live traffic touch the latest few hours.
-const CACHED_PARTITIONS: usize = 48;
+/// Partitions whose keys stay in memory for a replay, which may walk back and forth over days.
+pub(crate) const CACHED_PARTITIONS: usize = 48;
 
 /// The identity of one stored event.
 pub(crate) type Key = u128;
@@ -60,6 +60,12 @@ impl Default for DedupIndex {
 }
 
 impl DedupIndex {
+    /// An index keeping the keys of `partitions` hours in memory (each ~22 bytes per event);
+    /// older hours are reloaded from their files when a redelivery touches them.
+    pub(crate) fn with_capacity(partitions: usize) -> Self {
+        Self(RecentPartitions::new(partitions))
+    }
+
     /// The keys of `hour`, loading them from `dir` if this partition is not in memory.
     pub(crate) fn partition(&mut self, hour: Hour, dir: &Path) -> Result<&mut HashSet<Key>> {
         self.0.get_or_insert_with(hour, || load(dir), |_| Ok(()))

@@ -219,6 +219,13 @@ impl LakeWriter {
         Ok(Appended { stats, fresh })
     }
 
+    /// Keeps the dedup keys of only `hours` partitions in memory (default 48, for replays that
+    /// walk over days); older ones are reloaded from their files when touched.
+    pub fn with_dedup_hours(mut self, hours: usize) -> Self {
+        self.dedup = DedupIndex::with_capacity(hours);
+        self
+    }
+
     /// Shows appended rows to queries sharing `live` before their files are complete.
     pub fn with_live(mut self, live: Arc<LiveBuffer>) -> Self {
         self.events = self.events.with_live(live);

@@ -19,6 +19,11 @@ use crate::lake::{ALERTS_DIR, AppendStats, EVENTS_DIR, LakeWriter, TableWriter};
 use crate::live::SharedLake;
 use crate::partition::{Hour, parquet_files};
 
+/// Hours of dedup keys a server keeps in memory: its traffic is in the current hour and
+/// redeliveries come within minutes, so a few hours cover batches late across an hour boundary
+/// (each hour costs ~22 bytes per event; older hours reload from their files when touched).
+const SERVER_DEDUP_HOURS: usize = 4;
+
 /// What one batch did.
 #[derive(Debug)]
 pub struct Ingested {
@@ -62,7 +67,10 @@ impl Pipeline {
         shared: &SharedLake,
     ) -> Result<Self> {
         let mut pipeline = Self::open(data_dir, rules)?;
-        pipeline.lake = pipeline.lake.with_live(Arc::clone(&shared.events));
+        pipeline.lake = pipeline
+            .lake
+            .with_live(Arc::clone(&shared.events))
+            .with_dedup_hours(SERVER_DEDUP_HOURS);
         pipeline.alerts = pipeline.alerts.with_live(Arc::clone(&shared.alerts));
         Ok(pipeline)
     }

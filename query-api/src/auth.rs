@@ -274,17 +274,17 @@ mod tests {
     fn bad_token_files_say_where() {
         assert!(
             Auth::with_tokens("a ingest")
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("entry 1")
         );
         assert!(
             Auth::with_tokens("a read 0123456789abcdef0123")
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("read")
         );
         assert!(
             Auth::with_tokens("a ingest short")
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("16")
         );
         assert!(Auth::with_tokens("\n# only comments\n").is_err());

@@ -14,7 +14,7 @@
 //! - `alerts`: `GET /v1/alerts` and `GET /v1/rules`.
 //! - `health`: `GET /healthz`, `/readyz`, `/metrics`.
 //! - [`format`]: query results as JSON rows, CSV or Arrow IPC (shared with the CLI).
-//! - [`error`]: [`ApiError`].
+//! - [`error`]: the [`ApiError`] type.
 //! - [`log`]: one structured log line per request.
 //!
 //! # Example

@@ -124,14 +124,27 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 }
 
 async fn sql(client: &reqwest::Client, url: &str, sql: &str) -> serde_json::Value {
-    let response = client
+    let (status, body) = sql_as(client, url, None, sql).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// `POST /v1/query` with an optional bearer token: status and JSON body.
+async fn sql_as(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    sql: &str,
+) -> (u16, serde_json::Value) {
+    let mut request = client
         .post(format!("{url}/v1/query"))
-        .json(&serde_json::json!({ "sql": sql }))
-        .send()
-        .await
-        .expect("query");
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("json")
+        .json(&serde_json::json!({ "sql": sql }));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let response = request.send().await.expect("query");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
 }
 
 /// Alert counts by rule, from `/v1/alerts` rows or `auditlake query` rows.
@@ -448,15 +461,14 @@ async fn tokens_guard_the_webhook_and_the_api() {
             .status(),
         200
     );
-    let q = client
-        .post(format!("{}/v1/query", server.url))
-        .bearer_auth("query-token-0123456789")
-        .json(&serde_json::json!({"sql": "SELECT count(*) AS n FROM events"}))
-        .send()
-        .await
-        .expect("query");
-    assert_eq!(q.status(), 200);
-    let q: serde_json::Value = q.json().await.expect("json");
+    let (status, q) = sql_as(
+        &client,
+        &server.url,
+        Some("query-token-0123456789"),
+        "SELECT count(*) AS n FROM events",
+    )
+    .await;
+    assert_eq!(status, 200);
     assert_eq!(q["rows"][0]["n"], 1);
     assert!(
         !server.log().contains("ingest-token-0123456789"),
@@ -548,22 +560,16 @@ async fn tls_with_a_generated_certificate_and_client_certificates() {
         200,
         "a client certificate signed by the CA grants ingest"
     );
-    let r = apiserver
-        .post(format!("{}/v1/query", server.url))
-        .json(&serde_json::json!({"sql": "SELECT 1"}))
-        .send()
-        .await
-        .expect("query");
-    assert_eq!(r.status(), 403, "but not query");
-    let r = anonymous
-        .post(format!("{}/v1/query", server.url))
-        .bearer_auth("query-token-0123456789")
-        .json(&serde_json::json!({"sql": "SELECT count(*) AS n FROM events"}))
-        .send()
-        .await
-        .expect("query");
-    assert_eq!(r.status(), 200);
-    let v: serde_json::Value = r.json().await.expect("json");
+    let (status, _) = sql_as(&apiserver, &server.url, None, "SELECT 1").await;
+    assert_eq!(status, 403, "but not query");
+    let (status, v) = sql_as(
+        &anonymous,
+        &server.url,
+        Some("query-token-0123456789"),
+        "SELECT count(*) AS n FROM events",
+    )
+    .await;
+    assert_eq!(status, 200);
     assert_eq!(v["rows"][0]["n"], 1);
     let plain = client()
         .get(server.url.replace("https://", "http://") + "/healthz")
