@@ -124,9 +124,7 @@ impl TableWriter {
             || OpenFile::create(hour, &dir, Arc::clone(schema), props.clone()),
             |evicted| evicted.close(live),
         )?;
-        file.writer
-            .write(&part)
-            .map_err(Error::parquet(&file.tmp))?;
+        write_bounded(&mut file.writer, &part).map_err(Error::parquet(&file.tmp))?;
         if let Some(live) = live {
             live.push(hour, part);
         }
@@ -280,6 +278,22 @@ impl OpenFile {
         sync_dir(&self.path);
         Ok(())
     }
+}
+
+/// Memory an open file's row group may buffer before it is written out, whatever its row count:
+/// audit events with request and response bodies are wide, and a server keeps several files open.
+const ROW_GROUP_MEMORY: usize = 32 << 20;
+
+/// Appends `batch`, ending the row group early when its buffers reach [`ROW_GROUP_MEMORY`].
+pub(crate) fn write_bounded(
+    writer: &mut ArrowWriter<File>,
+    batch: &RecordBatch,
+) -> parquet::errors::Result<()> {
+    writer.write(batch)?;
+    if writer.memory_size() >= ROW_GROUP_MEMORY {
+        writer.flush()?;
+    }
+    Ok(())
 }
 
 /// How every file of the lake is written.

@@ -18,7 +18,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
-use crate::lake::{ALERTS_DIR, EVENTS_DIR, sync_dir, writer_properties};
+use crate::lake::{ALERTS_DIR, EVENTS_DIR, sync_dir, write_bounded, writer_properties};
 use crate::live::SharedLake;
 use crate::partition::{self, HOUR_MICROS, parquet_files};
 
@@ -220,7 +220,7 @@ fn merge(inputs: &[PathBuf], output: &Path) -> Result<()> {
                     )
                 }
             };
-            w.write(&batch).map_err(Error::parquet(output))?;
+            write_bounded(w, &batch).map_err(Error::parquet(output))?;
         }
     }
     if let Some(w) = writer {
