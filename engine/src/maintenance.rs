@@ -27,6 +27,9 @@ pub const COMPACT_MIN_FILES: usize = 8;
 /// Files at least this big are left alone; smaller ones are merged.
 const COMPACT_TARGET_BYTES: u64 = 128 << 20;
 const INTENT_SUFFIX: &str = ".compacting";
+/// Rows decoded at a time while merging: wide rows (request and response bodies) make big
+/// batches, and compaction runs next to the ingest pipeline.
+const MERGE_BATCH_ROWS: usize = 1024;
 
 /// Compaction and retention for one data directory.
 pub struct Maintenance {
@@ -206,7 +209,7 @@ fn merge(inputs: &[PathBuf], output: &Path) -> Result<()> {
     for path in inputs {
         let file = File::open(path).map_err(Error::io(path))?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.with_batch_size(8192).build())
+            .and_then(|b| b.with_batch_size(MERGE_BATCH_ROWS).build())
             .map_err(Error::parquet(path))?;
         for batch in reader {
             let batch = batch?;
