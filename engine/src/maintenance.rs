@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::Duration;
 
 use auditlake_schema::time::now_micros;
@@ -64,7 +64,9 @@ impl Maintenance {
                 Err(RecvTimeoutError::Timeout) => {}
                 _ => return,
             }
-            match self.pass() {
+            // Shutdown should not wait for a whole pass: stop between partitions.
+            let stopping = || !matches!(stop.try_recv(), Err(TryRecvError::Empty));
+            match self.pass_until(&stopping) {
                 Ok(pass) if pass != Pass::default() => {
                     tracing::info!(
                         compacted_files = pass.compacted_files,
@@ -80,6 +82,11 @@ impl Maintenance {
 
     /// Applies retention, then compacts every partition with enough small files.
     pub fn pass(&self) -> Result<Pass> {
+        self.pass_until(&|| false)
+    }
+
+    /// [`Maintenance::pass`], ending early (between partitions) once `stopping` says so.
+    fn pass_until(&self, stopping: &dyn Fn() -> bool) -> Result<Pass> {
         let mut pass = Pass::default();
         for table in [EVENTS_DIR, ALERTS_DIR] {
             let table_dir = self.data_dir.join(table);
@@ -88,6 +95,9 @@ impl Maintenance {
             }
             let mut files = 0;
             for (_, dir) in partition::list(&table_dir).map_err(Error::io(&table_dir))? {
+                if stopping() {
+                    return Ok(pass);
+                }
                 pass.compacted_files += self.compact(&dir)?;
                 files += parquet_files(&dir).map_or(0, |f| f.len());
             }
