@@ -4,8 +4,10 @@
 //! A redelivery has the same `event_time` as the original, so it lands in the same hour
 //! partition: the index is kept per partition, loaded lazily from the partition's files (four
 //! narrow columns) the first time a batch touches it, and only the most recently used partitions
-//! stay in memory. Distinct events sharing an `auditID` (anonymised logs do that) differ in
-//! `event_hash` and are all kept.
+//! stay in memory. Each partition keeps at most two generations of keys ([`KeySet`]), so memory
+//! is bounded however busy an hour is: exact for the last ~917k events of an hour at least, and
+//! for the whole hour below that. Distinct events sharing an `auditID` (anonymised logs do that)
+//! differ in `event_hash` and are all kept.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -50,8 +52,35 @@ pub(crate) fn keys(batch: &RecordBatch) -> Vec<Key> {
         .collect()
 }
 
+/// Keys one partition keeps per generation: just under a power-of-two table's load limit
+/// (7/8 of 2^20 buckets), so a generation never grows past 2^20 buckets (~17 MiB).
+const GENERATION_KEYS: usize = 917_000;
+
+/// The keys of one partition, bounded: two generations, the older dropped when the newer fills.
+/// Membership is exact for at least the last [`GENERATION_KEYS`] keys inserted (all of them for
+/// an hour with fewer events than that, which is most hours of most clusters); a redelivery older
+/// than that in a busier hour is stored again rather than memory growing without bound.
+#[derive(Default)]
+pub(crate) struct KeySet {
+    current: HashSet<Key>,
+    previous: HashSet<Key>,
+}
+
+impl KeySet {
+    /// Adds `key`; `false` if it is already known.
+    pub(crate) fn insert(&mut self, key: Key) -> bool {
+        if self.previous.contains(&key) || self.current.contains(&key) {
+            return false;
+        }
+        if self.current.len() >= GENERATION_KEYS {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(key)
+    }
+}
+
 /// Keys of stored events, per hour partition.
-pub(crate) struct DedupIndex(RecentPartitions<HashSet<Key>>);
+pub(crate) struct DedupIndex(RecentPartitions<KeySet>);
 
 impl Default for DedupIndex {
     fn default() -> Self {
@@ -60,20 +89,20 @@ impl Default for DedupIndex {
 }
 
 impl DedupIndex {
-    /// An index keeping the keys of `partitions` hours in memory (each ~22 bytes per event);
-    /// older hours are reloaded from their files when a redelivery touches them.
+    /// An index keeping the keys of `partitions` hours in memory (each at most two generations
+    /// of ~17 MiB); older hours are reloaded from their files when a redelivery touches them.
     pub(crate) fn with_capacity(partitions: usize) -> Self {
         Self(RecentPartitions::new(partitions))
     }
 
     /// The keys of `hour`, loading them from `dir` if this partition is not in memory.
-    pub(crate) fn partition(&mut self, hour: Hour, dir: &Path) -> Result<&mut HashSet<Key>> {
+    pub(crate) fn partition(&mut self, hour: Hour, dir: &Path) -> Result<&mut KeySet> {
         self.0.get_or_insert_with(hour, || load(dir), |_| Ok(()))
     }
 }
 
-fn load(dir: &Path) -> Result<HashSet<Key>> {
-    let mut keys = HashSet::new();
+fn load(dir: &Path) -> Result<KeySet> {
+    let mut keys = KeySet::default();
     let files = match parquet_files(dir) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(keys),
@@ -96,8 +125,33 @@ fn load(dir: &Path) -> Result<HashSet<Key>> {
             .map_err(Error::parquet(&path))?;
         for batch in reader {
             let batch = batch?;
-            keys.extend(self::keys(&batch));
+            for key in self::keys(&batch) {
+                keys.insert(key);
+            }
         }
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_set_is_exact_for_the_latest_generation_and_bounded() {
+        let mut set = KeySet::default();
+        let n = GENERATION_KEYS as u128;
+        for k in 0..n {
+            assert!(set.insert(k));
+        }
+        assert!(!set.insert(0), "every key of a generation is known");
+        for k in n..2 * n + 1 {
+            assert!(set.insert(k));
+        }
+        // The first generation was dropped when the second filled up.
+        assert!(!set.insert(2 * n), "the newest keys are known");
+        assert!(!set.insert(n), "the previous generation is known");
+        assert!(set.insert(1), "the oldest generation is gone");
+        assert!(set.current.len() + set.previous.len() <= 2 * GENERATION_KEYS + 1);
+    }
 }
