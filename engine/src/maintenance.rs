@@ -132,16 +132,14 @@ impl Maintenance {
 
     /// Merges the small files of one partition into one; returns how many were merged away.
     fn compact(&self, dir: &Path) -> Result<usize> {
-        let mut small = Vec::new();
+        let mut sized = Vec::new();
         for path in parquet_files(dir).map_err(Error::io(dir))? {
             let size = std::fs::metadata(&path).map_err(Error::io(&path))?.len();
-            if size < COMPACT_TARGET_BYTES {
-                small.push(path);
-            }
+            sized.push((size, path));
         }
-        if small.len() < COMPACT_MIN_FILES {
+        let Some(small) = tier_to_merge(sized) else {
             return Ok(0);
-        }
+        };
         let name = format!("part-{}", uuid::Uuid::new_v4().simple());
         let merged = dir.join(format!("{name}.parquet"));
         let tmp = dir.join(format!("{name}.parquet.tmp"));
@@ -165,6 +163,30 @@ impl Maintenance {
         metrics::counter!("auditlake_files_compacted_total").increment(small.len() as u64);
         Ok(small.len())
     }
+}
+
+/// The files to merge: the smallest size tier (sizes within a factor of 4) holding at least
+/// [`COMPACT_MIN_FILES`] files under [`COMPACT_TARGET_BYTES`]. Merging like with like writes each
+/// row O(log n) times, where merging every small file would rewrite the hour's growing merged
+/// file at every pass.
+fn tier_to_merge(mut files: Vec<(u64, PathBuf)>) -> Option<Vec<PathBuf>> {
+    files.retain(|(size, _)| *size < COMPACT_TARGET_BYTES);
+    files.sort();
+    let tier = |size: u64| (size.max(1).ilog2() / 2) as usize;
+    let mut start = 0;
+    while start < files.len() {
+        let t = tier(files[start].0);
+        let end = start
+            + files[start..]
+                .iter()
+                .take_while(|(s, _)| tier(*s) == t)
+                .count();
+        if end - start >= COMPACT_MIN_FILES {
+            return Some(files.drain(start..end).map(|(_, p)| p).collect());
+        }
+        start = end;
+    }
+    None
 }
 
 /// Cleans what a crash left under `data_dir`: unfinished `.tmp` files (never visible, their rows
@@ -328,6 +350,28 @@ pub(crate) mod tests {
             0,
             "one file is left alone"
         );
+    }
+
+    #[test]
+    fn only_files_of_one_size_tier_are_merged() {
+        let p = |s: u64, name: &str| (s, PathBuf::from(name));
+        let mut files: Vec<_> = (0..8).map(|i| p(1000 + i, &format!("small{i}"))).collect();
+        files.push(p(50 << 20, "merged-before"));
+        files.push(p(200 << 20, "big"));
+        let chosen = tier_to_merge(files.clone()).expect("eight small files");
+        assert_eq!(chosen.len(), 8);
+        assert!(
+            chosen
+                .iter()
+                .all(|f| f.to_string_lossy().starts_with("small"))
+        );
+        files.truncate(7);
+        assert_eq!(tier_to_merge(files), None, "seven are not enough");
+        // Sizes a little apart stay in one tier; eight files of 4 KiB..60 KiB are not one tier.
+        let spread: Vec<_> = (0..8)
+            .map(|i| p(4096 << (i / 2), &format!("f{i}")))
+            .collect();
+        assert_eq!(tier_to_merge(spread), None);
     }
 
     #[test]
