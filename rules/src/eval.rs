@@ -175,6 +175,14 @@ impl RuleEngine {
         if self.seen.len() >= SEEN_PRUNE_AT {
             let horizon = newest.saturating_sub(SEEN_MICROS);
             self.seen.retain(|_, time| *time >= horizon);
+            if self.seen.len() >= SEEN_PRUNE_AT / 2 {
+                // Everything is within the horizon (a busy hour): keep the newer half, so memory
+                // stays bounded and pruning stays rare instead of running on every batch.
+                let mut times: Vec<i64> = self.seen.values().copied().collect();
+                let middle = times.len() / 2;
+                let cut = *times.select_nth_unstable(middle).1;
+                self.seen.retain(|_, time| *time > cut);
+            }
         }
         let rules = &self.rules;
         self.windows.retain(|(r, _, start), _| {
