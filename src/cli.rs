@@ -123,10 +123,6 @@ pub struct ServeArgs {
     /// File of tokens, one `NAME SCOPES TOKEN` per line (scopes: ingest, query, admin)
     #[arg(long, env = "AUDITLAKE_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
-    /// Tokens as in --tokens-file, entries separated by `;` or newlines (environment only, so
-    /// tokens stay out of the process list)
-    #[arg(skip)]
-    pub tokens_env: Option<String>,
     /// Serve without authentication even when listening beyond loopback
     #[arg(long, env = "AUDITLAKE_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,

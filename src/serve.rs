@@ -47,10 +47,7 @@ impl DurableSink for ServiceSink {
     }
 }
 
-pub fn run(settings: &Settings, mut args: ServeArgs) -> anyhow::Result<ExitCode> {
-    args.tokens_env = std::env::var(TOKENS_ENV)
-        .ok()
-        .filter(|t| !t.trim().is_empty());
+pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr: SocketAddr = args
         .listen
         .parse()
@@ -122,8 +119,9 @@ fn auth(args: &ServeArgs, addr: SocketAddr, tls: Option<&Tls>) -> anyhow::Result
             .with_context(|| format!("cannot read tokens file {}", path.display()))?;
         text.push('\n');
     }
-    if let Some(inline) = &args.tokens_env {
-        text.push_str(inline);
+    // Inline tokens come from the environment only, so they stay out of the process list.
+    if let Ok(inline) = std::env::var(TOKENS_ENV) {
+        text.push_str(&inline);
     }
     let client_scopes = args
         .tls_client_scopes

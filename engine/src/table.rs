@@ -60,7 +60,10 @@ impl LakeTable {
 
     /// Partition directories a scan with these filters must read.
     pub fn partitions_for(&self, filters: &[Expr]) -> std::io::Result<Vec<PathBuf>> {
-        let bounds = self.bounds_of_all(filters);
+        self.partitions_within(self.bounds_of_all(filters))
+    }
+
+    fn partitions_within(&self, bounds: TimeBounds) -> std::io::Result<Vec<PathBuf>> {
         Ok(partition::list(&self.dir)?
             .into_iter()
             .filter(|(hour, _)| bounds.overlaps(*hour))
@@ -80,7 +83,7 @@ impl LakeTable {
         let bounds = self.bounds_of_all(filters);
         let list = || -> std::io::Result<Vec<PathBuf>> {
             let mut files = Vec::new();
-            for dir in self.partitions_for(filters)? {
+            for dir in self.partitions_within(bounds)? {
                 match partition::parquet_files(&dir) {
                     Ok(f) => files.extend(f),
                     // Retention removed the partition after it was listed.
