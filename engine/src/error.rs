@@ -46,6 +46,22 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// An instance name that cannot name files.
+    #[error("instance name {name:?} must be 1 to 64 letters, digits, `-` or `_`")]
+    InvalidInstance {
+        /// The name given.
+        name: String,
+    },
+    /// Another process runs as the same instance on this data directory.
+    #[error(
+        "another auditlake process holds {dir} (instance {instance:?}); give each server sharing a data directory its own --instance-id"
+    )]
+    Locked {
+        /// The locked log directory.
+        dir: String,
+        /// The instance.
+        instance: String,
+    },
     /// The query ran longer than its time limit.
     #[error("query exceeded its time limit of {seconds} s")]
     Timeout {

@@ -20,6 +20,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::dedup::{DedupIndex, keys};
 use crate::error::{Error, Result};
+use crate::instance::Instance;
 use crate::live::LiveBuffer;
 use crate::partition::{Hour, RecentPartitions};
 
@@ -61,6 +62,8 @@ pub struct TableWriter {
     open: RecentPartitions<OpenFile>,
     /// Where rows of still-open files are shown to queries, when a query engine shares it.
     live: Option<Arc<LiveBuffer>>,
+    /// Whose files these are.
+    instance: Instance,
 }
 
 impl TableWriter {
@@ -81,12 +84,19 @@ impl TableWriter {
             props,
             open: RecentPartitions::new(MAX_OPEN_WRITERS),
             live: None,
+            instance: Instance::unnamed(),
         })
     }
 
     /// Shows every row written to a still-open file in `live` until its file is published.
     pub fn with_live(mut self, live: Arc<LiveBuffer>) -> Self {
         self.live = Some(live);
+        self
+    }
+
+    /// Names new files after `instance` (a lake shared by several servers).
+    pub fn with_instance(mut self, instance: Instance) -> Self {
+        self.instance = instance;
         self
     }
 
@@ -119,9 +129,10 @@ impl TableWriter {
         let props = &self.props;
         let schema = &self.schema;
         let live = self.live.as_deref();
+        let stem = || self.instance.new_file_stem();
         let file = self.open.get_or_insert_with(
             hour,
-            || OpenFile::create(hour, &dir, Arc::clone(schema), props.clone()),
+            || OpenFile::create(hour, &dir, &stem(), Arc::clone(schema), props.clone()),
             |evicted| evicted.close(live),
         )?;
         write_bounded(&mut file.writer, &part).map_err(Error::parquet(&file.tmp))?;
@@ -230,6 +241,12 @@ impl LakeWriter {
         self
     }
 
+    /// Names new files after `instance`.
+    pub fn with_instance(mut self, instance: Instance) -> Self {
+        self.events = self.events.with_instance(instance);
+        self
+    }
+
     /// Completes every open file, making all appended events visible to queries. Returns how
     /// many files were completed.
     pub fn flush(&mut self) -> Result<usize> {
@@ -245,9 +262,14 @@ struct OpenFile {
 }
 
 impl OpenFile {
-    fn create(hour: Hour, dir: &Path, schema: SchemaRef, props: WriterProperties) -> Result<Self> {
+    fn create(
+        hour: Hour,
+        dir: &Path,
+        name: &str,
+        schema: SchemaRef,
+        props: WriterProperties,
+    ) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
-        let name = format!("part-{}", uuid::Uuid::new_v4().simple());
         let path = dir.join(format!("{name}.parquet"));
         let tmp = dir.join(format!("{name}.parquet.tmp"));
         let file = File::create(&tmp).map_err(Error::io(&tmp))?;

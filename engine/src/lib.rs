@@ -11,6 +11,7 @@
 //! - [`lake`]: [`LakeWriter`], the write side (dedup, partitioning, atomic Parquet files).
 //! - [`live`]: rows of still-open files, shared with queries.
 //! - [`wal`]: the write-ahead log.
+//! - [`instance`]: [`Instance`], which server wrote a file of a shared lake.
 //! - [`service`]: [`Service`], group commit, the pipeline thread, flushing, backpressure.
 //! - [`maintenance`]: compaction, retention, crash recovery of half-done work.
 //! - `dedup`: the per-partition index of stored events.
@@ -36,6 +37,7 @@
 
 mod dedup;
 mod error;
+pub mod instance;
 pub mod lake;
 pub mod live;
 pub mod maintenance;
@@ -47,9 +49,10 @@ pub mod table;
 pub mod wal;
 
 pub use error::{Error, Result};
+pub use instance::Instance;
 pub use lake::{AppendStats, Appended, LakeWriter, TableWriter};
 pub use live::SharedLake;
 pub use pipeline::{Ingested, Pipeline};
 pub use query::{QueryEngine, QueryLimits, QueryResult};
-pub use service::{Readiness, Reservation, Service, ServiceConfig};
+pub use service::{AlertHook, Readiness, Reservation, Service, ServiceConfig};
 pub use table::LakeTable;

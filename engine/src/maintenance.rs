@@ -1,6 +1,7 @@
 //! Background upkeep of the lake: small files left by frequent flushes are merged per partition
-//! (compaction), whole partitions older than the retention are deleted, and what a crash left
-//! half-done is cleaned up at start.
+//! (compaction), partitions older than the retention are deleted, and what a crash left
+//! half-done is cleaned up at start. Each server touches only the files of its own
+//! [`Instance`]: several servers can share one data directory.
 //!
 //! A compaction writes the merged file as `.tmp`, records which files it replaces in an intent
 //! file, then (while no query runs) publishes the new file and deletes the old ones. A crash at
@@ -18,6 +19,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
+use crate::instance::Instance;
 use crate::lake::{ALERTS_DIR, EVENTS_DIR, sync_dir, write_bounded, writer_properties};
 use crate::live::SharedLake;
 use crate::partition::{self, HOUR_MICROS, parquet_files};
@@ -36,6 +38,7 @@ pub struct Maintenance {
     data_dir: PathBuf,
     shared: Arc<SharedLake>,
     retention: Option<Duration>,
+    instance: Instance,
 }
 
 /// What one pass did.
@@ -54,7 +57,14 @@ impl Maintenance {
             data_dir: data_dir.to_path_buf(),
             shared,
             retention,
+            instance: Instance::unnamed(),
         }
+    }
+
+    /// Compacts, expires and recovers only the files of `instance`.
+    pub fn with_instance(mut self, instance: Instance) -> Self {
+        self.instance = instance;
+        self
     }
 
     /// Runs a pass every `every` until `stop` is signalled or dropped.
@@ -106,7 +116,8 @@ impl Maintenance {
         Ok(pass)
     }
 
-    /// Deletes the partitions of `table_dir` whose hour ended more than `retention` ago.
+    /// Deletes this instance's files in the partitions of `table_dir` whose hour ended more than
+    /// `retention` ago, and each such partition once no other instance has files in it.
     fn expire(&self, table_dir: &Path, retention: Duration) -> Result<usize> {
         let cutoff = now_micros() - i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
         let expired: Vec<PathBuf> = partition::list(table_dir)
@@ -120,7 +131,14 @@ impl Maintenance {
         }
         let _no_queries = self.shared.files.blocking_write();
         for dir in &expired {
-            std::fs::remove_dir_all(dir).map_err(Error::io(dir))?;
+            for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
+                let path = entry.map_err(Error::io(dir))?.path();
+                if self.instance.owns_path(&path) {
+                    std::fs::remove_file(&path).map_err(Error::io(&path))?;
+                }
+            }
+            // Only succeeds once every instance's files are gone.
+            let _ = std::fs::remove_dir(dir);
             if let Some(date_dir) = dir.parent() {
                 // Only succeeds once the day's last hour is gone.
                 let _ = std::fs::remove_dir(date_dir);
@@ -134,13 +152,16 @@ impl Maintenance {
     fn compact(&self, dir: &Path) -> Result<usize> {
         let mut sized = Vec::new();
         for path in parquet_files(dir).map_err(Error::io(dir))? {
+            if !self.instance.owns_path(&path) {
+                continue;
+            }
             let size = std::fs::metadata(&path).map_err(Error::io(&path))?.len();
             sized.push((size, path));
         }
         let Some(small) = tier_to_merge(sized) else {
             return Ok(0);
         };
-        let name = format!("part-{}", uuid::Uuid::new_v4().simple());
+        let name = self.instance.new_file_stem();
         let merged = dir.join(format!("{name}.parquet"));
         let tmp = dir.join(format!("{name}.parquet.tmp"));
         merge(&small, &tmp)?;
@@ -189,15 +210,17 @@ fn tier_to_merge(mut files: Vec<(u64, PathBuf)>) -> Option<Vec<PathBuf>> {
     None
 }
 
-/// Cleans what a crash left under `data_dir`: unfinished `.tmp` files (never visible, their rows
-/// are in the write-ahead log) and half-done compactions.
-pub fn recover(data_dir: &Path) -> Result<()> {
+/// Cleans what a crash of `instance` left under `data_dir`: its unfinished `.tmp` files (never
+/// visible, their rows are in its write-ahead log) and its half-done compactions. Other
+/// instances' files, which may be in the middle of being written, are left alone.
+pub fn recover(data_dir: &Path, instance: &Instance) -> Result<()> {
     for table in [EVENTS_DIR, ALERTS_DIR] {
         let table_dir = data_dir.join(table);
         for (_, dir) in partition::list(&table_dir).map_err(Error::io(&table_dir))? {
             let entries: Vec<PathBuf> = std::fs::read_dir(&dir)
                 .map_err(Error::io(&dir))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| instance.owns_path(p))
                 .collect();
             for path in &entries {
                 let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
@@ -394,6 +417,57 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn instances_sharing_a_lake_compact_expire_and_recover_only_their_own_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = Instance::named("a").expect("name");
+        let b = Instance::named("b").expect("name");
+        for (instance, prefix) in [(&a, "a"), (&b, "b")] {
+            let mut lake = LakeWriter::open(dir.path())
+                .expect("lake")
+                .with_instance(instance.clone());
+            for flush in 0..8 {
+                lake.append(&events(
+                    &format!("{prefix}{flush}"),
+                    5,
+                    "2020-01-01T00:30:00Z",
+                ))
+                .expect("append");
+                lake.flush().expect("flush");
+            }
+        }
+        let hour = dir.path().join("events/date=2020-01-01/hour=00");
+        // A file b is writing right now: a's recovery must not take it for a crash leftover.
+        let writing = hour.join(format!("{}.parquet.tmp", b.new_file_stem()));
+        std::fs::write(&writing, b"in progress").expect("write");
+        recover(dir.path(), &a).expect("recover");
+        assert!(writing.exists(), "b's file in progress is left alone");
+
+        let shared = Arc::new(SharedLake::default());
+        let of_a = Maintenance::new(dir.path(), Arc::clone(&shared), None).with_instance(a.clone());
+        assert_eq!(of_a.pass().expect("pass").compacted_files, 8);
+        let owned = |i: &Instance| {
+            parquet_files(&hour)
+                .expect("files")
+                .iter()
+                .filter(|p| i.owns_path(p))
+                .count()
+        };
+        assert_eq!((owned(&a), owned(&b)), (1, 8), "b's files are untouched");
+        assert_eq!(count(dir.path()), 80);
+
+        let retention = Some(Duration::from_secs(86_400));
+        let expire_a =
+            Maintenance::new(dir.path(), Arc::clone(&shared), retention).with_instance(a);
+        expire_a.pass().expect("pass");
+        assert_eq!(count(dir.path()), 40, "only a's rows expired");
+        assert!(hour.exists(), "the partition stays while b has files in it");
+        std::fs::remove_file(&writing).expect("remove");
+        let expire_b = Maintenance::new(dir.path(), shared, retention).with_instance(b);
+        expire_b.pass().expect("pass");
+        assert!(!dir.path().join("events/date=2020-01-01").exists());
+    }
+
+    #[test]
     fn recovery_finishes_a_published_compaction_and_abandons_an_unpublished_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut lake = LakeWriter::open(dir.path()).expect("lake");
@@ -435,7 +509,7 @@ pub(crate) mod tests {
         )
         .expect("intent");
 
-        recover(dir.path()).expect("recover");
+        recover(dir.path(), &Instance::unnamed()).expect("recover");
         assert_eq!(count(dir.path()), 12);
         assert_eq!(parquet_files(&hour10).expect("files").len(), 1);
         assert_eq!(parquet_files(&hour11).expect("files").len(), 2);

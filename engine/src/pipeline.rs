@@ -15,6 +15,7 @@ use auditlake_schema::columns::{alert, column, event};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
+use crate::instance::Instance;
 use crate::lake::{ALERTS_DIR, AppendStats, EVENTS_DIR, LakeWriter, TableWriter};
 use crate::live::SharedLake;
 use crate::partition::{Hour, parquet_files};
@@ -73,6 +74,13 @@ impl Pipeline {
             .with_dedup_hours(SERVER_DEDUP_HOURS);
         pipeline.alerts = pipeline.alerts.with_live(Arc::clone(&shared.alerts));
         Ok(pipeline)
+    }
+
+    /// Names new files after `instance` (a lake shared by several servers).
+    pub fn with_instance(mut self, instance: &Instance) -> Self {
+        self.lake = self.lake.with_instance(instance.clone());
+        self.alerts = self.alerts.with_instance(instance.clone());
+        self
     }
 
     /// Before a batch is stored: lets the threshold rules count the stored events of every hour

@@ -23,6 +23,7 @@ use auditlake_schema::columns::{alert, column};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::error::{Error, Result};
+use crate::instance::Instance;
 use crate::live::SharedLake;
 use crate::maintenance::{self, Maintenance};
 use crate::pipeline::Pipeline;
@@ -41,6 +42,20 @@ pub struct ServiceConfig {
     pub maintenance_interval: Duration,
     /// Partitions whose hour ended longer ago than this are deleted.
     pub retention: Option<Duration>,
+    /// Which server this is, when several share the data directory.
+    pub instance: Instance,
+    /// Called with every batch of new alerts, on the pipeline thread: must not block.
+    pub on_alerts: Option<AlertHook>,
+}
+
+/// Receives new alerts as they are raised (say, to publish them); see [`ServiceConfig::on_alerts`].
+#[derive(Clone)]
+pub struct AlertHook(pub Arc<dyn Fn(&RecordBatch) + Send + Sync>);
+
+impl std::fmt::Debug for AlertHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AlertHook")
+    }
 }
 
 impl Default for ServiceConfig {
@@ -51,6 +66,8 @@ impl Default for ServiceConfig {
             inflight_bytes: 128 << 20,
             maintenance_interval: Duration::from_secs(60),
             retention: None,
+            instance: Instance::unnamed(),
+            on_alerts: None,
         }
     }
 }
@@ -109,6 +126,8 @@ pub struct Service {
     readiness: Arc<AtomicU8>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     stop_maintenance: Mutex<Option<SyncSender<()>>>,
+    /// Held until shut down: one process per instance and data directory.
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 impl Service {
@@ -120,10 +139,13 @@ impl Service {
         rules: Option<RuleEngine>,
         config: ServiceConfig,
     ) -> Result<Self> {
-        maintenance::recover(data_dir)?;
+        let instance = config.instance.clone();
+        let lock = instance.lock(data_dir)?;
+        maintenance::recover(data_dir, &instance)?;
         let shared = Arc::new(SharedLake::default());
-        let pipeline = Pipeline::open_shared(data_dir, rules, &shared)?;
-        let (wal, first_segment) = Wal::open(data_dir)?;
+        let pipeline = Pipeline::open_shared(data_dir, rules, &shared)?.with_instance(&instance);
+        let wal_dir = instance.wal_dir(data_dir);
+        let (wal, first_segment) = Wal::open(&wal_dir)?;
         let readiness = Arc::new(AtomicU8::new(Readiness::Replaying as u8));
         let checkpoint = Arc::new(Checkpoint::default());
         let (append_tx, append_rx) = mpsc::channel::<Append>(4096);
@@ -136,7 +158,7 @@ impl Service {
         })?);
         let writer = PipelineThread {
             pipeline,
-            data_dir: data_dir.to_path_buf(),
+            wal_dir,
             shared: Arc::clone(&shared),
             config: config.clone(),
             readiness: Arc::clone(&readiness),
@@ -148,7 +170,8 @@ impl Service {
             writer.run(first_segment, apply_rx)
         })?);
         let (stop_tx, stop_rx) = sync_channel(1);
-        let maintenance = Maintenance::new(data_dir, Arc::clone(&shared), config.retention);
+        let maintenance = Maintenance::new(data_dir, Arc::clone(&shared), config.retention)
+            .with_instance(instance);
         let every = config.maintenance_interval;
         threads.push(spawn("auditlake-maintenance", move || {
             maintenance.run(every, &stop_rx)
@@ -163,6 +186,7 @@ impl Service {
             readiness,
             threads: Mutex::new(threads),
             stop_maintenance: Mutex::new(Some(stop_tx)),
+            lock: Mutex::new(Some(lock)),
         })
     }
 
@@ -246,6 +270,7 @@ impl Service {
                 tracing::error!("a service thread panicked");
             }
         }
+        self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 
@@ -343,7 +368,7 @@ fn release_flushed(wal: &mut Wal, checkpoint: u64) -> Result<()> {
 
 struct PipelineThread {
     pipeline: Pipeline,
-    data_dir: PathBuf,
+    wal_dir: PathBuf,
     shared: Arc<SharedLake>,
     config: ServiceConfig,
     readiness: Arc<AtomicU8>,
@@ -402,7 +427,7 @@ impl PipelineThread {
         self.flush();
         if self.healthy() {
             // Everything accepted is in finished files: the whole log can go.
-            if let Err(e) = wal::remove_replayed(&self.data_dir, u64::MAX) {
+            if let Err(e) = wal::remove_replayed(&self.wal_dir, u64::MAX) {
                 tracing::warn!(error = %e, "could not delete the write-ahead log after the final flush");
             }
         }
@@ -416,13 +441,14 @@ impl PipelineThread {
     fn replay(&mut self, before: u64) -> Result<()> {
         let started = Instant::now();
         let pipeline = &mut self.pipeline;
-        let replayed = wal::replay(&self.data_dir, before, |batch| {
+        let hook = self.config.on_alerts.as_ref();
+        let replayed = wal::replay(&self.wal_dir, before, |batch| {
             let done = pipeline.ingest(&batch)?;
-            record_ingest(&done);
+            record_ingest(&done, hook);
             Ok(())
         })?;
         self.pipeline.flush()?;
-        wal::remove_replayed(&self.data_dir, before)?;
+        wal::remove_replayed(&self.wal_dir, before)?;
         if replayed.segments > 0 {
             tracing::info!(
                 segments = replayed.segments,
@@ -440,7 +466,7 @@ impl PipelineThread {
             return;
         }
         match self.pipeline.ingest(batch) {
-            Ok(done) => record_ingest(&done),
+            Ok(done) => record_ingest(&done, self.config.on_alerts.as_ref()),
             Err(e) => self.fail(&e),
         }
     }
@@ -470,12 +496,15 @@ impl PipelineThread {
     }
 }
 
-fn record_ingest(done: &crate::pipeline::Ingested) {
+fn record_ingest(done: &crate::pipeline::Ingested, hook: Option<&AlertHook>) {
     metrics::counter!("auditlake_events_stored_total").increment(done.stats.stored);
     metrics::counter!("auditlake_events_duplicate_total").increment(done.stats.duplicates);
     let alerts = &done.alerts;
     if alerts.num_rows() == 0 {
         return;
+    }
+    if let Some(hook) = hook {
+        (hook.0)(alerts);
     }
     let rules = column(alerts, alert::RULE_ID).as_string::<i32>();
     let severities = column(alerts, alert::SEVERITY).as_string::<i32>();
@@ -508,6 +537,17 @@ mod tests {
             .column(0)
             .as_primitive::<arrow::datatypes::Int64Type>()
             .value(0)
+    }
+
+    /// Log segments (not the lock file) of the unnamed instance.
+    fn segments(data_dir: &Path) -> usize {
+        std::fs::read_dir(data_dir.join(wal::WAL_DIR))
+            .expect("wal")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
+            })
+            .count()
     }
 
     fn store(service: &Service, batch: RecordBatch) {
@@ -543,9 +583,7 @@ mod tests {
 
         service.shutdown();
         assert_eq!(count(&on_disk), 42);
-        let wal = std::fs::read_dir(dir.path().join(wal::WAL_DIR))
-            .expect("wal")
-            .count();
+        let wal = segments(dir.path());
         assert_eq!(wal, 0, "the log is gone once everything is flushed");
 
         // A restart with a redelivery stores nothing twice.
@@ -613,9 +651,7 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let segments = std::fs::read_dir(dir.path().join(wal::WAL_DIR))
-            .expect("wal")
-            .count();
+        let segments = segments(dir.path());
         assert!(segments <= 2, "{segments} segments kept after 8 flushes");
         service.shutdown();
         let on_disk = QueryEngine::open(dir.path(), QueryLimits::default()).expect("query");

@@ -56,11 +56,11 @@ pub fn encode(batch: &RecordBatch) -> Result<Record> {
 }
 
 impl Wal {
-    /// Opens the log under `data_dir`, starting a new segment after any already there (which
+    /// Opens the log in `dir`, starting a new segment after any already there (which
     /// [`replay`] reads). Returns the log and the id of its first segment: older ones are the
     /// ones to replay.
-    pub fn open(data_dir: &Path) -> Result<(Self, u64)> {
-        let dir = data_dir.join(WAL_DIR);
+    pub fn open(dir: &Path) -> Result<(Self, u64)> {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
         let next = segments(&dir)?.last().map_or(0, |(id, _)| id + 1);
         let wal = Self {
@@ -148,13 +148,12 @@ pub struct Replayed {
 
 /// Hands every record of the segments before `before` to `each`, oldest first.
 pub fn replay(
-    data_dir: &Path,
+    dir: &Path,
     before: u64,
     mut each: impl FnMut(RecordBatch) -> Result<()>,
 ) -> Result<Replayed> {
-    let dir = data_dir.join(WAL_DIR);
     let mut out = Replayed::default();
-    for (id, path) in segments(&dir)? {
+    for (id, path) in segments(dir)? {
         if id >= before {
             break;
         }
@@ -182,8 +181,8 @@ pub fn replay(
 }
 
 /// Deletes segments older than `before` (after a replay has put them in the lake).
-pub fn remove_replayed(data_dir: &Path, before: u64) -> Result<()> {
-    remove_segments(&data_dir.join(WAL_DIR), |id| id < before)
+pub fn remove_replayed(dir: &Path, before: u64) -> Result<()> {
+    remove_segments(dir, |id| id < before)
 }
 
 /// The payload of the record at `at`, if it is whole and its checksum matches.
@@ -254,7 +253,7 @@ mod tests {
     #[test]
     fn replays_synced_records_and_stops_at_a_torn_tail() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut wal, first) = Wal::open(dir.path()).expect("open");
+        let (mut wal, first) = Wal::open(&dir.path().join(WAL_DIR)).expect("open");
         assert_eq!(first, 0);
         wal.append(&encode(&batch(&[1, 2])).expect("encode"))
             .expect("append");
@@ -269,10 +268,10 @@ mod tests {
         bytes.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3, 4, 5]);
         std::fs::write(&path, &bytes).expect("write");
 
-        let (_wal, next) = Wal::open(dir.path()).expect("reopen");
+        let (_wal, next) = Wal::open(&dir.path().join(WAL_DIR)).expect("reopen");
         assert_eq!(next, 1, "a restart appends to a new segment");
         let mut rows = Vec::new();
-        let replayed = replay(dir.path(), next, |b| {
+        let replayed = replay(&dir.path().join(WAL_DIR), next, |b| {
             let v = b
                 .column(0)
                 .as_any()
@@ -286,7 +285,7 @@ mod tests {
         assert_eq!((replayed.records, replayed.torn), (2, 1));
         assert!(whole > 0);
 
-        remove_replayed(dir.path(), next).expect("remove");
+        remove_replayed(&dir.path().join(WAL_DIR), next).expect("remove");
         assert_eq!(
             segments(&dir.path().join(WAL_DIR)).expect("list").len(),
             1,
@@ -297,7 +296,7 @@ mod tests {
     #[test]
     fn a_flipped_bit_is_not_replayed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut wal, _) = Wal::open(dir.path()).expect("open");
+        let (mut wal, _) = Wal::open(&dir.path().join(WAL_DIR)).expect("open");
         wal.append(&encode(&batch(&[7])).expect("encode"))
             .expect("append");
         wal.sync().expect("sync");
@@ -307,7 +306,7 @@ mod tests {
         let last = bytes.len() - 3;
         bytes[last] ^= 0x10;
         std::fs::write(&path, &bytes).expect("write");
-        let replayed = replay(dir.path(), 1, |_| Ok(())).expect("replay");
+        let replayed = replay(&dir.path().join(WAL_DIR), 1, |_| Ok(())).expect("replay");
         assert_eq!((replayed.records, replayed.torn), (0, 1));
     }
 }

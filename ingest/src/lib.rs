@@ -4,9 +4,11 @@
 //! [`Sink`] (the engine), acknowledging their sender only once the sink has taken them. Sources:
 //! file replay (plain or gzip files and stdin, NDJSON or whole JSON documents, every rejected line
 //! named by file and line) and the audit webhook ([`webhook::router`], answering 200 only once a
-//! [`webhook::DurableSink`] has the events durable). The Kafka consumer will live here too.
+//! [`webhook::DurableSink`] has the events durable) and the Kafka consumer ([`kafka::KafkaSource`],
+//! committing offsets only once the same sink has the events durable).
 //!
 //! # Layout
+//! - [`kafka`]: the Kafka consumer, and the alert publisher.
 //! - [`file`]: inputs (files, stdin), gzip detection, read-progress counting.
 //! - [`lines`]: splitting an input into JSON documents with line numbers.
 //! - [`replay`]: the replay loop and its summary.
@@ -42,8 +44,10 @@
 //! ```
 #![warn(missing_docs)]
 
+mod body;
 mod error;
 pub mod file;
+pub mod kafka;
 pub mod lines;
 pub mod replay;
 pub mod sink;

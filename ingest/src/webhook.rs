@@ -8,7 +8,6 @@
 //! budget, getting 429 with `Retry-After` when the pipeline is behind.
 
 use std::future::Future;
-use std::io::Read;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
@@ -19,8 +18,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-
-use crate::lines::{Document, for_each_document};
 
 /// Default `--max-body`: kube-apiserver's own default batch limit is far below it.
 pub const DEFAULT_MAX_BODY: usize = 64 << 20;
@@ -147,12 +144,7 @@ async fn receive_for_cluster<S: DurableSink>(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, WebhookError> {
-    let valid = !cluster.is_empty()
-        && cluster.len() <= 253
-        && cluster
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !valid {
+    if !crate::body::valid_cluster_name(&cluster) {
         return Err(WebhookError::BadBody {
             reason: format!(
                 "cluster name {cluster:?} must be 1 to 253 letters, digits, `-`, `_` or `.`"
@@ -267,18 +259,14 @@ fn refused(e: WebhookError) -> WebhookError {
 
 /// Inflates a gzip body, refusing it once it passes `max` bytes.
 fn gunzip(bytes: &[u8], max: usize) -> Result<Vec<u8>, WebhookError> {
-    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(max));
-    flate2::read::MultiGzDecoder::new(bytes)
-        .take(max as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| WebhookError::BadBody {
+    match crate::body::gunzip(bytes, max) {
+        Ok(Some(plain)) => Ok(plain),
+        Ok(None) => Err(refused(WebhookError::TooLarge(max))),
+        Err(e) => Err(WebhookError::BadBody {
             reason: format!("the body is not valid gzip: {e}"),
             rejected: Vec::new(),
-        })?;
-    if out.len() > max {
-        return Err(refused(WebhookError::TooLarge(max)));
+        }),
     }
-    Ok(out)
 }
 
 struct Decoded {
@@ -293,34 +281,12 @@ fn decode(body: &[u8], cluster: Option<String>) -> Decoded {
     let mut decoder = Decoder::new(cluster);
     let mut rejected = Vec::new();
     let mut rejected_count = 0;
-    let mut rejections = Vec::new();
-    let mut note = |entry: serde_json::Value| {
+    crate::body::decode_into(&mut decoder, body, |entry| {
         rejected_count += 1;
         if rejected.len() < MAX_LISTED_REJECTIONS {
             rejected.push(entry);
         }
-    };
-    let mut input = body;
-    let read = for_each_document(&mut input, |doc| match doc {
-        Document::Json { line, bytes } => {
-            decoder.decode(bytes, &mut rejections);
-            for r in rejections.drain(..) {
-                let reason = r.error.to_string();
-                note(match r.item {
-                    Some(index) => {
-                        serde_json::json!({"line": line, "index": index, "reason": reason})
-                    }
-                    None => serde_json::json!({"line": line, "reason": reason}),
-                });
-            }
-        }
-        Document::Invalid { line, reason } => {
-            note(serde_json::json!({"line": line, "reason": reason}));
-        }
     });
-    if let Err(e) = read {
-        note(serde_json::json!({"reason": crate::replay::error_chain(&e)}));
-    }
     Decoded {
         batch: decoder.finish(),
         rejected,
