@@ -50,6 +50,8 @@ pub enum Command {
     /// List, test and backtest detection rules
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Publish audit log files (any shape, gzip too, `-` for stdin) to a Kafka topic
+    Produce(ProduceArgs),
 }
 
 /// Where rules come from: the built-in pack, then each `--rules DIR` in order.
@@ -164,8 +166,74 @@ pub struct ServeArgs {
     /// Rows one query returns at most (the answer says `truncated`)
     #[arg(long, env = "AUDITLAKE_QUERY_MAX_ROWS", default_value_t = 10_000)]
     pub query_max_rows: usize,
+    /// Name of this server among several sharing the data directory (each its own log and files)
+    #[arg(long, env = "AUDITLAKE_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+}
+
+/// The Kafka source and the alert topic of `serve`.
+#[derive(Debug, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (`host:port,...`): consume audit events from --kafka-topic
+    #[arg(long, env = "AUDITLAKE_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Topics to consume; repeatable or comma-separated
+    #[arg(
+        long,
+        env = "AUDITLAKE_KAFKA_TOPIC",
+        value_delimiter = ',',
+        requires = "kafka_brokers"
+    )]
+    pub kafka_topic: Vec<String>,
+    /// Consumer group: servers with the same group split the partitions
+    #[arg(long, env = "AUDITLAKE_KAFKA_GROUP", default_value = "auditlake")]
+    pub kafka_group: String,
+    /// Label events with their topic's name when a message has no `cluster` header
+    #[arg(long, env = "AUDITLAKE_KAFKA_CLUSTER_FROM_TOPIC")]
+    pub kafka_cluster_from_topic: bool,
+    /// Copy messages that are not audit events to this topic
+    #[arg(
+        long,
+        env = "AUDITLAKE_KAFKA_DEAD_LETTER_TOPIC",
+        requires = "kafka_brokers"
+    )]
+    pub kafka_dead_letter_topic: Option<String>,
+    /// Publish every alert to this topic as JSON (keyed by alert_id)
+    #[arg(long, env = "AUDITLAKE_ALERTS_KAFKA_TOPIC", requires = "kafka_brokers")]
+    pub alerts_kafka_topic: Option<String>,
+    /// A librdkafka property, e.g. security.protocol=SASL_SSL; repeatable
+    #[arg(long = "kafka-option", env = "AUDITLAKE_KAFKA_OPTIONS", value_delimiter = ';', value_parser = parse_kafka_option)]
+    pub kafka_options: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Files to publish; `-` reads stdin
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Kafka bootstrap servers (`host:port,...`)
+    #[arg(long, env = "AUDITLAKE_KAFKA_BROKERS")]
+    pub kafka_brokers: String,
+    /// Topic to publish to
+    #[arg(long, env = "AUDITLAKE_KAFKA_TOPIC")]
+    pub kafka_topic: String,
+    /// Set the `cluster` header of every message
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Batch compression
+    #[arg(long, default_value = "lz4", value_parser = ["none", "gzip", "snappy", "lz4", "zstd"])]
+    pub compression: String,
+    /// A librdkafka property, e.g. security.protocol=SASL_SSL; repeatable
+    #[arg(long = "kafka-option", env = "AUDITLAKE_KAFKA_OPTIONS", value_delimiter = ';', value_parser = parse_kafka_option)]
+    pub kafka_options: Vec<(String, String)>,
+}
+
+fn parse_kafka_option(text: &str) -> Result<(String, String), String> {
+    auditlake_ingest::kafka::parse_option(text)
 }
 
 /// How events are labelled and checked, wherever they come from.

@@ -6,6 +6,7 @@
 mod cli;
 mod config;
 mod output;
+mod produce;
 mod query;
 mod replay;
 mod rules;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::run(&settings, args),
         Command::Query(args) => query::run(&settings, args),
         Command::Rules(command) => rules::run(&settings, command),
+        Command::Produce(args) => produce::run(args),
     };
     match outcome {
         Ok(code) => code,

@@ -1,5 +1,7 @@
 //! `auditlake serve`: validates the flags into a start-up plan (auth, TLS, limits), starts the
-//! engine's [`Service`], builds the routes and serves them until SIGTERM or SIGINT, then flushes.
+//! engine's [`Service`] and, when brokers are given, the Kafka source, builds the routes and
+//! serves them until SIGTERM or SIGINT; then stops the Kafka source (committing what is durable)
+//! and flushes.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -7,9 +9,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use auditlake_engine::{QueryEngine, QueryLimits, Reservation, Service, ServiceConfig};
+use auditlake_engine::{
+    AlertHook, Instance, QueryEngine, QueryLimits, Reservation, Service, ServiceConfig,
+};
+use auditlake_ingest::kafka::{AlertPublisher, KafkaConfig, KafkaSource, KafkaStatus};
 use auditlake_ingest::webhook::{self, DurableSink, WebhookState};
-use auditlake_query_api::{ApiState, Auth, Scope};
+use auditlake_query_api::{ApiState, Auth, Scope, SourceHealth};
 use auditlake_rules::RuleEngine;
 use axum::middleware::{from_fn, from_fn_with_state};
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -47,6 +52,27 @@ impl DurableSink for ServiceSink {
     }
 }
 
+/// The Kafka consumer as a `/readyz` source.
+struct KafkaHealth(Arc<KafkaStatus>);
+
+impl SourceHealth for KafkaHealth {
+    fn name(&self) -> &str {
+        "kafka"
+    }
+
+    fn check(&self) -> (bool, serde_json::Value) {
+        let status = &self.0;
+        let failure = status.failure();
+        let ready = status.connected() && failure.is_none();
+        let detail = serde_json::json!({
+            "connected": status.connected(),
+            "assigned_partitions": status.assigned_partitions(),
+            "error": failure,
+        });
+        (ready, detail)
+    }
+}
+
 pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr: SocketAddr = args
         .listen
@@ -70,6 +96,28 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let data_dir = settings.data_dir.as_path();
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let instance = match &args.instance_id {
+        Some(name) => Instance::named(name)?,
+        None => Instance::unnamed(),
+    };
+    let kafka = &args.kafka;
+    if kafka.kafka_brokers.is_some() && kafka.kafka_topic.is_empty() {
+        bail!("--kafka-brokers needs --kafka-topic");
+    }
+    let publisher = match (&kafka.kafka_brokers, &kafka.alerts_kafka_topic) {
+        (Some(brokers), Some(topic)) => Some(Arc::new(
+            AlertPublisher::new(brokers, &kafka.kafka_options, topic)
+                .context("creating the alert publisher")?,
+        )),
+        _ => None,
+    };
+    let on_alerts = publisher.clone().map(|p| {
+        AlertHook(Arc::new(
+            move |alerts: &arrow::record_batch::RecordBatch| {
+                p.publish(alerts);
+            },
+        ))
+    });
     let service = Arc::new(
         Service::start(
             data_dir,
@@ -78,11 +126,41 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 flush_interval: args.flush_interval,
                 inflight_bytes: args.max_inflight,
                 retention: args.retention,
+                instance,
+                on_alerts,
                 ..ServiceConfig::default()
             },
         )
         .with_context(|| format!("opening the lake in {}", data_dir.display()))?,
     );
+    let source = match (&kafka.kafka_brokers, kafka.kafka_topic.is_empty()) {
+        (Some(brokers), false) => {
+            let mut config =
+                KafkaConfig::new(brokers, kafka.kafka_topic.clone(), &kafka.kafka_group);
+            config.cluster_from_topic = kafka.kafka_cluster_from_topic;
+            config.default_cluster = args
+                .pipeline
+                .cluster
+                .clone()
+                .or_else(|| settings.cluster.clone());
+            config.dead_letter_topic = kafka.kafka_dead_letter_topic.clone();
+            config.options = kafka.kafka_options.clone();
+            config.max_message_bytes = args.max_body;
+            let sink = Arc::new(ServiceSink(Arc::clone(&service)));
+            let source = KafkaSource::start(config, sink, runtime.handle().clone())?;
+            tracing::info!(
+                brokers = %brokers,
+                topics = ?kafka.kafka_topic,
+                group = %kafka.kafka_group,
+                "consuming from kafka"
+            );
+            Some(source)
+        }
+        _ => None,
+    };
+    let health = source
+        .as_ref()
+        .map(|s| Arc::new(KafkaHealth(s.status())) as Arc<dyn SourceHealth>);
     let served = runtime.block_on(async {
         let app = app(
             data_dir,
@@ -92,6 +170,7 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
             auth,
             Arc::clone(&service),
             metrics,
+            health,
         )?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -103,8 +182,15 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(address = %local, tls = tls.is_some(), "server started");
         server::serve(listener, app, tls, shutdown_signal()).await
     });
+    if let Some(source) = source {
+        tracing::info!("stopping the kafka consumer");
+        source.stop();
+    }
     tracing::info!("flushing before exit");
     service.shutdown();
+    if let Some(publisher) = publisher {
+        publisher.flush(std::time::Duration::from_secs(10));
+    }
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     served?;
     eprintln!("auditlake: stopped");
@@ -162,6 +248,7 @@ fn app(
     auth: Auth,
     service: Arc<Service>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
+    kafka: Option<Arc<dyn SourceHealth>>,
 ) -> anyhow::Result<axum::Router> {
     let limits = QueryLimits {
         max_rows: Some(args.query_max_rows),
@@ -173,6 +260,7 @@ fn app(
     let mut state = ApiState::new(Arc::new(query), pack, auth);
     state.service = Some(Arc::clone(&service));
     state.metrics = Some(metrics);
+    state.sources.extend(kafka);
     let auth = Arc::clone(&state.auth);
     let ingest = webhook::router(WebhookState {
         sink: Arc::new(ServiceSink(service)),

@@ -862,3 +862,41 @@ impl AlertPublisher {
         }
     }
 }
+
+/// One message to publish: the event's `auditID` as key (so stages of a request share a
+/// partition) and the JSON as payload.
+pub struct Outgoing {
+    /// `auditID`, when the document has one.
+    pub key: Option<String>,
+    /// The JSON text.
+    pub payload: Vec<u8>,
+}
+
+/// Splits one JSON document into messages: an `EventList` (or a JSON array) becomes one message
+/// per item, so no message outgrows a broker's size limit; any other document (one event, a
+/// cloud wrapper) stays whole.
+pub fn messages_of(document: &[u8]) -> Result<Vec<Outgoing>, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(document).map_err(|e| format!("not JSON: {e}"))?;
+    let key = |v: &serde_json::Value| v.get("auditID")?.as_str().map(str::to_string);
+    let whole = |v: &serde_json::Value, bytes: Vec<u8>| Outgoing {
+        key: key(v),
+        payload: bytes,
+    };
+    let items = match &value {
+        serde_json::Value::Array(items) => Some(items),
+        serde_json::Value::Object(o) => o.get("items").and_then(|i| i.as_array()),
+        _ => None,
+    };
+    match items {
+        Some(items) => items
+            .iter()
+            .map(|item| {
+                serde_json::to_vec(item)
+                    .map(|bytes| whole(item, bytes))
+                    .map_err(|e| e.to_string())
+            })
+            .collect(),
+        None => Ok(vec![whole(&value, document.to_vec())]),
+    }
+}

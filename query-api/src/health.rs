@@ -1,5 +1,5 @@
-//! `GET /healthz` (the process answers), `/readyz` (the write-ahead log is replayed and writes
-//! work) and `/metrics` (Prometheus text).
+//! `GET /healthz` (the process answers), `/readyz` (the write-ahead log is replayed, writes
+//! work and every source is connected) and `/metrics` (Prometheus text).
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -14,16 +14,31 @@ pub(crate) async fn healthz() -> Response {
     axum::Json(serde_json::json!({"status": "ok"})).into_response()
 }
 
+/// 200 once the writer takes traffic and every source (the Kafka consumer) works; else 503
+/// saying what is not ready.
 pub(crate) async fn readyz(State(state): State<ApiState>) -> Response {
-    let (status, text) = match state.readiness() {
-        Readiness::Ready => (StatusCode::OK, "ready"),
-        Readiness::Replaying => (StatusCode::SERVICE_UNAVAILABLE, "replaying write-ahead log"),
+    let (mut status, mut text) = match state.readiness() {
+        Readiness::Ready => (StatusCode::OK, "ready".to_string()),
+        Readiness::Replaying => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "replaying write-ahead log".to_string(),
+        ),
         Readiness::Failed => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "a write to the lake failed",
+            "a write to the lake failed".to_string(),
         ),
     };
-    (status, axum::Json(serde_json::json!({"status": text}))).into_response()
+    let mut body = serde_json::Map::new();
+    for source in &state.sources {
+        let (ready, detail) = source.check();
+        if !ready && status == StatusCode::OK {
+            status = StatusCode::SERVICE_UNAVAILABLE;
+            text = format!("{} is not ready", source.name());
+        }
+        body.insert(source.name().to_string(), detail);
+    }
+    body.insert("status".into(), text.into());
+    (status, axum::Json(serde_json::Value::Object(body))).into_response()
 }
 
 pub(crate) async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {

@@ -40,7 +40,7 @@ use axum::routing::{get, post};
 
 pub use auth::{Auth, ClientIdentity, Scope};
 pub use error::ApiError;
-pub use state::ApiState;
+pub use state::{ApiState, SourceHealth};
 
 /// The investigator's routes, each behind the scope it needs (`/healthz` and `/readyz` are open,
 /// so probes need no token).

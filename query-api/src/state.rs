@@ -27,6 +27,16 @@ pub struct ApiState {
     pub query_slots: Arc<Semaphore>,
     /// How long a query waits for a slot.
     pub queue_wait: Duration,
+    /// Sources whose health `/readyz` reports besides the writer's (the Kafka consumer).
+    pub sources: Vec<Arc<dyn SourceHealth>>,
+}
+
+/// A source of events that `/readyz` reports on.
+pub trait SourceHealth: Send + Sync {
+    /// Its name in the `/readyz` answer (`kafka`).
+    fn name(&self) -> &str;
+    /// Whether it works now, and what to show about it.
+    fn check(&self) -> (bool, serde_json::Value);
 }
 
 impl ApiState {
@@ -40,6 +50,7 @@ impl ApiState {
             auth: Arc::new(auth),
             query_slots: Arc::new(Semaphore::new(4)),
             queue_wait: Duration::from_secs(10),
+            sources: Vec::new(),
         }
     }
 
