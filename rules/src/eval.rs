@@ -20,7 +20,11 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::compile::{CompiledPack, CompiledRule, Macros, Threshold};
 use crate::error::{Error, Result};
 
-/// Windows older than this many window lengths behind the newest event are dropped.
+/// Open windows at which old ones are pruned. Windows are not dropped by time alone: events
+/// arrive out of order (Kafka partitions consumed at different paces, a backfill from the
+/// earliest offset), and a window dropped while its late events are still coming never fires.
+const WINDOWS_PRUNE_AT: usize = 1 << 16;
+/// When pruning, windows older than this many window lengths behind the newest event go first.
 const KEEP_WINDOWS: i64 = 2;
 /// How far behind the newest event a request's alert is remembered. Every stage of a request
 /// carries the same `event_time` (when the request was received), so this only has to cover
@@ -184,11 +188,21 @@ impl RuleEngine {
                 self.seen.retain(|_, time| *time > cut);
             }
         }
+        if self.windows.len() < WINDOWS_PRUNE_AT {
+            return;
+        }
         let rules = &self.rules;
         self.windows.retain(|(r, _, start), _| {
             let window = rules[*r].threshold.as_ref().map_or(0, |t| t.window_micros);
             *start >= newest.saturating_sub(KEEP_WINDOWS * window)
         });
+        if self.windows.len() >= WINDOWS_PRUNE_AT / 2 {
+            // All recent (many groups at once): keep the newer half.
+            let mut starts: Vec<i64> = self.windows.keys().map(|(_, _, start)| *start).collect();
+            let middle = starts.len() / 2;
+            let cut = *starts.select_nth_unstable(middle).1;
+            self.windows.retain(|(_, _, start), _| *start > cut);
+        }
     }
 
     fn build(&self, batch: &RecordBatch, hits: &[Hit]) -> Result<RecordBatch> {

@@ -3,6 +3,7 @@
 mod alerts;
 mod bad_input;
 mod derived;
+mod kafka;
 mod pruning;
 mod real_logs;
 mod redaction;

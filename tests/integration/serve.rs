@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use crate::{auditlake, query, real_logs};
 
 /// A running server; killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     log: Arc<Mutex<String>>,
 }
 
 impl Server {
-    fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_auditlake"));
         command
             .arg("--data-dir")
@@ -57,20 +57,20 @@ impl Server {
         Server { child, url, log }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// SIGTERM, then the exit status.
-    fn terminate(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         self.child.wait().expect("wait")
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().expect("log").clone()
     }
 }
@@ -81,21 +81,21 @@ impl Drop for Server {
     }
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
 }
 
-fn event_list(items: &[serde_json::Value]) -> Vec<u8> {
+pub(crate) fn event_list(items: &[serde_json::Value]) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}, "items": items,
     }))
     .expect("json")
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     g.write_all(bytes).expect("gzip");
     g.finish().expect("gzip")
@@ -123,7 +123,7 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-async fn sql(client: &reqwest::Client, url: &str, sql: &str) -> serde_json::Value {
+pub(crate) async fn sql(client: &reqwest::Client, url: &str, sql: &str) -> serde_json::Value {
     let (status, body) = sql_as(client, url, None, sql).await;
     assert_eq!(status, 200, "{body}");
     body

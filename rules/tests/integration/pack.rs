@@ -46,3 +46,49 @@ fn a_rule_without_examples_fails_the_run() {
         ]
     );
 }
+
+/// Kafka partitions are consumed at different paces: a burst can arrive after events hours
+/// newer, and its threshold window must still count it.
+#[test]
+fn a_threshold_burst_arriving_after_newer_events_still_fires() {
+    use arrow::array::AsArray;
+    use auditlake_rules::RuleEngine;
+    use auditlake_schema::Decoder;
+    use auditlake_schema::columns::{alert, column};
+
+    let pack = CompiledPack::compile(&RuleSet::builtin().expect("the pack parses"))
+        .expect("the pack compiles");
+    let decode = |text: &str| {
+        let mut decoder = Decoder::new(None);
+        let mut rejected = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            decoder.decode(line.as_bytes(), &mut rejected);
+        }
+        assert!(rejected.is_empty());
+        decoder.finish()
+    };
+    let recon = std::fs::read_to_string(repo().join("sample-logs/recon-enumeration.log"))
+        .expect("sample log");
+    let later = std::fs::read_to_string(repo().join("sample-logs/other-anti-forensics.log"))
+        .expect("sample log");
+    let fired = |batches: &[&str]| {
+        let mut engine = RuleEngine::new(&pack);
+        let mut rules = Vec::new();
+        for text in batches {
+            let alerts = engine.evaluate(&decode(text)).expect("evaluate");
+            let ids = column(&alerts, alert::RULE_ID).as_string::<i32>();
+            rules.extend(ids.iter().flatten().map(str::to_string));
+        }
+        rules.sort();
+        rules
+    };
+    let in_order = fired(&[&recon, &later]);
+    assert!(
+        in_order.iter().any(|r| r == "unauthenticated-scanning"),
+        "{in_order:?}"
+    );
+    // The burst's events one by one, after events 80 minutes newer.
+    let mut late: Vec<&str> = vec![&later];
+    late.extend(recon.lines());
+    assert_eq!(fired(&late), in_order);
+}
