@@ -52,6 +52,13 @@ impl DurableSink for ServiceSink {
     }
 }
 
+/// What the API reports on: the writer, the metrics, the sources.
+struct Running {
+    service: Arc<Service>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    sources: Vec<Arc<dyn SourceHealth>>,
+}
+
 /// The Kafka consumer as a `/readyz` source.
 struct KafkaHealth(Arc<KafkaStatus>);
 
@@ -100,6 +107,12 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(name) => Instance::named(name)?,
         None => Instance::unnamed(),
     };
+    // Events whose source names no cluster: the flag, else the config file's.
+    let default_cluster = args
+        .pipeline
+        .cluster
+        .clone()
+        .or_else(|| settings.cluster.clone());
     let kafka = &args.kafka;
     if kafka.kafka_brokers.is_some() && kafka.kafka_topic.is_empty() {
         bail!("--kafka-brokers needs --kafka-topic");
@@ -138,11 +151,7 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
             let mut config =
                 KafkaConfig::new(brokers, kafka.kafka_topic.clone(), &kafka.kafka_group);
             config.cluster_from_topic = kafka.kafka_cluster_from_topic;
-            config.default_cluster = args
-                .pipeline
-                .cluster
-                .clone()
-                .or_else(|| settings.cluster.clone());
+            config.default_cluster = default_cluster.clone();
             config.dead_letter_topic = kafka.kafka_dead_letter_topic.clone();
             config.options = kafka.kafka_options.clone();
             config.max_message_bytes = args.max_body;
@@ -164,13 +173,15 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let served = runtime.block_on(async {
         let app = app(
             data_dir,
-            settings.cluster.as_deref(),
+            default_cluster,
             &args,
             &pack,
             auth,
-            Arc::clone(&service),
-            metrics,
-            health,
+            Running {
+                service: Arc::clone(&service),
+                metrics,
+                sources: health.into_iter().collect(),
+            },
         )?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -242,14 +253,17 @@ fn auth(args: &ServeArgs, addr: SocketAddr, tls: Option<&Tls>) -> anyhow::Result
 
 fn app(
     data_dir: &Path,
-    cluster: Option<&str>,
+    default_cluster: Option<String>,
     args: &ServeArgs,
     pack: &auditlake_rules::CompiledPack,
     auth: Auth,
-    service: Arc<Service>,
-    metrics: metrics_exporter_prometheus::PrometheusHandle,
-    kafka: Option<Arc<dyn SourceHealth>>,
+    running: Running,
 ) -> anyhow::Result<axum::Router> {
+    let Running {
+        service,
+        metrics,
+        sources,
+    } = running;
     let limits = QueryLimits {
         max_rows: Some(args.query_max_rows),
         timeout: Some(args.query_timeout),
@@ -260,16 +274,12 @@ fn app(
     let mut state = ApiState::new(Arc::new(query), pack, auth);
     state.service = Some(Arc::clone(&service));
     state.metrics = Some(metrics);
-    state.sources.extend(kafka);
+    state.sources = sources;
     let auth = Arc::clone(&state.auth);
     let ingest = webhook::router(WebhookState {
         sink: Arc::new(ServiceSink(service)),
         max_body: args.max_body,
-        default_cluster: args
-            .pipeline
-            .cluster
-            .clone()
-            .or_else(|| cluster.map(str::to_string)),
+        default_cluster,
     })
     .route_layer(from_fn_with_state(
         (auth, Scope::Ingest),

@@ -141,7 +141,7 @@ impl Broker {
     }
 
     /// Every message of `topic` (one partition), read from the start with a fresh group.
-    fn read_all(&self, topic: &str, expect: usize) -> Vec<(Vec<u8>, Vec<(String, String)>)> {
+    fn read_all(&self, topic: &str, expect: usize) -> Vec<Read> {
         let consumer: BaseConsumer = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", self.addr())
             .set("group.id", format!("reader-{}", uuid()))
@@ -170,6 +170,9 @@ impl Broker {
         out
     }
 }
+
+/// A message read back: payload and headers.
+type Read = (Vec<u8>, Vec<(String, String)>);
 
 impl Drop for Broker {
     fn drop(&mut self) {
