@@ -900,3 +900,78 @@ pub fn messages_of(document: &[u8]) -> Result<Vec<Outgoing>, String> {
         None => Ok(vec![whole(&value, document.to_vec())]),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_list_becomes_one_message_per_item_keyed_by_audit_id() {
+        let list =
+            br#"{"kind":"EventList","items":[{"auditID":"a","verb":"get"},{"auditID":"b"}]}"#;
+        let messages = messages_of(list).expect("json");
+        let keys: Vec<Option<String>> = messages.iter().map(|m| m.key.clone()).collect();
+        assert_eq!(keys, [Some("a".to_string()), Some("b".to_string())]);
+        let first: serde_json::Value = serde_json::from_slice(&messages[0].payload).expect("json");
+        assert_eq!(first["verb"], "get");
+
+        let wrapper = br#"{"records":[{"properties":{"log":"{}"}}]}"#;
+        let whole = messages_of(wrapper).expect("json");
+        assert_eq!(whole.len(), 1, "a cloud wrapper stays whole");
+        assert_eq!(whole[0].payload, wrapper);
+        assert!(whole[0].key.is_none());
+        assert!(messages_of(b"{not json").is_err());
+    }
+
+    #[test]
+    fn options_are_key_value_pairs() {
+        assert_eq!(
+            parse_option(" security.protocol = SASL_SSL "),
+            Ok(("security.protocol".into(), "SASL_SSL".into()))
+        );
+        assert_eq!(
+            parse_option("sasl.password=a=b"),
+            Ok(("sasl.password".into(), "a=b".into()))
+        );
+        assert!(parse_option("novalue").is_err());
+        assert!(parse_option("=x").is_err());
+    }
+
+    fn received(offset: i64, cluster: Result<Option<String>, String>, payload: &[u8]) -> Received {
+        Received {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            key: None,
+            cluster,
+            payload: payload.to_vec(),
+        }
+    }
+
+    #[test]
+    fn decoding_keeps_good_events_and_names_poison_by_offset() {
+        let event = |id: &str| {
+            format!(
+                r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"{id}","stage":"ResponseComplete","verb":"get","requestReceivedTimestamp":"2025-11-03T11:00:00Z"}}"#
+            )
+        };
+        let mixed = format!("{}\nnot json\n", event("m"));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, event("z").as_bytes()).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        let messages = vec![
+            received(0, Ok(Some("a".into())), event("a").as_bytes()),
+            received(1, Ok(None), mixed.as_bytes()),
+            received(2, Err("bad header".into()), event("x").as_bytes()),
+            received(3, Ok(Some("b".into())), &gz),
+            received(4, Ok(None), b""),
+        ];
+        let (batch, poison) = decode(messages, 1 << 20);
+        let (batch, _) = batch.expect("events");
+        assert_eq!(batch.num_rows(), 3, "a, m and z");
+        let offsets: Vec<(i64, bool)> =
+            poison.iter().map(|p| (p.offset, p.stored_events)).collect();
+        assert_eq!(offsets, [(1, true), (2, false)]);
+        assert!(poison[0].reason.contains("line 2"), "{}", poison[0].reason);
+    }
+}
