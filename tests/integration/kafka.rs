@@ -390,7 +390,7 @@ async fn a_server_crash_and_a_broker_restart_lose_nothing_and_store_nothing_twic
 }
 
 #[tokio::test]
-async fn two_servers_in_one_group_share_a_lake_and_split_the_partitions() {
+async fn two_servers_in_one_group_share_a_lake_split_the_partitions_and_hand_them_over() {
     const EVENTS: usize = 6_000;
     let broker = Broker::start();
     broker.create_topic("shared", 3);
@@ -435,16 +435,41 @@ async fn two_servers_in_one_group_share_a_lake_and_split_the_partitions() {
             s.log()
         );
     }
-    for s in &mut servers {
-        assert!(s.terminate().success(), "{}", s.log());
-    }
+    // b leaves (SIGTERM) while more events stream in: a takes its partitions over from what b
+    // committed, and the hand-over neither skips nor repeats a message.
+    let more = ndjson(dir.path(), "more", EVENTS);
+    let producing = {
+        let broker_dir = broker.dir.path().to_path_buf();
+        let addr = broker.addr();
+        std::thread::spawn(move || {
+            let args = [
+                "produce",
+                more.to_str().expect("utf-8"),
+                "--kafka-brokers",
+                addr.as_str(),
+                "--kafka-topic",
+                "shared",
+            ];
+            let out = auditlake(&broker_dir, &args);
+            assert!(out.status.success(), "{}", stderr(&out));
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut b = servers.pop().expect("b");
+    assert!(b.terminate().success(), "{}", b.log());
+    producing.join().expect("produced");
+    let a = &mut servers[0];
+    let want = 2 * EVENTS as u64;
+    let (rows, distinct) = wait_for_events(&a.url, want, Duration::from_secs(120)).await;
+    assert_eq!((rows, distinct), (want, want), "{}\n{}", a.log(), b.log());
+    assert!(a.terminate().success(), "{}", a.log());
     let rows = query(
         &data,
         "SELECT count(*) AS n, count(DISTINCT audit_id) AS d FROM events",
     );
     assert_eq!(
         (rows[0]["n"].as_u64(), rows[0]["d"].as_u64()),
-        (Some(EVENTS as u64), Some(EVENTS as u64))
+        (Some(want), Some(want))
     );
     // Both wrote, each under its own name, each with its own log.
     let names: Vec<String> = walk(&data.join("events"))
