@@ -49,6 +49,7 @@ mod error;
 pub mod file;
 pub mod kafka;
 pub mod lines;
+mod publish;
 pub mod replay;
 pub mod sink;
 pub mod webhook;
