@@ -380,11 +380,16 @@ struct SourceContext {
     flow: Mutex<Flow>,
 }
 
-impl ClientContext for SourceContext {
-    fn stats(&self, statistics: Statistics) {
-        let up = statistics.brokers.values().any(|b| b.state == "UP");
+impl SourceContext {
+    fn set_connected(&self, up: bool) {
         self.status.connected.store(up, Ordering::Release);
         metrics::gauge!("auditlake_kafka_connected").set(if up { 1.0 } else { 0.0 });
+    }
+}
+
+impl ClientContext for SourceContext {
+    fn stats(&self, statistics: Statistics) {
+        self.set_connected(statistics.brokers.values().any(|b| b.state == "UP"));
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
                 if *partition >= 0 && p.consumer_lag >= 0 {
@@ -401,8 +406,7 @@ impl ClientContext for SourceContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.status.connected.store(false, Ordering::Release);
-            metrics::gauge!("auditlake_kafka_connected").set(0.0);
+            self.set_connected(false);
         }
         tracing::warn!(error = %error, reason, "kafka client error");
     }
@@ -449,7 +453,7 @@ impl ConsumerContext for SourceContext {
                 self.status
                     .assigned
                     .store(flow.assigned.len(), Ordering::Release);
-                self.status.connected.store(true, Ordering::Release);
+                self.set_connected(true);
                 tracing::info!(
                     partitions = list.count(),
                     assigned = flow.assigned.len(),
@@ -507,6 +511,8 @@ impl<S: DurableSink> Worker<S> {
             match self.consumer.poll(wait) {
                 None => {}
                 Some(Ok(message)) => {
+                    // A fetched message proves a live broker before the next statistics do.
+                    self.consumer.context().set_connected(true);
                     let received = self.receive(&message);
                     let mut flow = lock(&self.consumer.context().flow);
                     flow.open_bytes += received.payload.len();
