@@ -10,6 +10,11 @@
 //! - `examples/decode_profile.rs`: the same loop as a plain binary, for profilers.
 #![warn(missing_docs)]
 
+pub mod generate;
+pub mod roundtrip;
+
+pub use generate::Generator;
+
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""auditlake against DuckDB on the same generated audit traffic, in one run.
+
+Run through benches/compare.sh, which builds auditlake and installs DuckDB first. Every figure
+is measured on this machine now: CPU seconds and peak RSS of each child process come from
+wait4(2), wall times from a monotonic clock.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+QUERIES = [
+    (
+        "count of pods/exec",
+        "SELECT count(*) AS n FROM events WHERE resource = 'pods' AND subresource = 'exec'",
+        "SELECT count(*) AS n FROM {src} WHERE objectRef.resource = 'pods' "
+        "AND objectRef.subresource = 'exec'",
+    ),
+    (
+        "top 10 users by 403s",
+        "SELECT user_name, count(*) AS n FROM events WHERE response_code = 403 "
+        "GROUP BY user_name ORDER BY n DESC, user_name LIMIT 10",
+        "SELECT \"user\".username AS user_name, count(*) AS n FROM {src} "
+        "WHERE responseStatus.code = 403 GROUP BY 1 ORDER BY n DESC, user_name LIMIT 10",
+    ),
+    (
+        "top service accounts listing secrets",
+        "SELECT user_name, count(*) AS n FROM events WHERE verb = 'list' AND resource = 'secrets' "
+        "AND user_name LIKE 'system:serviceaccount:%' GROUP BY user_name "
+        "ORDER BY n DESC, user_name LIMIT 10",
+        "SELECT \"user\".username AS user_name, count(*) AS n FROM {src} WHERE verb = 'list' "
+        "AND objectRef.resource = 'secrets' AND \"user\".username LIKE 'system:serviceaccount:%' "
+        "GROUP BY 1 ORDER BY n DESC, user_name LIMIT 10",
+    ),
+]
+
+DUCKDB_JSON = "read_json_auto('{path}', format = 'newline_delimited', sample_size = -1)"
+
+
+def measured(cmd, env=None):
+    """Runs cmd with stdout captured; returns (stdout, wall s, cpu s, peak RSS MiB)."""
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - started
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(f"{' '.join(map(str, cmd))} failed ({code}):\n{err.decode()[-4000:]}")
+    return out, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def duckdb(sql, db=None, threads=None):
+    """One DuckDB statement in its own Python process; returns (rows, wall s, cpu s, RSS MiB).
+
+    The wall and CPU time are the statement's own (import and connect excluded); RSS is the
+    process's peak."""
+    threads_sql = f"con.execute('SET threads = {threads}')\n" if threads else ""
+    script = (
+        "import duckdb, json, resource, sys, time\n"
+        "con = duckdb.connect()\n" + threads_sql +
+        "r0 = resource.getrusage(resource.RUSAGE_SELF); t0 = time.monotonic()\n"
+        "rows = con.execute(sys.argv[1]).fetchall()\n"
+        "t1 = time.monotonic(); r1 = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)\n"
+        "print(json.dumps({'rows': [list(r) for r in rows], 'wall': t1 - t0, 'cpu': cpu}, default=str))\n"
+    )
+    out, _, _, rss = measured([sys.executable, "-c", script, sql])
+    result = json.loads(out)
+    return result["rows"], result["wall"], result["cpu"], rss
+
+
+def lake_bytes(data_dir, table):
+    return sum(p.stat().st_size for p in (Path(data_dir) / table).rglob("*.parquet"))
+
+
+def generate(args, events, path):
+    if path.exists() and path.stat().st_size > 0:
+        return
+    tmp = path.with_suffix(".partial")
+    measured([args.examples / "generate", str(events), "--seed", str(args.seed), "--out", str(tmp)])
+    tmp.rename(path)
+
+
+def fresh(path):
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--query-events", type=int, default=10_000_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--auditlake", type=Path, required=True)
+    parser.add_argument("--examples", type=Path, required=True)
+    parser.add_argument("--skip-queries", action="store_true")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    table = []  # (figure, auditlake, duckdb, ratio, target, met)
+
+    n = args.events
+    small = args.work / f"traffic-{args.seed}-{n}.ndjson"
+    print(f"generating {n:,} events ...", file=sys.stderr)
+    generate(args, n, small)
+    size = small.stat().st_size
+    print(f"  {size / n:.0f} bytes per event", file=sys.stderr)
+
+    print("decode + normalize on one thread ...", file=sys.stderr)
+    out, _, _, _ = measured([args.examples / "decode_file", str(small)])
+    decode = json.loads(out)
+    assert decode["events"] == n and decode["rejected"] == 0, decode
+    table.append(("decode+normalize, events/s per core", f"{decode['events_per_s']:,.0f}", "", "",
+                  "≥ 450,000", decode["events_per_s"] >= 450_000))
+
+    print("auditlake replay, rule pack on ...", file=sys.stderr)
+    data = fresh(args.work / "lake-small")
+    env = dict(os.environ, AUDITLAKE_LOG="warn")
+    _, wall, cpu, rss = measured([args.auditlake, "replay", "--data-dir", str(data), str(small)], env)
+    replay_rate = n / cpu
+    print("auditlake replay, rules off ...", file=sys.stderr)
+    bare = fresh(args.work / "lake-small-norules")
+    _, _, cpu_bare, _ = measured(
+        [args.auditlake, "replay", "--no-rules", "--data-dir", str(bare), str(small)], env)
+    shutil.rmtree(bare, ignore_errors=True)
+    rule_share = max(0.0, (cpu - cpu_bare) / cpu)
+
+    print("round trip check ...", file=sys.stderr)
+    out, _, _, _ = measured([args.examples / "roundtrip", str(small), str(data), "997"])
+    trip = json.loads(out)
+
+    print("DuckDB NDJSON -> Parquet ...", file=sys.stderr)
+    duck_parquet = args.work / "duckdb-small.parquet"
+    duck_parquet.unlink(missing_ok=True)
+    _, dwall, dcpu, drss = duckdb(
+        f"COPY (SELECT * FROM {DUCKDB_JSON.format(path=small)}) TO '{duck_parquet}' (FORMAT parquet)")
+    duck_rate = n / dcpu
+    table.append(("replay end to end (decode, rules, Parquet), events per CPU-second",
+                  f"{replay_rate:,.0f}", f"{duck_rate:,.0f}", f"{replay_rate / duck_rate:.2f}×",
+                  "≥ 200,000 and ≥ 3× DuckDB",
+                  replay_rate >= 200_000 and replay_rate >= 3 * duck_rate))
+    table.append(("replay wall time, s", f"{wall:.1f}", f"{dwall:.1f}", "", "", None))
+    table.append(("rule evaluation, share of ingest CPU", f"{rule_share:.0%}", "", "", "≤ 20%",
+                  rule_share <= 0.20))
+    events_bytes = lake_bytes(data, "events")
+    per_million = events_bytes * 1_000_000 / n / 1e6
+    duck_bytes = duck_parquet.stat().st_size * 1_000_000 / n / 1e6
+    table.append(("storage, MB per 1M events (bodies kept)", f"{per_million:.1f}",
+                  f"{duck_bytes:.1f}", f"{per_million / duck_bytes:.2f}", "≤ 60", per_million <= 60))
+    table.append(("ingest peak RSS, MiB", f"{rss:.0f}", f"{drss:.0f}", "", "≤ 256", rss <= 256))
+    table.append(("round trip (stored/distinct of events; sampled rows, values compared)",
+                  f"{trip['stored']:,}/{trip['distinct']:,} of {trip['events']:,}; "
+                  f"{trip['sampled']} rows, {trip['values_compared']:,} values, "
+                  f"{len(trip['mismatches'])} differ", "", "", "all equal",
+                  trip["stored"] == trip["distinct"] == trip["events"] and not trip["mismatches"]))
+    if trip["mismatches"]:
+        print("\n".join(trip["mismatches"]), file=sys.stderr)
+
+    if not args.skip_queries:
+        q = args.query_events
+        big = args.work / f"traffic-{args.seed}-{q}.ndjson"
+        print(f"generating {q:,} events ...", file=sys.stderr)
+        generate(args, q, big)
+        lake = args.work / f"lake-{args.seed}-{q}"
+        if not (lake / "events").exists():
+            print(f"auditlake replay of {q:,} events ...", file=sys.stderr)
+            tmp = fresh(args.work / "lake-partial")
+            measured([args.auditlake, "replay", "--data-dir", str(tmp), str(big)], env)
+            tmp.rename(lake)
+        big_parquet = args.work / f"duckdb-{args.seed}-{q}.parquet"
+        if not big_parquet.exists():
+            print(f"DuckDB conversion of {q:,} events ...", file=sys.stderr)
+            tmp = args.work / "duckdb-partial.parquet"
+            duckdb(f"COPY (SELECT * FROM {DUCKDB_JSON.format(path=big)}) TO '{tmp}' (FORMAT parquet)")
+            tmp.rename(big_parquet)
+        worst_rss = 0
+        for title, ours, theirs in QUERIES:
+            print(f"query: {title} ...", file=sys.stderr)
+            # Best of three for the Parquet engines (warm page cache for both); one run over JSON.
+            best = None
+            for _ in range(3):
+                out, wall, _, qrss = measured(
+                    [args.auditlake, "query", "--format", "json", "--data-dir", str(lake), ours])
+                worst_rss = max(worst_rss, qrss)
+                best = wall if best is None else min(best, wall)
+                ours_rows = [list(r.values()) for r in json.loads(out)]
+            duck_best = None
+            for _ in range(3):
+                rows, dwall, _, _ = duckdb(theirs.format(src=f"read_parquet('{big_parquet}')"))
+                duck_best = dwall if duck_best is None else min(duck_best, dwall)
+            json_rows, jwall, _, _ = duckdb(theirs.format(src=DUCKDB_JSON.format(path=big)))
+            same = ours_rows == rows == json_rows
+            if not same:
+                print(f"  answers differ:\n  auditlake {ours_rows}\n  duckdb {rows}\n  json {json_rows}",
+                      file=sys.stderr)
+            table.append((f"query over {q / 1e6:.0f}M: {title}, s", f"{best:.2f}",
+                          f"{duck_best:.2f} (Parquet) / {jwall:.1f} (JSON)",
+                          f"{best / duck_best:.2f} / {jwall / best:.0f}× faster",
+                          "≤ 1.0 and ≥ 10× faster than JSON",
+                          same and best <= duck_best and jwall >= 10 * best))
+        table.append(("query peak RSS, MiB", f"{worst_rss:.0f}", "", "", "≤ 256", worst_rss <= 256))
+
+    print()
+    print(f"{n:,} events ({size / n:.0f} B each), seed {args.seed}, {os.cpu_count()} cores")
+    print()
+    print("| figure | auditlake | DuckDB | ratio | target | met |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for figure, ours, theirs, ratio, target, met in table:
+        mark = "" if met is None else ("yes" if met else "**no**")
+        print(f"| {figure} | {ours} | {theirs} | {ratio} | {target} | {mark} |")
+
+
+if __name__ == "__main__":
+    main()

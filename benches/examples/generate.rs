@@ -1,0 +1,54 @@
+//! Writes seeded, realistic audit traffic (see `auditlake_benches::generate`).
+//!
+//! `generate EVENTS [--seed N] [--event-list ITEMS] [--out FILE]`: NDJSON (one Event per line) by
+//! default, or `EventList` documents of ITEMS events per line; stdout unless `--out`.
+
+use std::io::{BufWriter, Write};
+
+use auditlake_benches::Generator;
+
+fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mut events: Option<usize> = None;
+    let mut seed = 1u64;
+    let mut per_list: Option<usize> = None;
+    let mut out: Option<String> = None;
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{name} needs a value")))
+        };
+        match arg.as_str() {
+            "--seed" => seed = number(&value("--seed")) as u64,
+            "--event-list" => per_list = Some(number(&value("--event-list"))),
+            "--out" => out = Some(value("--out")),
+            n if events.is_none() && !n.starts_with('-') => events = Some(number(n)),
+            other => usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    let events = events.unwrap_or_else(|| usage("how many events?"));
+    let mut generator = Generator::new(seed)?;
+    let mut sink: Box<dyn Write> = match &out {
+        Some(path) => Box::new(std::fs::File::create(path)?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut writer = BufWriter::with_capacity(1 << 20, &mut sink);
+    match per_list {
+        Some(n) => generator.event_lists(events, n, &mut writer)?,
+        None => generator.ndjson(events, &mut writer)?,
+    }
+    writer.flush()
+}
+
+fn number(text: &str) -> usize {
+    text.replace('_', "")
+        .parse()
+        .unwrap_or_else(|_| usage(&format!("{text:?} is not a number")))
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!(
+        "generate: {problem}\nusage: generate EVENTS [--seed N] [--event-list ITEMS] [--out FILE]"
+    );
+    std::process::exit(2)
+}
