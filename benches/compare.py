@@ -67,7 +67,7 @@ def duckdb(sql, db=None, threads=None):
     threads_sql = f"con.execute('SET threads = {threads}')\n" if threads else ""
     script = (
         "import duckdb, json, resource, sys, time\n"
-        "con = duckdb.connect()\n" + threads_sql +
+        "con = duckdb.connect()\ncon.execute('SET enable_progress_bar = false')\n" + threads_sql +
         "r0 = resource.getrusage(resource.RUSAGE_SELF); t0 = time.monotonic()\n"
         "rows = con.execute(sys.argv[1]).fetchall()\n"
         "t1 = time.monotonic(); r1 = resource.getrusage(resource.RUSAGE_SELF)\n"
@@ -75,7 +75,7 @@ def duckdb(sql, db=None, threads=None):
         "print(json.dumps({'rows': [list(r) for r in rows], 'wall': t1 - t0, 'cpu': cpu}, default=str))\n"
     )
     out, _, _, rss = measured([sys.executable, "-c", script, sql])
-    result = json.loads(out)
+    result = json.loads(out.splitlines()[-1])
     return result["rows"], result["wall"], result["cpu"], rss
 
 
