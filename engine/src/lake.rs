@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch, TimestampMicrosecondArray, UInt32Array};
-use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
+use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::datatypes::TimestampMicrosecondType;
 use auditlake_schema::columns::{column, event};
@@ -116,15 +116,32 @@ impl TableWriter {
     /// Writes every row of `batch`.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         for (hour, rows) in self.hours(batch) {
-            let part = take_record_batch(batch, &UInt32Array::from(rows))?;
+            let part = self.rows_in_time_order(batch, rows)?;
             self.write_hour(hour, &part)?;
         }
         Ok(())
     }
 
-    /// Writes rows that all fall in `hour`.
+    /// `rows` of `batch` in time order (so row-group statistics on time are tight), copied in one
+    /// step, or not copied at all when they already are a run of the batch in time order (a log
+    /// file's lines usually are).
+    fn rows_in_time_order(&self, batch: &RecordBatch, mut rows: Vec<u32>) -> Result<RecordBatch> {
+        let times = column(batch, self.time_column).as_primitive::<TimestampMicrosecondType>();
+        let times = times.values();
+        rows.sort_by_key(|&r| times[r as usize]);
+        let first = rows.first().copied().unwrap_or(0) as usize;
+        let run = rows
+            .iter()
+            .enumerate()
+            .all(|(i, &r)| r as usize == first + i);
+        if run {
+            return Ok(batch.slice(first, rows.len()));
+        }
+        Ok(take_record_batch(batch, &UInt32Array::from(rows))?)
+    }
+
+    /// Writes rows that all fall in `hour`, in time order.
     fn write_hour(&mut self, hour: Hour, part: &RecordBatch) -> Result<()> {
-        let part = sorted_by(part, self.time_column)?;
         let dir = hour.dir(&self.table_dir);
         let props = &self.props;
         let schema = &self.schema;
@@ -135,9 +152,9 @@ impl TableWriter {
             || OpenFile::create(hour, &dir, &stem(), Arc::clone(schema), props.clone()),
             |evicted| evicted.close(live),
         )?;
-        write_bounded(&mut file.writer, &part).map_err(Error::parquet(&file.tmp))?;
+        write_bounded(&mut file.writer, part).map_err(Error::parquet(&file.tmp))?;
         if let Some(live) = live {
-            live.push(hour, part);
+            live.push(hour, part.clone());
         }
         Ok(())
     }
@@ -216,7 +233,7 @@ impl LakeWriter {
                 if fresh.is_empty() {
                     continue;
                 }
-                let part = take_record_batch(batch, &UInt32Array::from(fresh))?;
+                let part = self.events.rows_in_time_order(batch, fresh)?;
                 let part = stamp_ingested_at(&part, now)?;
                 self.events.write_hour(hour, &part)?;
                 fresh_parts.push(part);
@@ -224,7 +241,10 @@ impl LakeWriter {
             stats.duplicates = batch.num_rows() as u64 - stats.stored;
         }
         self.totals += stats;
-        let fresh = concat_batches(&events_schema(), &fresh_parts)?;
+        let fresh = match fresh_parts.len() {
+            1 => fresh_parts.remove(0),
+            _ => concat_batches(&events_schema(), &fresh_parts)?,
+        };
         Ok(Appended { stats, fresh })
     }
 
@@ -349,11 +369,4 @@ fn stamp_ingested_at(batch: &RecordBatch, now: i64) -> Result<RecordBatch> {
     columns[index] =
         Arc::new(TimestampMicrosecondArray::from(vec![now; batch.num_rows()]).with_timezone("UTC"));
     Ok(RecordBatch::try_new(schema, columns)?)
-}
-
-/// Rows in time order, so row-group statistics on time are tight.
-fn sorted_by(batch: &RecordBatch, time_column: &str) -> Result<RecordBatch> {
-    let times = column(batch, time_column);
-    let indices = sort_to_indices(times, None, None)?;
-    Ok(take_record_batch(batch, &indices)?)
 }

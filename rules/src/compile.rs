@@ -71,23 +71,6 @@ pub(crate) struct Macros {
     pub schema: SchemaRef,
 }
 
-impl Macros {
-    /// `batch` (an `events` batch) with every macro's column appended.
-    pub(crate) fn extend(
-        &self,
-        batch: &arrow::record_batch::RecordBatch,
-    ) -> datafusion::error::Result<arrow::record_batch::RecordBatch> {
-        let mut columns = batch.columns().to_vec();
-        for expr in &self.exprs {
-            columns.push(expr.evaluate(batch)?.into_array(batch.num_rows())?);
-        }
-        Ok(arrow::record_batch::RecordBatch::try_new(
-            Arc::clone(&self.schema),
-            columns,
-        )?)
-    }
-}
-
 pub use auditlake_schema::time::parse_duration;
 
 /// A session that knows the functions conditions may use (DataFusion's and the JSON helpers).
