@@ -19,7 +19,14 @@ fn main() -> std::io::Result<()> {
     let mut rejected = Vec::new();
     let mut rows = 0usize;
     let started = Instant::now();
-    for line in input.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+    let mut start = 0;
+    while start < input.len() {
+        let end = memchr::memchr(b'\n', &input[start..]).map_or(input.len(), |i| start + i);
+        let line = &input[start..end];
+        start = end + 1;
+        if line.is_empty() {
+            continue;
+        }
         decoder.decode(line, &mut rejected);
         if decoder.len() >= BATCH_ROWS {
             rows += decoder.finish().num_rows();

@@ -15,8 +15,9 @@ use auditlake_schema::columns::{column, event};
 use auditlake_schema::events_schema;
 use auditlake_schema::time::now_micros;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use crate::dedup::{DedupIndex, keys};
 use crate::error::{Error, Result};
@@ -155,6 +156,26 @@ impl TableWriter {
         write_bounded(&mut file.writer, part).map_err(Error::parquet(&file.tmp))?;
         if let Some(live) = live {
             live.push(hour, part.clone());
+        }
+        self.bound_open_memory(hour)
+    }
+
+    /// Ends the row groups of the files other than `hour`'s once all open files together buffer
+    /// more than [`OPEN_FILES_MEMORY`]: a replay over days leaves older hours open (a late event
+    /// may still come), and each of them would otherwise hold its unwritten row group.
+    fn bound_open_memory(&mut self, hour: Hour) -> Result<()> {
+        let buffered: usize = self
+            .open
+            .iter_mut()
+            .map(|(_, f)| f.writer.memory_size())
+            .sum();
+        if buffered <= OPEN_FILES_MEMORY {
+            return Ok(());
+        }
+        for (h, file) in self.open.iter_mut() {
+            if h != hour && file.writer.in_progress_rows() > 0 {
+                file.writer.flush().map_err(Error::parquet(&file.tmp))?;
+            }
         }
         Ok(())
     }
@@ -322,6 +343,9 @@ impl OpenFile {
     }
 }
 
+/// Memory all open files of a table may buffer together before the idle ones end their row groups.
+const OPEN_FILES_MEMORY: usize = 48 << 20;
+
 /// Memory an open file's row group may buffer before it is written out, whatever its row count:
 /// audit events with request and response bodies are wide, and a server keeps several files open.
 const ROW_GROUP_MEMORY: usize = 32 << 20;
@@ -339,14 +363,42 @@ pub(crate) fn write_bounded(
 }
 
 /// How every file of the lake is written.
+///
+/// Dictionary encoding stays on for the low-cardinality columns (verb, resource, namespace, user,
+/// user agent, codes, ...). Columns where nearly every value is new skip it: a dictionary that
+/// overflows is wasted hashing and a wasted page. Times are sorted within a file, so their deltas
+/// pack into a few bits each. Bodies get no min/max statistics: nobody prunes on them and
+/// comparing kilobytes of JSON per value is not free.
 pub(crate) fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("3 is a valid zstd level"),
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_created_by("auditlake".into())
-        .build()
+        .set_created_by("auditlake".into());
+    for time in [event::EVENT_TIME, event::STAGE_TIME, event::INGESTED_AT] {
+        builder = builder
+            .set_column_dictionary_enabled(ColumnPath::from(time), false)
+            .set_column_encoding(ColumnPath::from(time), Encoding::DELTA_BINARY_PACKED);
+    }
+    for unique in [event::AUDIT_ID, event::EVENT_HASH] {
+        builder = builder.set_column_dictionary_enabled(ColumnPath::from(unique), false);
+    }
+    for body in [
+        event::REQUEST_OBJECT,
+        event::RESPONSE_OBJECT,
+        event::ANNOTATIONS,
+        event::USER_EXTRA,
+    ] {
+        builder = builder
+            .set_column_dictionary_enabled(ColumnPath::from(body), false)
+            .set_column_statistics_enabled(ColumnPath::from(body), EnabledStatistics::None);
+    }
+    builder = builder.set_column_statistics_enabled(
+        ColumnPath::from(event::EVENT_HASH),
+        EnabledStatistics::None,
+    );
+    builder.build()
 }
 
 /// Makes a rename in the file's directory durable. Best effort: a filesystem that cannot sync a

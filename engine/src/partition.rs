@@ -140,6 +140,11 @@ impl<V> RecentPartitions<V> {
         Ok(value)
     }
 
+    /// Every partition's state.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (Hour, &mut V)> + '_ {
+        self.entries.iter_mut().map(|(h, (v, _))| (*h, v))
+    }
+
     /// Whether no partition has state.
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
