@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Int32Builder, ListBuilder, StringBuilder,
+    Array, ArrayRef, AsArray, BooleanBuilder, Int32Builder, ListBuilder, StringBuilder,
     TimestampMicrosecondBuilder, UInt64Builder,
 };
 use arrow::record_batch::RecordBatch;
@@ -105,6 +105,63 @@ pub(crate) struct EventBatchBuilder {
     event_hash: UInt64Builder,
     /// Scratch space for the row being hashed, reused across rows.
     hash_buf: Vec<u8>,
+}
+
+/// A builder that hands over what it holds and starts again with the room it needed.
+trait Take {
+    fn take(&mut self) -> ArrayRef;
+}
+
+impl Take for StringBuilder {
+    fn take(&mut self) -> ArrayRef {
+        let array = self.finish();
+        *self = StringBuilder::with_capacity(array.len(), array.value_data().len());
+        Arc::new(array)
+    }
+}
+
+impl Take for StrList {
+    fn take(&mut self) -> ArrayRef {
+        let array = self.finish();
+        let values = array.values().as_string::<i32>();
+        *self = ListBuilder::with_capacity(
+            StringBuilder::with_capacity(values.len(), values.value_data().len()),
+            array.len(),
+        );
+        Arc::new(array)
+    }
+}
+
+impl Take for TimestampMicrosecondBuilder {
+    fn take(&mut self) -> ArrayRef {
+        let array = self.finish();
+        *self = TimestampMicrosecondBuilder::with_capacity(array.len()).with_timezone("UTC");
+        Arc::new(array)
+    }
+}
+
+impl Take for Int32Builder {
+    fn take(&mut self) -> ArrayRef {
+        let array = self.finish();
+        *self = Int32Builder::with_capacity(array.len());
+        Arc::new(array)
+    }
+}
+
+impl Take for UInt64Builder {
+    fn take(&mut self) -> ArrayRef {
+        let array = self.finish();
+        *self = UInt64Builder::with_capacity(array.len());
+        Arc::new(array)
+    }
+}
+
+impl Take for BooleanBuilder {
+    fn take(&mut self) -> ArrayRef {
+        let array = self.finish();
+        *self = BooleanBuilder::with_capacity(array.len());
+        Arc::new(array)
+    }
 }
 
 fn list() -> StrList {
@@ -321,58 +378,59 @@ impl EventBatchBuilder {
         self.event_hash.append_value(xxh3_64(&self.hash_buf));
     }
 
-    /// Takes the rows appended so far as a batch and leaves the builder empty.
+    /// Takes the rows appended so far as a batch and leaves the builder empty, with room for a
+    /// batch like this one (growing buffers by doubling copied every column several times).
     pub(crate) fn finish(&mut self) -> RecordBatch {
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.cluster.finish()),
-            Arc::new(self.audit_id.finish()),
-            Arc::new(self.stage.finish()),
-            Arc::new(self.level.finish()),
-            Arc::new(self.event_time.finish()),
-            Arc::new(self.stage_time.finish()),
-            Arc::new(self.verb.finish()),
-            Arc::new(self.request_uri.finish()),
-            Arc::new(self.user_name.finish()),
-            Arc::new(self.user_uid.finish()),
-            Arc::new(self.user_groups.finish()),
-            Arc::new(self.user_extra.finish()),
-            Arc::new(self.impersonated_user.finish()),
-            Arc::new(self.impersonated_groups.finish()),
-            Arc::new(self.source_ip.finish()),
-            Arc::new(self.source_ips.finish()),
-            Arc::new(self.user_agent.finish()),
-            Arc::new(self.resource.finish()),
-            Arc::new(self.subresource.finish()),
-            Arc::new(self.namespace.finish()),
-            Arc::new(self.name.finish()),
-            Arc::new(self.api_group.finish()),
-            Arc::new(self.api_version.finish()),
-            Arc::new(self.response_code.finish()),
-            Arc::new(self.response_status.finish()),
-            Arc::new(self.response_reason.finish()),
-            Arc::new(self.response_message.finish()),
-            Arc::new(self.decision.finish()),
-            Arc::new(self.decision_reason.finish()),
-            Arc::new(self.annotations.finish()),
-            Arc::new(self.request_object.finish()),
-            Arc::new(self.response_object.finish()),
-            Arc::new(self.ingested_at.finish()),
-            Arc::new(self.exec_command.finish()),
-            Arc::new(self.pod_images.finish()),
-            Arc::new(self.pod_privileged.finish()),
-            Arc::new(self.pod_host_network.finish()),
-            Arc::new(self.pod_host_pid.finish()),
-            Arc::new(self.pod_host_ipc.finish()),
-            Arc::new(self.pod_host_paths.finish()),
-            Arc::new(self.pod_capabilities_added.finish()),
-            Arc::new(self.pod_run_as_root.finish()),
-            Arc::new(self.pod_allow_privilege_escalation.finish()),
-            Arc::new(self.pod_service_account.finish()),
-            Arc::new(self.role_ref.finish()),
-            Arc::new(self.subjects.finish()),
-            Arc::new(self.rule_verbs.finish()),
-            Arc::new(self.rule_resources.finish()),
-            Arc::new(self.event_hash.finish()),
+            self.cluster.take(),
+            self.audit_id.take(),
+            self.stage.take(),
+            self.level.take(),
+            self.event_time.take(),
+            self.stage_time.take(),
+            self.verb.take(),
+            self.request_uri.take(),
+            self.user_name.take(),
+            self.user_uid.take(),
+            self.user_groups.take(),
+            self.user_extra.take(),
+            self.impersonated_user.take(),
+            self.impersonated_groups.take(),
+            self.source_ip.take(),
+            self.source_ips.take(),
+            self.user_agent.take(),
+            self.resource.take(),
+            self.subresource.take(),
+            self.namespace.take(),
+            self.name.take(),
+            self.api_group.take(),
+            self.api_version.take(),
+            self.response_code.take(),
+            self.response_status.take(),
+            self.response_reason.take(),
+            self.response_message.take(),
+            self.decision.take(),
+            self.decision_reason.take(),
+            self.annotations.take(),
+            self.request_object.take(),
+            self.response_object.take(),
+            self.ingested_at.take(),
+            self.exec_command.take(),
+            self.pod_images.take(),
+            self.pod_privileged.take(),
+            self.pod_host_network.take(),
+            self.pod_host_pid.take(),
+            self.pod_host_ipc.take(),
+            self.pod_host_paths.take(),
+            self.pod_capabilities_added.take(),
+            self.pod_run_as_root.take(),
+            self.pod_allow_privilege_escalation.take(),
+            self.pod_service_account.take(),
+            self.role_ref.take(),
+            self.subjects.take(),
+            self.rule_verbs.take(),
+            self.rule_resources.take(),
+            self.event_hash.take(),
         ];
         RecordBatch::try_new(events_schema(), columns)
             .expect("builders are declared in schema order with the schema's types")
