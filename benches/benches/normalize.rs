@@ -4,26 +4,15 @@
 //! Run: `cargo bench -p auditlake-benches --bench normalize`. Criterion prints events/s
 //! (`decode_normalize/events`) and bytes/s (`decode_normalize/bytes`).
 
-use auditlake_benches::{amplify, sample_events};
-use auditlake_schema::Decoder;
+use auditlake_benches::{amplify, decode_batches, sample_events};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const EVENTS: usize = 100_000;
-const BATCH_ROWS: usize = 16 * 1024;
 
 fn decode_all(input: &[u8]) -> usize {
-    let mut decoder = Decoder::new(None);
-    let mut rejected = Vec::new();
-    let mut rows = 0;
-    for line in input.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        decoder.decode(line, &mut rejected);
-        if decoder.len() >= BATCH_ROWS {
-            rows += decoder.finish().num_rows();
-        }
-    }
-    rows += decoder.finish().num_rows();
-    assert!(rejected.is_empty(), "amplified sample logs decode cleanly");
-    rows
+    let (batches, rejected) = decode_batches(input);
+    assert_eq!(rejected, 0, "amplified sample logs decode cleanly");
+    batches.iter().map(|b| b.num_rows()).sum()
 }
 
 fn bench(c: &mut Criterion) {

@@ -10,27 +10,15 @@
 //! The rules' share of ingest CPU is `ingest/rules` time over `ingest/pipeline` time.
 
 use arrow::record_batch::RecordBatch;
-use auditlake_benches::{amplify, realistic_events};
+use auditlake_benches::{amplify, decode_batches, realistic_events};
 use auditlake_engine::Pipeline;
 use auditlake_rules::{CompiledPack, RuleEngine, RuleSet};
-use auditlake_schema::Decoder;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const EVENTS: usize = 100_000;
-const BATCH_ROWS: usize = 16 * 1024;
 
 fn decode(input: &[u8]) -> Vec<RecordBatch> {
-    let mut decoder = Decoder::new(None);
-    let mut rejected = Vec::new();
-    let mut batches = Vec::new();
-    for line in input.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        decoder.decode(line, &mut rejected);
-        if decoder.len() >= BATCH_ROWS {
-            batches.push(decoder.finish());
-        }
-    }
-    batches.push(decoder.finish());
-    batches
+    decode_batches(input).0
 }
 
 fn bench(c: &mut Criterion) {

@@ -5,9 +5,12 @@
 //! real day of traffic.
 //!
 //! # Layout
-//! - [`amplify`]: the deterministic amplifier.
-//! - `benches/normalize.rs`: decode + normalize into Arrow (criterion).
-//! - `examples/decode_profile.rs`: the same loop as a plain binary, for profilers.
+//! - [`amplify`]: the deterministic amplifier; [`Generator`]: seeded realistic traffic at scale.
+//! - [`decode_batches`], [`store`]: the decode loop and a rule-less lake load the benches share.
+//! - [`roundtrip`]: checks a replayed file against a plain `serde_json` decode.
+//! - `benches/normalize.rs`, `benches/rules.rs`, `benches/query.rs`: criterion.
+//! - `examples/generate.rs`, `decode_file.rs`, `roundtrip.rs`: the binaries `compare.sh` drives.
+//! - `examples/decode_profile.rs`: the decode loop as a plain binary, for profilers.
 #![warn(missing_docs)]
 
 pub mod generate;
@@ -17,8 +20,70 @@ pub use generate::Generator;
 
 use std::path::{Path, PathBuf};
 
+use arrow::record_batch::RecordBatch;
+use auditlake_engine::Pipeline;
+use auditlake_schema::Decoder;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
+
+/// Rows per decoded batch, as `auditlake replay` makes them.
+pub const BATCH_ROWS: usize = 16 * 1024;
+
+/// The investigator questions of the comparison (`benches/compare.py` asks DuckDB the same).
+pub const INVESTIGATOR_QUERIES: [(&str, &str); 3] = [
+    (
+        "pods_exec_count",
+        "SELECT count(*) AS n FROM events WHERE resource = 'pods' AND subresource = 'exec'",
+    ),
+    (
+        "top_users_by_403",
+        "SELECT user_name, count(*) AS n FROM events WHERE response_code = 403 \
+         GROUP BY user_name ORDER BY n DESC, user_name LIMIT 10",
+    ),
+    (
+        "top_service_accounts_listing_secrets",
+        "SELECT user_name, count(*) AS n FROM events WHERE verb = 'list' AND resource = 'secrets' \
+         AND user_name LIKE 'system:serviceaccount:%' GROUP BY user_name \
+         ORDER BY n DESC, user_name LIMIT 10",
+    ),
+];
+
+/// NDJSON decoded into `events` batches of [`BATCH_ROWS`]; returns them and how many lines (or
+/// list items) were rejected.
+pub fn decode_batches(input: &[u8]) -> (Vec<RecordBatch>, usize) {
+    let mut decoder = Decoder::new(None);
+    let mut rejected = Vec::new();
+    let mut batches = Vec::new();
+    let mut start = 0;
+    while start < input.len() {
+        let end = memchr::memchr(b'\n', &input[start..]).map_or(input.len(), |i| start + i);
+        let line = &input[start..end];
+        start = end + 1;
+        if line.is_empty() {
+            continue;
+        }
+        decoder.decode(line, &mut rejected);
+        if decoder.len() >= BATCH_ROWS {
+            batches.push(decoder.finish());
+        }
+    }
+    batches.push(decoder.finish());
+    (batches, rejected.len())
+}
+
+/// Stores NDJSON in a lake under `data_dir` without rules; returns the events stored.
+pub fn store(input: &[u8], data_dir: &Path) -> Result<u64, String> {
+    let (batches, rejected) = decode_batches(input);
+    if rejected > 0 {
+        return Err(format!("{rejected} lines rejected"));
+    }
+    let mut pipeline = Pipeline::open(data_dir, None).map_err(|e| e.to_string())?;
+    for batch in &batches {
+        pipeline.ingest(batch).map_err(|e| e.to_string())?;
+    }
+    pipeline.flush().map_err(|e| e.to_string())?;
+    Ok(pipeline.totals().stored)
+}
 
 /// `sample-logs/` of this repository.
 pub fn sample_logs_dir() -> PathBuf {
