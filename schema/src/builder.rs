@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Int32Builder, ListBuilder, StringBuilder,
-    TimestampMicrosecondBuilder, UInt64Builder,
+    Array, ArrayRef, AsArray, BooleanBuilder, Int32Builder, ListBuilder, PrimitiveBuilder,
+    StringBuilder, TimestampMicrosecondBuilder, UInt64Builder,
 };
+use arrow::datatypes::ArrowPrimitiveType;
 use arrow::record_batch::RecordBatch;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -132,26 +133,12 @@ impl Take for StrList {
     }
 }
 
-impl Take for TimestampMicrosecondBuilder {
+/// Int32, UInt64 and timestamp builders; the data type (a timestamp's zone) carries over.
+impl<T: ArrowPrimitiveType> Take for PrimitiveBuilder<T> {
     fn take(&mut self) -> ArrayRef {
         let array = self.finish();
-        *self = TimestampMicrosecondBuilder::with_capacity(array.len()).with_timezone("UTC");
-        Arc::new(array)
-    }
-}
-
-impl Take for Int32Builder {
-    fn take(&mut self) -> ArrayRef {
-        let array = self.finish();
-        *self = Int32Builder::with_capacity(array.len());
-        Arc::new(array)
-    }
-}
-
-impl Take for UInt64Builder {
-    fn take(&mut self) -> ArrayRef {
-        let array = self.finish();
-        *self = UInt64Builder::with_capacity(array.len());
+        *self =
+            PrimitiveBuilder::with_capacity(array.len()).with_data_type(array.data_type().clone());
         Arc::new(array)
     }
 }
