@@ -82,7 +82,7 @@ impl Narrowed {
         let mut columns: Vec<usize> = collect_columns(expr).iter().map(Column::index).collect();
         columns.sort_unstable();
         columns.dedup();
-        let rewritten = Arc::clone(expr)
+        let expr = Arc::clone(expr)
             .transform_up(|e| {
                 let Some(c) = e.downcast_ref::<Column>() else {
                     return Ok(Transformed::no(e));
@@ -90,16 +90,9 @@ impl Narrowed {
                 let at = columns.binary_search(&c.index()).unwrap_or_default();
                 Ok(Transformed::yes(Arc::new(Column::new(c.name(), at)) as _))
             })
-            .map(|t| t.data)
-            // A rewrite that cannot fail in practice; the whole batch is always right.
-            .ok();
-        match rewritten {
-            Some(expr) => Self { columns, expr },
-            None => Self {
-                columns: Vec::new(),
-                expr: Arc::clone(expr),
-            },
-        }
+            .expect("the rewrite itself never fails")
+            .data;
+        Self { columns, expr }
     }
 
     fn evaluate(&self, batch: &RecordBatch) -> datafusion::error::Result<ArrayRef> {
