@@ -23,8 +23,11 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{Error, Result};
 use crate::partition::{Hour, RecentPartitions, parquet_files};
 
-/// Partitions whose keys stay in memory for a replay, which may walk back and forth over days.
-pub(crate) const CACHED_PARTITIONS: usize = 48;
+/// Partitions whose keys stay in memory. Input is mostly in time order and redeliveries come
+/// within minutes, so a few hours cover batches late across an hour boundary; input that walks
+/// back to an older hour reloads that hour's keys from its files. Each hour holds at most two
+/// generations of ~17 MiB, so this bounds the index whatever the input size.
+pub(crate) const CACHED_PARTITIONS: usize = 4;
 
 /// The identity of one stored event.
 pub(crate) type Key = u128;
@@ -89,15 +92,17 @@ impl Default for DedupIndex {
 }
 
 impl DedupIndex {
-    /// An index keeping the keys of `partitions` hours in memory (each at most two generations
-    /// of ~17 MiB); older hours are reloaded from their files when a redelivery touches them.
-    pub(crate) fn with_capacity(partitions: usize) -> Self {
-        Self(RecentPartitions::new(partitions))
-    }
-
-    /// The keys of `hour`, loading them from `dir` if this partition is not in memory.
-    pub(crate) fn partition(&mut self, hour: Hour, dir: &Path) -> Result<&mut KeySet> {
-        self.0.get_or_insert_with(hour, || load(dir), |_| Ok(()))
+    /// The keys of `hour`, loading them from `dir` if this partition is not in memory. A
+    /// partition dropped to make room is handed to `evicted`: its keys are reloaded from its
+    /// files next time, so the rows of a file still being written must be completed first.
+    pub(crate) fn partition(
+        &mut self,
+        hour: Hour,
+        dir: &Path,
+        evicted: impl FnOnce(Hour) -> Result<()>,
+    ) -> Result<&mut KeySet> {
+        self.0
+            .get_or_insert_with(hour, || load(dir), |old, _| evicted(old))
     }
 }
 

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch, TimestampMicrosecondArray, UInt32Array};
-use arrow::compute::{concat_batches, take_record_batch};
+use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::datatypes::TimestampMicrosecondType;
-use auditlake_schema::columns::{column, event};
+use auditlake_schema::columns::{alert, column, event};
 use auditlake_schema::events_schema;
 use auditlake_schema::time::now_micros;
 use parquet::arrow::ArrowWriter;
@@ -35,7 +35,7 @@ pub const ALERTS_DIR: &str = "alerts";
 const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Partitions written at once; more closes the least recently written (input is mostly in time
 /// order, so this bounds memory without scattering small files).
-const MAX_OPEN_WRITERS: usize = 8;
+const MAX_OPEN_WRITERS: usize = 4;
 
 /// What an append did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +61,8 @@ pub struct TableWriter {
     time_column: &'static str,
     props: WriterProperties,
     open: RecentPartitions<OpenFile>,
+    /// The newest hour written to.
+    newest: Hour,
     /// Where rows of still-open files are shown to queries, when a query engine shares it.
     live: Option<Arc<LiveBuffer>>,
     /// Whose files these are.
@@ -84,6 +86,7 @@ impl TableWriter {
             time_column,
             props,
             open: RecentPartitions::new(MAX_OPEN_WRITERS),
+            newest: Hour(i64::MIN),
             live: None,
             instance: Instance::unnamed(),
         })
@@ -151,7 +154,7 @@ impl TableWriter {
         let file = self.open.get_or_insert_with(
             hour,
             || OpenFile::create(hour, &dir, &stem(), Arc::clone(schema), props.clone()),
-            |evicted| evicted.close(live),
+            |_, evicted| evicted.close(live),
         )?;
         write_bounded(&mut file.writer, part).map_err(Error::parquet(&file.tmp))?;
         if let Some(live) = live {
@@ -160,24 +163,34 @@ impl TableWriter {
         self.bound_open_memory(hour)
     }
 
-    /// Ends the row groups of the files other than `hour`'s once all open files together buffer
-    /// more than [`OPEN_FILES_MEMORY`]: a replay over days leaves older hours open (a late event
-    /// may still come), and each of them would otherwise hold its unwritten row group.
+    /// Ends the row groups of the files other than `hour`'s that are two or more hours behind
+    /// the newest hour written, and of all of them once all open files together buffer more
+    /// than [`OPEN_FILES_MEMORY`]. An hour left behind stays open because a late event may still
+    /// come (it then starts a small row group), but an unfinished row group holds codec and
+    /// encoder state for every column, about 10 MiB for `events` whatever its row count.
     fn bound_open_memory(&mut self, hour: Hour) -> Result<()> {
+        self.newest = self.newest.max(hour);
+        let behind = Hour(self.newest.0.saturating_sub(1));
         let buffered: usize = self
             .open
             .iter_mut()
             .map(|(_, f)| f.writer.memory_size())
             .sum();
-        if buffered <= OPEN_FILES_MEMORY {
-            return Ok(());
-        }
+        let over = buffered > OPEN_FILES_MEMORY;
         for (h, file) in self.open.iter_mut() {
-            if h != hour && file.writer.in_progress_rows() > 0 {
+            if h != hour && (over || h < behind) && file.writer.in_progress_rows() > 0 {
                 file.writer.flush().map_err(Error::parquet(&file.tmp))?;
             }
         }
         Ok(())
+    }
+
+    /// Completes the open file of `hour`, if any.
+    fn close_hour(&mut self, hour: Hour) -> Result<()> {
+        match self.open.remove(hour) {
+            Some(file) => file.close(self.live.as_deref()),
+            None => Ok(()),
+        }
     }
 
     /// Completes every open file, making everything written visible to queries. Returns how many
@@ -208,8 +221,9 @@ impl TableWriter {
 pub struct Appended {
     /// Counts.
     pub stats: AppendStats,
-    /// The rows that were new (with `ingested_at` set), for the rules to see.
-    pub fresh: RecordBatch,
+    /// The rows that were new (with `ingested_at` set), for the rules to see: one batch per hour
+    /// they fall in, each in time order.
+    pub fresh: Vec<RecordBatch>,
 }
 
 /// Writes `events` into the lake under a data directory, each exact redelivery once.
@@ -243,9 +257,11 @@ impl LakeWriter {
             let keys = keys(batch);
             let now = now_micros();
             for (hour, rows) in self.events.hours(batch) {
+                let dir = hour.dir(&self.events.table_dir);
+                let events = &mut self.events;
                 let seen = self
                     .dedup
-                    .partition(hour, &hour.dir(&self.events.table_dir))?;
+                    .partition(hour, &dir, |old| events.close_hour(old))?;
                 let fresh: Vec<u32> = rows
                     .into_iter()
                     .filter(|&r| seen.insert(keys[r as usize]))
@@ -262,18 +278,10 @@ impl LakeWriter {
             stats.duplicates = batch.num_rows() as u64 - stats.stored;
         }
         self.totals += stats;
-        let fresh = match fresh_parts.len() {
-            1 => fresh_parts.remove(0),
-            _ => concat_batches(&events_schema(), &fresh_parts)?,
-        };
-        Ok(Appended { stats, fresh })
-    }
-
-    /// Keeps the dedup keys of only `hours` partitions in memory (default 48, for replays that
-    /// walk over days); older ones are reloaded from their files when touched.
-    pub fn with_dedup_hours(mut self, hours: usize) -> Self {
-        self.dedup = DedupIndex::with_capacity(hours);
-        self
+        Ok(Appended {
+            stats,
+            fresh: fresh_parts,
+        })
     }
 
     /// Shows appended rows to queries sharing `live` before their files are complete.
@@ -369,17 +377,22 @@ pub(crate) fn write_bounded(
 /// overflows is wasted hashing and a wasted page. Times are sorted within a file, so their deltas
 /// pack into a few bits each. Bodies get no min/max statistics: nobody prunes on them and
 /// comparing kilobytes of JSON per value is not free.
+///
+/// Codecs: zstd where it pays (the bodies, IDs, URIs and names: 95% of the bytes it saves), LZ4
+/// for the dictionary-encoded rest, none for the delta-packed times and the random hash, which
+/// zstd left the same size. A zstd column costs its writer about half a MiB of codec state per
+/// open row group (a compression and a decompression context), and a server has several open.
 pub(crate) fn writer_properties() -> WriterProperties {
+    let zstd = Compression::ZSTD(ZstdLevel::try_new(3).expect("3 is a valid zstd level"));
     let mut builder = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("3 is a valid zstd level"),
-        ))
+        .set_compression(Compression::LZ4_RAW)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_created_by("auditlake".into());
     for time in [event::EVENT_TIME, event::STAGE_TIME, event::INGESTED_AT] {
         builder = builder
             .set_column_dictionary_enabled(ColumnPath::from(time), false)
-            .set_column_encoding(ColumnPath::from(time), Encoding::DELTA_BINARY_PACKED);
+            .set_column_encoding(ColumnPath::from(time), Encoding::DELTA_BINARY_PACKED)
+            .set_column_compression(ColumnPath::from(time), Compression::UNCOMPRESSED);
     }
     for unique in [event::AUDIT_ID, event::EVENT_HASH] {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(unique), false);
@@ -394,11 +407,26 @@ pub(crate) fn writer_properties() -> WriterProperties {
             .set_column_dictionary_enabled(ColumnPath::from(body), false)
             .set_column_statistics_enabled(ColumnPath::from(body), EnabledStatistics::None);
     }
-    builder = builder.set_column_statistics_enabled(
-        ColumnPath::from(event::EVENT_HASH),
-        EnabledStatistics::None,
-    );
-    builder.build()
+    for compressible in [
+        event::REQUEST_OBJECT,
+        event::RESPONSE_OBJECT,
+        event::ANNOTATIONS,
+        event::USER_EXTRA,
+        event::AUDIT_ID,
+        event::REQUEST_URI,
+        event::NAME,
+        event::RESPONSE_MESSAGE,
+        alert::MESSAGE,
+    ] {
+        builder = builder.set_column_compression(ColumnPath::from(compressible), zstd);
+    }
+    builder
+        .set_column_statistics_enabled(ColumnPath::from(event::EVENT_HASH), EnabledStatistics::None)
+        .set_column_compression(
+            ColumnPath::from(event::EVENT_HASH),
+            Compression::UNCOMPRESSED,
+        )
+        .build()
 }
 
 /// Makes a rename in the file's directory durable. Best effort: a filesystem that cannot sync a
@@ -421,4 +449,84 @@ fn stamp_ingested_at(batch: &RecordBatch, now: i64) -> Result<RecordBatch> {
     columns[index] =
         Arc::new(TimestampMicrosecondArray::from(vec![now; batch.num_rows()]).with_timezone("UTC"));
     Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maintenance::tests::events;
+    use crate::partition::parquet_files;
+
+    fn hour(h: u32) -> String {
+        format!("2025-11-03T{h:02}:15:00Z")
+    }
+
+    #[test]
+    fn an_hour_whose_keys_are_dropped_has_its_open_file_completed_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lake = LakeWriter::open(dir.path()).expect("lake");
+        let stored = |lake: &mut LakeWriter, h: u32| {
+            lake.append(&events(&format!("h{h}"), 5, &hour(h)))
+                .expect("append")
+                .stats
+        };
+        for h in [2, 3, 4, 1] {
+            assert_eq!(stored(&mut lake, h).stored, 5);
+        }
+        // Redeliveries of hours 2..4 make hour 1 the least recently used key set, while its
+        // file, the most recently written, stays open.
+        for h in [2, 3, 4] {
+            assert_eq!(stored(&mut lake, h).duplicates, 5);
+        }
+        assert_eq!(stored(&mut lake, 5).stored, 5, "hour 1's keys make room");
+        // Hour 1's keys come back from its files, which must hold the rows written so far.
+        assert_eq!(stored(&mut lake, 1).duplicates, 5);
+        assert_eq!(lake.totals().stored, 25);
+    }
+
+    #[test]
+    fn hours_left_behind_end_their_row_groups_and_late_rows_still_land() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lake = LakeWriter::open(dir.path()).expect("lake");
+        lake.append(&events("a", 5, &hour(1))).expect("append");
+        lake.append(&events("b", 5, &hour(2))).expect("append");
+        let in_progress = |lake: &mut LakeWriter| -> Vec<(i64, usize)> {
+            let mut open: Vec<_> = lake
+                .events
+                .open
+                .iter_mut()
+                .map(|(h, f)| (h.0 % 24, f.writer.in_progress_rows()))
+                .collect();
+            open.sort_unstable();
+            open
+        };
+        assert_eq!(in_progress(&mut lake), [(1, 5), (2, 5)], "one hour behind");
+        lake.append(&events("c", 5, &hour(3))).expect("append");
+        assert_eq!(in_progress(&mut lake), [(1, 0), (2, 5), (3, 5)]);
+        lake.append(&events("late", 2, &hour(1))).expect("append");
+        lake.flush().expect("flush");
+        let file =
+            parquet_files(&Hour::of_micros(micros(&hour(1))).dir(&dir.path().join(EVENTS_DIR)))
+                .expect("files")
+                .remove(0);
+        let reader =
+            parquet::file::reader::SerializedFileReader::new(File::open(file).expect("open"))
+                .expect("reader");
+        use parquet::file::reader::FileReader;
+        let groups: Vec<i64> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert_eq!(
+            groups,
+            [5, 2],
+            "one file, the late rows in a row group of their own"
+        );
+    }
+
+    fn micros(time: &str) -> i64 {
+        auditlake_schema::time::parse_rfc3339_micros(time).expect("time")
+    }
 }

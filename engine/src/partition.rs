@@ -116,7 +116,7 @@ impl<V> RecentPartitions<V> {
         &mut self,
         hour: Hour,
         make: impl FnOnce() -> Result<V, E>,
-        evict: impl FnOnce(V) -> Result<(), E>,
+        evict: impl FnOnce(Hour, V) -> Result<(), E>,
     ) -> Result<&mut V, E> {
         self.clock += 1;
         if !self.entries.contains_key(&hour) {
@@ -128,7 +128,7 @@ impl<V> RecentPartitions<V> {
                     .map(|(h, _)| *h)
                 && let Some((value, _)) = self.entries.remove(&oldest)
             {
-                evict(value)?;
+                evict(oldest, value)?;
             }
             self.entries.insert(hour, (make()?, self.clock));
         }
@@ -138,6 +138,11 @@ impl<V> RecentPartitions<V> {
             .expect("inserted above when missing");
         *used = self.clock;
         Ok(value)
+    }
+
+    /// Takes the state of `hour` out.
+    pub(crate) fn remove(&mut self, hour: Hour) -> Option<V> {
+        self.entries.remove(&hour).map(|(v, _)| v)
     }
 
     /// Every partition's state.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::concat_batches;
 use arrow::datatypes::TimestampMicrosecondType;
 use auditlake_rules::RuleEngine;
 use auditlake_schema::alerts_schema;
@@ -19,11 +20,6 @@ use crate::instance::Instance;
 use crate::lake::{ALERTS_DIR, AppendStats, EVENTS_DIR, LakeWriter, TableWriter};
 use crate::live::SharedLake;
 use crate::partition::{Hour, parquet_files};
-
-/// Hours of dedup keys a server keeps in memory: its traffic is in the current hour and
-/// redeliveries come within minutes, so a few hours cover batches late across an hour boundary
-/// (each hour holds at most ~34 MiB of keys; older hours reload from their files when touched).
-const SERVER_DEDUP_HOURS: usize = 4;
 
 /// What one batch did.
 #[derive(Debug)]
@@ -68,10 +64,7 @@ impl Pipeline {
         shared: &SharedLake,
     ) -> Result<Self> {
         let mut pipeline = Self::open(data_dir, rules)?;
-        pipeline.lake = pipeline
-            .lake
-            .with_live(Arc::clone(&shared.events))
-            .with_dedup_hours(SERVER_DEDUP_HOURS);
+        pipeline.lake = pipeline.lake.with_live(Arc::clone(&shared.events));
         pipeline.alerts = pipeline.alerts.with_live(Arc::clone(&shared.alerts));
         Ok(pipeline)
     }
@@ -127,11 +120,21 @@ impl Pipeline {
     pub fn ingest(&mut self, batch: &RecordBatch) -> Result<Ingested> {
         self.warm_thresholds(batch)?;
         let appended = self.lake.append(batch)?;
-        let alerts = match &mut self.rules {
-            Some(engine) if appended.fresh.num_rows() > 0 => engine
-                .evaluate(&appended.fresh)
-                .map_err(|source| Error::Rules { source })?,
-            _ => RecordBatch::new_empty(alerts_schema()),
+        let mut alerts = Vec::new();
+        if let Some(engine) = &mut self.rules {
+            for fresh in &appended.fresh {
+                let raised = engine
+                    .evaluate(fresh)
+                    .map_err(|source| Error::Rules { source })?;
+                if raised.num_rows() > 0 {
+                    alerts.push(raised);
+                }
+            }
+        }
+        let alerts = match alerts.len() {
+            0 => RecordBatch::new_empty(alerts_schema()),
+            1 => alerts.remove(0),
+            _ => concat_batches(&alerts_schema(), &alerts)?,
         };
         self.store_alerts(&alerts)?;
         Ok(Ingested {

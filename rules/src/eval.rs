@@ -24,18 +24,26 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::compile::{CompiledPack, CompiledRule, Macros, Threshold};
 use crate::error::{Error, Result};
 
-/// Open windows at which old ones are pruned. Windows are not dropped by time alone: events
-/// arrive out of order (Kafka partitions consumed at different paces, a backfill from the
-/// earliest offset), and a window dropped while its late events are still coming never fires.
-const WINDOWS_PRUNE_AT: usize = 1 << 16;
+/// Open windows beyond which the newest half is kept even if all are recent. Windows are not
+/// dropped by time alone: events arrive out of order (Kafka partitions consumed at different
+/// paces, a backfill from the earliest offset), and a window dropped while its late events are
+/// still coming never fires.
+const WINDOWS_LIMIT: usize = 1 << 16;
+/// Pruning windows older than [`KEEP_WINDOWS`] window lengths behind the newest event runs when
+/// the open windows have doubled since the last pruning, and not below this many.
+const WINDOWS_PRUNE_FLOOR: usize = 1 << 14;
 /// When pruning, windows older than this many window lengths behind the newest event go first.
 const KEEP_WINDOWS: i64 = 2;
 /// How far behind the newest event a request's alert is remembered. Every stage of a request
 /// carries the same `event_time` (when the request was received), so this only has to cover
 /// delivery delay, not how long a request ran.
 const SEEN_MICROS: i64 = 3_600_000_000;
-/// Remembered requests at which old ones are pruned.
-const SEEN_PRUNE_AT: usize = 1 << 20;
+/// Remembered requests beyond which only the newer half is kept, even within [`SEEN_MICROS`].
+const SEEN_LIMIT: usize = 1 << 20;
+/// Pruning requests older than [`SEEN_MICROS`] runs when the remembered requests have doubled
+/// since the last pruning, and not below this many: memory follows the matches of the last hour,
+/// not of the whole input.
+const SEEN_PRUNE_FLOOR: usize = 1 << 14;
 
 /// One alert before it becomes a row.
 struct Hit {
@@ -57,10 +65,15 @@ pub struct RuleEngine {
     rules: Vec<CompiledRule>,
     /// The pack's macros, computed once per batch for all rules.
     macros: Arc<Macros>,
-    /// (rule, hash of cluster and audit ID) that matched already, with the request's event time.
-    seen: HashMap<(usize, u128), i64>,
+    /// Per rule, the requests (hash of cluster and audit ID) that matched already, with their
+    /// event time.
+    seen: Vec<HashMap<u128, i64>>,
+    /// Requests in `seen` at which it is pruned next.
+    seen_prune_at: usize,
     /// (rule, group key, window start) → window.
     windows: HashMap<(usize, String, i64), Window>,
+    /// Windows open at which they are pruned next.
+    windows_prune_at: usize,
     newest_micros: i64,
     /// Per rule (in `rules` order), its condition over only the columns it reads, and which
     /// columns of the macro-extended batch those are. DataFusion narrows a batch to the rows an
@@ -113,10 +126,12 @@ impl RuleEngine {
         let narrow = rules.iter().map(|r| Narrowed::new(&r.expr)).collect();
         let narrow_macros = pack.macros.exprs.iter().map(Narrowed::new).collect();
         Self {
+            seen: vec![HashMap::new(); rules.len()],
+            seen_prune_at: SEEN_PRUNE_FLOOR,
             rules,
             macros: Arc::clone(&pack.macros),
-            seen: HashMap::new(),
             windows: HashMap::new(),
+            windows_prune_at: WINDOWS_PRUNE_FLOOR,
             newest_micros: i64::MIN,
             narrow,
             narrow_macros,
@@ -192,7 +207,7 @@ impl RuleEngine {
                     continue;
                 }
                 let request = request_key(cluster.value(row), audit_id.value(row));
-                if self.seen.insert((r, request), times.value(row)).is_some() {
+                if self.seen[r].insert(request, times.value(row)).is_some() {
                     continue;
                 }
                 match &rule.threshold {
@@ -230,19 +245,29 @@ impl RuleEngine {
 
     fn expire_windows(&mut self) {
         let newest = self.newest_micros;
-        if self.seen.len() >= SEEN_PRUNE_AT {
+        let remembered = |seen: &[HashMap<u128, i64>]| seen.iter().map(HashMap::len).sum::<usize>();
+        if remembered(&self.seen) >= self.seen_prune_at {
             let horizon = newest.saturating_sub(SEEN_MICROS);
-            self.seen.retain(|_, time| *time >= horizon);
-            if self.seen.len() >= SEEN_PRUNE_AT / 2 {
+            for seen in &mut self.seen {
+                seen.retain(|_, time| *time >= horizon);
+            }
+            if remembered(&self.seen) >= SEEN_LIMIT / 2 {
                 // Everything is within the horizon (a busy hour): keep the newer half, so memory
-                // stays bounded and pruning stays rare instead of running on every batch.
-                let mut times: Vec<i64> = self.seen.values().copied().collect();
+                // stays bounded.
+                let mut times: Vec<i64> =
+                    self.seen.iter().flat_map(|s| s.values().copied()).collect();
                 let middle = times.len() / 2;
                 let cut = *times.select_nth_unstable(middle).1;
-                self.seen.retain(|_, time| *time > cut);
+                for seen in &mut self.seen {
+                    seen.retain(|_, time| *time > cut);
+                }
             }
+            for seen in &mut self.seen {
+                seen.shrink_to_fit();
+            }
+            self.seen_prune_at = (2 * remembered(&self.seen)).max(SEEN_PRUNE_FLOOR);
         }
-        if self.windows.len() < WINDOWS_PRUNE_AT {
+        if self.windows.len() < self.windows_prune_at {
             return;
         }
         let rules = &self.rules;
@@ -250,13 +275,15 @@ impl RuleEngine {
             let window = rules[*r].threshold.as_ref().map_or(0, |t| t.window_micros);
             *start >= newest.saturating_sub(KEEP_WINDOWS * window)
         });
-        if self.windows.len() >= WINDOWS_PRUNE_AT / 2 {
+        if self.windows.len() >= WINDOWS_LIMIT / 2 {
             // All recent (many groups at once): keep the newer half.
             let mut starts: Vec<i64> = self.windows.keys().map(|(_, _, start)| *start).collect();
             let middle = starts.len() / 2;
             let cut = *starts.select_nth_unstable(middle).1;
             self.windows.retain(|(_, _, start), _| *start > cut);
         }
+        self.windows.shrink_to_fit();
+        self.windows_prune_at = (2 * self.windows.len()).max(WINDOWS_PRUNE_FLOOR);
     }
 
     fn build(&self, batch: &RecordBatch, hits: &[Hit]) -> Result<RecordBatch> {
