@@ -9,19 +9,21 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListBuilder, RecordBatch, StringArray,
     StringBuilder, TimestampMicrosecondArray, UInt32Array,
 };
-use arrow::compute::take;
-use arrow::datatypes::TimestampMicrosecondType;
+use arrow::buffer::BooleanBuffer;
+use arrow::compute::{cast, take};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use auditlake_schema::alerts_schema;
 use auditlake_schema::columns::{column, event};
 use auditlake_schema::time::now_micros;
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::expressions::{BinaryExpr, Column, InListExpr, LikeExpr, Literal};
 use datafusion::physical_expr::utils::collect_columns;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::compile::{CompiledPack, CompiledRule, Macros, Threshold};
+use crate::compile::{CompiledPack, CompiledRule, Threshold};
 use crate::error::{Error, Result};
 
 /// Open windows beyond which the newest half is kept even if all are recent. Windows are not
@@ -45,6 +47,33 @@ const SEEN_LIMIT: usize = 1 << 20;
 /// not of the whole input.
 const SEEN_PRUNE_FLOOR: usize = 1 << 14;
 
+/// Columns with few distinct values that conditions compare with constants over and over
+/// (`verb IN (...)`, `resource = 'secrets'`, `user_name LIKE 'system:%'`). Each one that at least
+/// two comparisons read is dictionary-encoded once per batch, and those comparisons run over its
+/// few distinct values instead of hashing or comparing every row for every rule.
+const DICTIONARY_CANDIDATES: &[&str] = &[
+    event::VERB,
+    event::RESOURCE,
+    event::SUBRESOURCE,
+    event::NAMESPACE,
+    event::USER_NAME,
+    event::USER_AGENT,
+    event::API_GROUP,
+    event::STAGE,
+    event::LEVEL,
+    event::SOURCE_IP,
+    event::DECISION,
+    event::RESPONSE_STATUS,
+    event::POD_SERVICE_ACCOUNT,
+];
+
+/// Comparisons that must read a column before it is worth dictionary-encoding.
+const DICTIONARY_MIN_USES: usize = 2;
+
+fn dictionary_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
 /// One alert before it becomes a row.
 struct Hit {
     rule: usize,
@@ -63,8 +92,6 @@ struct Window {
 /// Runs a compiled pack over batches, statefully.
 pub struct RuleEngine {
     rules: Vec<CompiledRule>,
-    /// The pack's macros, computed once per batch for all rules.
-    macros: Arc<Macros>,
     /// Per rule, the requests (hash of cluster and audit ID) that matched already, with their
     /// event time.
     seen: Vec<HashMap<u128, i64>>,
@@ -82,6 +109,10 @@ pub struct RuleEngine {
     narrow: Vec<Narrowed>,
     /// The macros, the same way over the `events` columns they read.
     narrow_macros: Vec<Narrowed>,
+    /// `events` columns also given dictionary-encoded, after the macro columns.
+    dictionaries: Vec<usize>,
+    /// The batch the conditions read: `events`, one boolean per macro, the dictionaries.
+    schema: SchemaRef,
 }
 
 /// An expression rewritten to read a projection of its batch.
@@ -123,13 +154,42 @@ impl RuleEngine {
 
     /// An engine running exactly these rules (compiled as part of `pack`).
     pub fn with_rules(pack: &CompiledPack, rules: Vec<CompiledRule>) -> Self {
-        let narrow = rules.iter().map(|r| Narrowed::new(&r.expr)).collect();
-        let narrow_macros = pack.macros.exprs.iter().map(Narrowed::new).collect();
+        let macros = &pack.macros;
+        let conditions = || rules.iter().map(|r| &r.expr).chain(&macros.exprs);
+        let mut uses: HashMap<usize, usize> = HashMap::new();
+        for condition in conditions() {
+            let _ = Arc::clone(condition).transform_up(|e| {
+                if let Some((column, _)) = compared_column(&e) {
+                    *uses.entry(column).or_default() += 1;
+                }
+                Ok(Transformed::no(e))
+            });
+        }
+        let mut fields = macros.schema.fields().to_vec();
+        let mut dictionaries = Vec::new();
+        let mut encoded = HashMap::new();
+        for (i, field) in macros.schema.fields().iter().enumerate() {
+            let candidate = DICTIONARY_CANDIDATES.contains(&field.name().as_str())
+                && field.data_type() == &DataType::Utf8;
+            if candidate && uses.get(&i).copied().unwrap_or(0) >= DICTIONARY_MIN_USES {
+                encoded.insert(i, fields.len());
+                dictionaries.push(i);
+                fields.push(Arc::new(Field::new(
+                    format!("{}#dictionary", field.name()),
+                    dictionary_type(),
+                    true,
+                )));
+            }
+        }
+        let narrowed = |e: &Arc<dyn PhysicalExpr>| Narrowed::new(&read_dictionaries(e, &encoded));
+        let narrow = rules.iter().map(|r| narrowed(&r.expr)).collect();
+        let narrow_macros = macros.exprs.iter().map(narrowed).collect();
         Self {
+            dictionaries,
+            schema: Arc::new(Schema::new(fields)),
             seen: vec![HashMap::new(); rules.len()],
             seen_prune_at: SEEN_PRUNE_FLOOR,
             rules,
-            macros: Arc::clone(&pack.macros),
             windows: HashMap::new(),
             windows_prune_at: WINDOWS_PRUNE_FLOOR,
             newest_micros: i64::MIN,
@@ -176,20 +236,10 @@ impl RuleEngine {
         if let Some(newest) = times.values().iter().max() {
             self.newest_micros = self.newest_micros.max(*newest);
         }
-        let mut columns = batch.columns().to_vec();
-        for m in &self.narrow_macros {
-            columns.push(m.evaluate(batch).map_err(|source| Error::Eval {
-                rule: "(macros)".into(),
-                source,
-            })?);
-        }
-        let extended =
-            RecordBatch::try_new(Arc::clone(&self.macros.schema), columns).map_err(|e| {
-                Error::Eval {
-                    rule: "(macros)".into(),
-                    source: e.into(),
-                }
-            })?;
+        let extended = self.extend(batch).map_err(|source| Error::Eval {
+            rule: "(macros)".into(),
+            source,
+        })?;
         for (r, rule) in self.rules.iter().enumerate() {
             if warming && rule.threshold.is_none() {
                 continue;
@@ -241,6 +291,25 @@ impl RuleEngine {
             hits.clear();
         }
         Ok(hits)
+    }
+
+    /// `batch` with the macro columns and the dictionaries appended.
+    fn extend(&self, batch: &RecordBatch) -> datafusion::error::Result<RecordBatch> {
+        let rows = batch.num_rows();
+        let mut columns = batch.columns().to_vec();
+        // Macros read events columns and dictionaries only, never another macro: their slots
+        // hold placeholders until they are computed.
+        let placeholder: ArrayRef = Arc::new(BooleanArray::from(BooleanBuffer::new_unset(rows)));
+        columns.extend(self.narrow_macros.iter().map(|_| Arc::clone(&placeholder)));
+        for &c in &self.dictionaries {
+            columns.push(cast(batch.column(c), &dictionary_type())?);
+        }
+        let first_macro = batch.num_columns();
+        let inputs = RecordBatch::try_new(Arc::clone(&self.schema), columns.clone())?;
+        for (i, m) in self.narrow_macros.iter().enumerate() {
+            columns[first_macro + i] = m.evaluate(&inputs)?;
+        }
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
     }
 
     fn expire_windows(&mut self) {
@@ -392,6 +461,66 @@ fn threshold_hit(
     })
 }
 
+/// When `e` compares a column with constants (`=`, `<>`, `IN`, `LIKE`, `~`), that column's index
+/// and which child of `e` it is.
+fn compared_column(e: &Arc<dyn PhysicalExpr>) -> Option<(usize, usize)> {
+    let is_literal = |e: &Arc<dyn PhysicalExpr>| e.downcast_ref::<Literal>().is_some();
+    let column = |e: &Arc<dyn PhysicalExpr>| e.downcast_ref::<Column>().map(Column::index);
+    if let Some(b) = e.downcast_ref::<BinaryExpr>() {
+        let either_side = matches!(b.op(), Operator::Eq | Operator::NotEq);
+        // DataFusion matches a dictionary against a pattern on the right only.
+        let left_side = matches!(
+            b.op(),
+            Operator::RegexMatch
+                | Operator::RegexIMatch
+                | Operator::RegexNotMatch
+                | Operator::RegexNotIMatch
+        );
+        return match (column(b.left()), column(b.right())) {
+            (Some(c), None) if (either_side || left_side) && is_literal(b.right()) => Some((c, 0)),
+            (None, Some(c)) if either_side && is_literal(b.left()) => Some((c, 1)),
+            _ => None,
+        };
+    }
+    if let Some(l) = e.downcast_ref::<LikeExpr>() {
+        return column(l.expr())
+            .filter(|_| is_literal(l.pattern()))
+            .map(|c| (c, 0));
+    }
+    if let Some(l) = e.downcast_ref::<InListExpr>() {
+        return column(l.expr())
+            .filter(|_| l.list().iter().all(is_literal))
+            .map(|c| (c, 0));
+    }
+    None
+}
+
+/// `condition` with each comparison of an `encoded` column with constants reading that column's
+/// dictionary instead (Arrow compares a dictionary by its values, then maps them by key).
+fn read_dictionaries(
+    condition: &Arc<dyn PhysicalExpr>,
+    encoded: &HashMap<usize, usize>,
+) -> Arc<dyn PhysicalExpr> {
+    Arc::clone(condition)
+        .transform_up(|e| {
+            let Some((column, child)) = compared_column(&e) else {
+                return Ok(Transformed::no(e));
+            };
+            let Some(&at) = encoded.get(&column) else {
+                return Ok(Transformed::no(e));
+            };
+            let mut children: Vec<_> = e.children().into_iter().cloned().collect();
+            let name = children[child]
+                .downcast_ref::<Column>()
+                .map(|c| format!("{}#dictionary", c.name()))
+                .unwrap_or_default();
+            children[child] = Arc::new(Column::new(&name, at));
+            Ok(Transformed::yes(e.with_new_children(children)?))
+        })
+        .expect("the rewrite itself never fails")
+        .data
+}
+
 fn request_key(cluster: &str, audit_id: &str) -> u128 {
     let mut h = Xxh3::new();
     h.update(&(cluster.len() as u64).to_le_bytes());
@@ -409,4 +538,60 @@ fn alert_key(rule: &str, parts: &[&str]) -> u128 {
         h.update(p.as_bytes());
     }
     h.digest128()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RuleSet;
+    use auditlake_schema::Decoder;
+
+    /// Every sample log, decoded into one batch.
+    fn samples() -> RecordBatch {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-logs");
+        let mut decoder = Decoder::new(None);
+        let mut rejected = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("sample-logs") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "log") {
+                for line in std::fs::read_to_string(&path).expect("read").lines() {
+                    decoder.decode(line.as_bytes(), &mut rejected);
+                }
+            }
+        }
+        decoder.finish()
+    }
+
+    #[test]
+    fn comparisons_over_dictionaries_match_the_plain_ones_for_every_rule() {
+        let pack = CompiledPack::compile(&RuleSet::builtin().expect("parses")).expect("compiles");
+        let engine = RuleEngine::new(&pack);
+        let encoded: Vec<&str> = engine
+            .dictionaries
+            .iter()
+            .map(|&c| pack.macros.schema.field(c).name().as_str())
+            .collect();
+        for column in [event::VERB, event::RESOURCE, event::USER_NAME] {
+            assert!(encoded.contains(&column), "{column} in {encoded:?}");
+        }
+        let batch = samples();
+        assert!(batch.num_rows() > 100);
+        let extended = engine.extend(&batch).expect("extends");
+        let mut matched = 0;
+        for (r, rule) in engine.rules.iter().enumerate() {
+            let plain = rule.expr.evaluate(&extended).expect("plain");
+            let plain = plain.into_array(batch.num_rows()).expect("array");
+            let dictionary = engine.narrow[r].evaluate(&extended).expect("dictionary");
+            assert_eq!(plain.as_ref(), dictionary.as_ref(), "{}", rule.def.id);
+            matched += dictionary.as_boolean().true_count();
+        }
+        assert!(matched > 0, "the samples match some rules");
+        // The plain macros agree too.
+        for (m, expr) in pack.macros.exprs.iter().enumerate() {
+            let plain = expr.evaluate(&extended).expect("plain");
+            let plain = plain.into_array(batch.num_rows()).expect("array");
+            let at = batch.num_columns() + m;
+            assert_eq!(plain.as_ref(), extended.column(at).as_ref(), "macro {m}");
+        }
+    }
 }
