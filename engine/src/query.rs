@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use auditlake_schema::columns::{alert, event};
 use auditlake_schema::{alerts_schema, events_schema};
@@ -17,7 +17,7 @@ use futures::StreamExt;
 use crate::error::{Error, Result};
 use crate::lake::{ALERTS_DIR, EVENTS_DIR};
 use crate::live::SharedLake;
-use crate::table::LakeTable;
+use crate::table::{LakeTable, as_schema, strings_as};
 
 /// Bounds on one query.
 #[derive(Debug, Clone)]
@@ -107,9 +107,14 @@ impl QueryEngine {
         // reserves `CLUSTER` there, which would make `SELECT verb, cluster FROM events` an error.
         // Filters are not pushed into the Parquet decoder: on the investigator queries of
         // `benches/compare.sh` (10M events) evaluating them after decoding was 10-25% faster.
+        // Planning does not read every file's statistics, nor scans their page indexes: hour
+        // partitions and row-group statistics already prune by time, and skipping both took
+        // 0.05-0.06 s off each of those queries (0.15 -> 0.09 s for a `count(*)`).
         let config = SessionConfig::new()
             .with_information_schema(true)
-            .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+            .set_bool("datafusion.execution.collect_statistics", false)
+            .set_bool("datafusion.execution.parquet.enable_page_index", false);
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let mut events = LakeTable::new(
             data_dir.join(EVENTS_DIR),
@@ -216,9 +221,10 @@ impl QueryEngine {
         mut each: impl FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
         let _files = self.hold_files().await;
-        let mut stream = self.stream(sql).await?.1;
+        let (schema, mut stream) = self.stream(sql).await?;
+        let schema = stored_types(&schema);
         while let Some(batch) = stream.next().await {
-            each(batch?)?;
+            each(as_schema(&batch?, &schema)?)?;
         }
         Ok(())
     }
@@ -244,11 +250,12 @@ impl QueryEngine {
         schema: SchemaRef,
         mut stream: datafusion::physical_plan::SendableRecordBatchStream,
     ) -> Result<QueryResult> {
+        let schema = stored_types(&schema);
         let mut batches = Vec::new();
         let mut rows = 0usize;
         let mut truncated = false;
         while let Some(batch) = stream.next().await {
-            let batch = batch?;
+            let batch = as_schema(&batch?, &schema)?;
             if let Some(max) = self.limits.max_rows
                 && rows + batch.num_rows() > max
             {
@@ -265,4 +272,10 @@ impl QueryEngine {
             truncated,
         })
     }
+}
+
+/// Answers carry the stored types: the tables read strings as views (see [`LakeTable`]), and
+/// results give them back as `Utf8`, as the `events` and `alerts` schemas say.
+fn stored_types(schema: &SchemaRef) -> SchemaRef {
+    strings_as(schema, &DataType::Utf8View, &DataType::Utf8)
 }

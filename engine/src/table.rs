@@ -9,7 +9,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::MemTable;
@@ -31,9 +32,14 @@ use crate::live::LiveBuffer;
 use crate::partition::{self, HOUR_MICROS, Hour};
 
 /// A hive-partitioned Parquet table of the lake.
+///
+/// Its string columns are read as Arrow string views: a dictionary-encoded Parquet column (verb,
+/// resource, user, ...) then decodes into views of its dictionary instead of a copy of every
+/// value, and comparisons look at the inlined prefix of short strings first.
 #[derive(Debug)]
 pub struct LakeTable {
     dir: PathBuf,
+    /// The table as queries see it: the stored schema with string views.
     schema: SchemaRef,
     /// The column the partitions are by (`event_time`).
     time_column: &'static str,
@@ -46,7 +52,7 @@ impl LakeTable {
     pub fn new(dir: PathBuf, schema: SchemaRef, time_column: &'static str) -> Self {
         Self {
             dir,
-            schema,
+            schema: strings_as(&schema, &DataType::Utf8, &DataType::Utf8View),
             time_column,
             live: None,
         }
@@ -268,6 +274,10 @@ impl TableProvider for LakeTable {
             );
         }
         if !live.is_empty() {
+            let live = live
+                .iter()
+                .map(|b| as_schema(b, &self.schema))
+                .collect::<Result<Vec<_>>>()?;
             let memory = MemTable::try_new(self.schema(), vec![live])?;
             plans.push(memory.scan(state, projection, filters, limit).await?);
         }
@@ -280,6 +290,33 @@ impl TableProvider for LakeTable {
         }
         UnionExec::try_new(plans)
     }
+}
+
+/// `schema` with its `from` columns typed `to` (`Utf8` and `Utf8View`, either way).
+pub(crate) fn strings_as(schema: &Schema, from: &DataType, to: &DataType) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() == from {
+            true => f.as_ref().clone().with_data_type(to.clone()),
+            false => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `batch` with each column cast to the type `schema` gives it (same names, same order).
+pub(crate) fn as_schema(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| match c.data_type() == f.data_type() {
+            true => Ok(Arc::clone(c)),
+            false => cast(c, f.data_type()),
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 #[cfg(test)]
