@@ -70,6 +70,11 @@ const DICTIONARY_CANDIDATES: &[&str] = &[
 /// Comparisons that must read a column before it is worth dictionary-encoding.
 const DICTIONARY_MIN_USES: usize = 2;
 
+/// The name of `column`'s dictionary-encoded copy in the batch the conditions read.
+fn dictionary_name(column: &str) -> String {
+    format!("{column}#dictionary")
+}
+
 fn dictionary_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
@@ -155,9 +160,8 @@ impl RuleEngine {
     /// An engine running exactly these rules (compiled as part of `pack`).
     pub fn with_rules(pack: &CompiledPack, rules: Vec<CompiledRule>) -> Self {
         let macros = &pack.macros;
-        let conditions = || rules.iter().map(|r| &r.expr).chain(&macros.exprs);
         let mut uses: HashMap<usize, usize> = HashMap::new();
-        for condition in conditions() {
+        for condition in rules.iter().map(|r| &r.expr).chain(&macros.exprs) {
             let _ = Arc::clone(condition).transform_up(|e| {
                 if let Some((column, _)) = compared_column(&e) {
                     *uses.entry(column).or_default() += 1;
@@ -175,7 +179,7 @@ impl RuleEngine {
                 encoded.insert(i, fields.len());
                 dictionaries.push(i);
                 fields.push(Arc::new(Field::new(
-                    format!("{}#dictionary", field.name()),
+                    dictionary_name(field.name()),
                     dictionary_type(),
                     true,
                 )));
@@ -512,7 +516,7 @@ fn read_dictionaries(
             let mut children: Vec<_> = e.children().into_iter().cloned().collect();
             let name = children[child]
                 .downcast_ref::<Column>()
-                .map(|c| format!("{}#dictionary", c.name()))
+                .map(|c| dictionary_name(c.name()))
                 .unwrap_or_default();
             children[child] = Arc::new(Column::new(&name, at));
             Ok(Transformed::yes(e.with_new_children(children)?))
