@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`amplify`]: the deterministic amplifier; [`Generator`]: seeded realistic traffic at scale.
-//! - [`decode_batches`], [`store`]: the decode loop and a rule-less lake load the benches share.
+//! - [`decode_each`], [`decode_batches`], [`store`]: the decode loop and a rule-less lake load the benches share.
 //! - [`roundtrip`]: checks a replayed file against a plain `serde_json` decode.
 //! - `benches/normalize.rs`, `benches/rules.rs`, `benches/query.rs`: criterion.
 //! - `examples/generate.rs`, `decode_file.rs`, `roundtrip.rs`: the binaries `compare.sh` drives.
@@ -51,9 +51,17 @@ pub const INVESTIGATOR_QUERIES: [(&str, &str); 3] = [
 /// NDJSON decoded into `events` batches of [`BATCH_ROWS`]; returns them and how many lines (or
 /// list items) were rejected.
 pub fn decode_batches(input: &[u8]) -> (Vec<RecordBatch>, usize) {
+    let mut batches = Vec::new();
+    let rejected = decode_each(input, |batch| batches.push(batch));
+    (batches, rejected)
+}
+
+/// NDJSON decoded into `events` batches of [`BATCH_ROWS`], each handed to `consume` as soon as it
+/// is full, the way `auditlake replay` hands them on; returns how many lines (or list items) were
+/// rejected.
+pub fn decode_each(input: &[u8], mut consume: impl FnMut(RecordBatch)) -> usize {
     let mut decoder = Decoder::new(None);
     let mut rejected = Vec::new();
-    let mut batches = Vec::new();
     let mut start = 0;
     while start < input.len() {
         let end = memchr::memchr(b'\n', &input[start..]).map_or(input.len(), |i| start + i);
@@ -64,11 +72,11 @@ pub fn decode_batches(input: &[u8]) -> (Vec<RecordBatch>, usize) {
         }
         decoder.decode(line, &mut rejected);
         if decoder.len() >= BATCH_ROWS {
-            batches.push(decoder.finish());
+            consume(decoder.finish());
         }
     }
-    batches.push(decoder.finish());
-    (batches, rejected.len())
+    consume(decoder.finish());
+    rejected.len()
 }
 
 /// Stores NDJSON in a lake under `data_dir` without rules; returns the events stored.

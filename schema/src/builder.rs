@@ -13,6 +13,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::columns::events_schema;
 use crate::derive::Derived;
+use crate::model::Str;
 
 /// One event, normalized, borrowing from the decoded input. Both the Event path and the GKE path
 /// produce one of these, so every input shape lands in the same columns the same way.
@@ -28,11 +29,11 @@ pub(crate) struct Row<'r> {
     pub request_uri: Option<&'r str>,
     pub user_name: Option<&'r str>,
     pub user_uid: Option<&'r str>,
-    pub user_groups: Option<&'r [std::borrow::Cow<'r, str>]>,
+    pub user_groups: Option<&'r [Str<'r>]>,
     pub user_extra: Option<&'r str>,
     pub impersonated_user: Option<&'r str>,
-    pub impersonated_groups: Option<&'r [std::borrow::Cow<'r, str>]>,
-    pub source_ips: Option<&'r [std::borrow::Cow<'r, str>]>,
+    pub impersonated_groups: Option<&'r [Str<'r>]>,
+    pub source_ips: Option<&'r [Str<'r>]>,
     pub user_agent: Option<&'r str>,
     pub resource: Option<&'r str>,
     pub subresource: Option<&'r str>,
@@ -176,7 +177,7 @@ impl Hasher<'_> {
         }
     }
 
-    fn list(&mut self, v: Option<&[std::borrow::Cow<'_, str>]>) {
+    fn list(&mut self, v: Option<&[Str<'_>]>) {
         match v {
             None => self.0.extend_from_slice(&[0]),
             Some(items) => {

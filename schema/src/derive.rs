@@ -273,7 +273,7 @@ fn from_object(raw: &str) -> Option<Found> {
             Some(Found::Pod(pod_facts(&template?.spec?)))
         }
         "RoleBinding" | "ClusterRoleBinding" => Some(Found::Binding(BindingFacts {
-            role_ref: obj.role_ref.and_then(|r| r.name).map(Into::into),
+            role_ref: obj.role_ref.and_then(|r| r.name).map(Str::into_owned),
             subjects: obj
                 .subjects
                 .unwrap_or_default()
@@ -302,7 +302,7 @@ fn from_object(raw: &str) -> Option<Found> {
 
 fn union_into(into: &mut Vec<String>, items: Vec<Str<'_>>) {
     for item in items {
-        if !into.iter().any(|have| *have == item) {
+        if !into.iter().any(|have| **have == *item) {
             into.push(item.into_owned());
         }
     }

@@ -7,8 +7,6 @@
 //! authorization annotations move to the entry's `labels`. Groups, impersonation and the exact
 //! request URI (with its query string) are not carried; the URI is rebuilt from `resourceName`.
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -46,7 +44,7 @@ pub(crate) fn cluster_name(resource: Option<&RawValue>) -> Option<String> {
         .labels?
         .cluster_name
         .filter(|n| !n.is_empty())
-        .map(Cow::into_owned)
+        .map(Str::into_owned)
 }
 
 /// The request as `methodName` and `resourceName` describe it.

@@ -10,7 +10,60 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 /// Text that borrows from the input unless it had escapes.
-pub type Str<'a> = Cow<'a, str>;
+///
+/// A newtype rather than `Cow<'a, str>` itself: serde borrows into a `Cow` only when the field is
+/// exactly `Cow<'a, str>`, so `Option<Cow<'a, str>>` and `Vec<Cow<'a, str>>` would copy every
+/// string into a fresh allocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Str<'a>(pub Cow<'a, str>);
+
+impl Str<'_> {
+    pub fn into_owned(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+impl std::ops::Deref for Str<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Str<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Str<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E>(self, v: String) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+
+        deserializer.deserialize_str(Visitor)
+    }
+}
 
 /// Any top-level document: an Event, an `EventList`, or a cloud wrapper of either.
 #[derive(Debug, Default, Deserialize)]
@@ -214,4 +267,25 @@ pub struct RpcStatus<'a> {
     pub code: Option<i32>,
     #[serde(borrow)]
     pub message: Option<Str<'a>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_borrow_from_the_input_unless_they_had_escapes() {
+        let env: Envelope<'_> = serde_json::from_str(
+            r#"{"verb":"get","userAgent":"kubectl \"v1\"","sourceIPs":["10.0.0.1"],"user":{"groups":["a"]}}"#,
+        )
+        .expect("valid JSON");
+        let borrowed = |s: &Option<Str<'_>>| matches!(s, Some(Str(Cow::Borrowed(_))));
+        assert!(borrowed(&env.verb));
+        assert_eq!(env.user_agent.as_deref(), Some("kubectl \"v1\""));
+        assert!(!borrowed(&env.user_agent));
+        let ips = env.source_ips.expect("sourceIPs");
+        assert!(matches!(ips[0], Str(Cow::Borrowed("10.0.0.1"))));
+        let groups = env.user.and_then(|u| u.groups).expect("groups");
+        assert!(matches!(groups[0], Str(Cow::Borrowed("a"))));
+    }
 }
