@@ -10,14 +10,14 @@
 
 use arrow::record_batch::RecordBatch;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::builder::{EventBatchBuilder, Row};
 use crate::derive::Source;
 use crate::error::{Error, Result};
 use crate::gke;
-use crate::model::{Envelope, Str};
+use crate::model::{Envelope, Raw, Str};
 use crate::redact::Redaction;
+use crate::scan;
 use crate::time::{now_micros, parse_rfc3339_micros};
 
 /// The cluster name used when neither the source nor a cloud wrapper names one.
@@ -122,17 +122,20 @@ impl Decoder {
             return Err(Error::not_an_event("wrappers nested too deep"));
         }
         if text.trim_start().starts_with('[') {
-            let items: Vec<&RawValue> = serde_json::from_str(text).map_err(Error::from_json)?;
+            let items: Vec<Raw<'_>> = serde_json::from_str(text).map_err(Error::from_json)?;
             return Ok(self.items(&items, cluster_hint, depth, ctx));
         }
-        let env: Envelope<'_> = serde_json::from_str(text).map_err(Error::from_json)?;
+        let env: Envelope<'_> = match scan::envelope(text) {
+            Some(env) => env,
+            None => serde_json::from_str(text).map_err(Error::from_json)?,
+        };
         self.envelope(env, item, cluster_hint, depth, ctx)
     }
 
     /// Items of a list: each is decoded on its own, so one bad item costs only itself.
     fn items(
         &mut self,
-        items: &[&RawValue],
+        items: &[Raw<'_>],
         cluster_hint: Option<&str>,
         depth: u8,
         ctx: &mut Ctx<'_>,
@@ -207,7 +210,7 @@ impl Decoder {
     /// A wrapper's field holding an Event or a list, as an object or as JSON text in a string.
     fn embedded(
         &mut self,
-        raw: &RawValue,
+        raw: Raw<'_>,
         item: Option<usize>,
         cluster_hint: Option<&str>,
         depth: u8,
@@ -282,7 +285,7 @@ fn event(
         user_name: user.and_then(|u| u.username.as_deref()),
         user_uid: user.and_then(|u| u.uid.as_deref()),
         user_groups: user.and_then(|u| u.groups.as_deref()),
-        user_extra: user.and_then(|u| u.extra).map(RawValue::get),
+        user_extra: user.and_then(|u| u.extra).map(Raw::get),
         impersonated_user: impersonated.and_then(|u| u.username.as_deref()),
         impersonated_groups: impersonated.and_then(|u| u.groups.as_deref()),
         source_ips: env.source_ips.as_deref(),
@@ -299,7 +302,7 @@ fn event(
         response_message: status.and_then(|s| s.message.as_deref()),
         decision: authz.decision.as_deref(),
         decision_reason: authz.reason.as_deref(),
-        annotations: env.annotations.map(RawValue::get),
+        annotations: env.annotations.map(Raw::get),
         request_object: request_object.as_deref(),
         response_object: response_object.as_deref(),
     };

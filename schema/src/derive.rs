@@ -2,9 +2,8 @@
 //! and response objects once at ingest, so that rules never parse JSON per event.
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
-use crate::model::Str;
+use crate::model::{Raw, Str};
 
 /// Everything derived from one event; `None` parts are null columns.
 #[derive(Debug, Default, PartialEq)]
@@ -126,7 +125,7 @@ struct Object<'a> {
     #[serde(borrow)]
     kind: Option<Str<'a>>,
     #[serde(borrow)]
-    spec: Option<&'a RawValue>,
+    spec: Option<Raw<'a>>,
     #[serde(borrow)]
     role_ref: Option<RoleRef<'a>>,
     #[serde(borrow)]

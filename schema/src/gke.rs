@@ -8,13 +8,12 @@
 //! request URI (with its query string) are not carried; the URI is rebuilt from `resourceName`.
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::builder::{EventBatchBuilder, Row};
 use crate::decode::timestamp;
 use crate::derive::Source;
 use crate::error::{Error, Result};
-use crate::model::{AuditLog, Envelope, Str};
+use crate::model::{AuditLog, Envelope, Raw, Str};
 use crate::redact::Redaction;
 
 #[derive(Deserialize)]
@@ -38,7 +37,7 @@ struct AuthzLabels<'a> {
 }
 
 /// `resource.labels.cluster_name` of the entry.
-pub(crate) fn cluster_name(resource: Option<&RawValue>) -> Option<String> {
+pub(crate) fn cluster_name(resource: Option<Raw<'_>>) -> Option<String> {
     let resource: MonitoredResource<'_> = serde_json::from_str(resource?.get()).ok()?;
     resource
         .labels?
@@ -129,7 +128,7 @@ fn http_code(grpc: i32) -> i32 {
 pub(crate) fn append(
     builder: &mut EventBatchBuilder,
     env: &Envelope<'_>,
-    payload: &RawValue,
+    payload: Raw<'_>,
     cluster: &str,
     ingested_at: i64,
 ) -> Result<()> {
@@ -212,7 +211,7 @@ pub(crate) fn append(
             .filter(|m| !m.is_empty()),
         decision: authz.decision.as_deref(),
         decision_reason: authz.reason.as_deref(),
-        annotations: env.labels.map(RawValue::get),
+        annotations: env.labels.map(Raw::get),
         request_object: request_object.as_deref(),
         response_object: response_object.as_deref(),
         ..Row::default()

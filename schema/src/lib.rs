@@ -14,6 +14,7 @@
 //! - [`derive`]: derived columns (pod security facts, bindings, roles, exec commands).
 //! - `redact`: what never reaches storage.
 //! - `model`: the serde structs, borrowing from the input.
+//! - `scan`: the fast path that reads a plain Event into those structs without serde.
 //! - [`time`]: RFC 3339 parsing.
 //!
 //! # Example
@@ -42,6 +43,7 @@ mod gke;
 #[allow(missing_docs)]
 mod model;
 mod redact;
+mod scan;
 pub mod time;
 
 pub use columns::{alerts_schema, events_schema};

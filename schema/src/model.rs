@@ -9,6 +9,22 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+/// A JSON value kept as its text (a request body, annotations), checked but not parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raw<'a>(pub &'a str);
+
+impl<'a> Raw<'a> {
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <&'de RawValue>::deserialize(deserializer).map(|raw| Raw(raw.get()))
+    }
+}
+
 /// Text that borrows from the input unless it had escapes.
 ///
 /// A newtype rather than `Cow<'a, str>` itself: serde borrows into a `Cow` only when the field is
@@ -97,9 +113,9 @@ pub struct Envelope<'a> {
     #[serde(borrow)]
     pub response_status: Option<Status<'a>>,
     #[serde(borrow)]
-    pub request_object: Option<&'a RawValue>,
+    pub request_object: Option<Raw<'a>>,
     #[serde(borrow)]
-    pub response_object: Option<&'a RawValue>,
+    pub response_object: Option<Raw<'a>>,
     #[serde(borrow)]
     pub request_received_timestamp: Option<Str<'a>>,
     #[serde(borrow)]
@@ -110,25 +126,25 @@ pub struct Envelope<'a> {
     #[serde(borrow)]
     pub metadata: Option<Metadata<'a>>,
     #[serde(borrow)]
-    pub annotations: Option<&'a RawValue>,
+    pub annotations: Option<Raw<'a>>,
 
     // --- EventList (webhook body) ---
     #[serde(borrow)]
-    pub items: Option<Vec<&'a RawValue>>,
+    pub items: Option<Vec<Raw<'a>>>,
 
     // --- GKE Cloud Audit Logs entry ---
     #[serde(borrow)]
-    pub proto_payload: Option<&'a RawValue>,
+    pub proto_payload: Option<Raw<'a>>,
     #[serde(borrow)]
     pub insert_id: Option<Str<'a>>,
     #[serde(borrow)]
     pub operation: Option<Operation<'a>>,
     /// GKE: `resource.labels.cluster_name` names the cluster.
     #[serde(borrow)]
-    pub resource: Option<&'a RawValue>,
+    pub resource: Option<Raw<'a>>,
     /// GKE: carries the `authorization.k8s.io/*` annotations.
     #[serde(borrow)]
-    pub labels: Option<&'a RawValue>,
+    pub labels: Option<Raw<'a>>,
 
     // --- AKS diagnostic record ---
     #[serde(borrow)]
@@ -143,9 +159,9 @@ pub struct Envelope<'a> {
     #[serde(borrow)]
     pub log_group: Option<Str<'a>>,
     #[serde(borrow)]
-    pub log: Option<&'a RawValue>,
+    pub log: Option<Raw<'a>>,
     #[serde(borrow)]
-    pub message: Option<&'a RawValue>,
+    pub message: Option<Raw<'a>>,
 }
 
 /// `user` and `impersonatedUser`.
@@ -158,7 +174,7 @@ pub struct UserInfo<'a> {
     #[serde(borrow)]
     pub groups: Option<Vec<Str<'a>>>,
     #[serde(borrow)]
-    pub extra: Option<&'a RawValue>,
+    pub extra: Option<Raw<'a>>,
 }
 
 /// `objectRef`.
@@ -211,7 +227,7 @@ pub struct Operation<'a> {
 #[derive(Debug, Default, Deserialize)]
 pub struct AksProperties<'a> {
     #[serde(borrow)]
-    pub log: Option<&'a RawValue>,
+    pub log: Option<Raw<'a>>,
 }
 
 /// One record of a CloudWatch Logs subscription payload.
@@ -238,9 +254,9 @@ pub struct AuditLog<'a> {
     #[serde(borrow)]
     pub status: Option<RpcStatus<'a>>,
     #[serde(borrow)]
-    pub request: Option<&'a RawValue>,
+    pub request: Option<Raw<'a>>,
     #[serde(borrow)]
-    pub response: Option<&'a RawValue>,
+    pub response: Option<Raw<'a>>,
 }
 
 /// GKE `authenticationInfo`.

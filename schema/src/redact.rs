@@ -7,8 +7,9 @@
 
 use std::borrow::Cow;
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use crate::model::Raw;
 
 /// What a redacted value is replaced with.
 pub const REDACTED: &str = "REDACTED";
@@ -36,7 +37,7 @@ impl Redaction {
     }
 
     /// An event's object as it may be stored: borrowed when nothing needed redacting.
-    pub(crate) fn apply_raw<'a>(self, raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
+    pub(crate) fn apply_raw<'a>(self, raw: Option<Raw<'a>>) -> Option<Cow<'a, str>> {
         let raw = raw?.get();
         Some(self.apply(raw).map_or(Cow::Borrowed(raw), Cow::Owned))
     }
