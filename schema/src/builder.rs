@@ -114,10 +114,16 @@ trait Take {
     fn take(&mut self) -> ArrayRef;
 }
 
+/// Room for the next batch's values: this batch's and an eighth more, so that a slightly bigger
+/// batch does not copy the column to double its buffer.
+fn room(bytes: usize) -> usize {
+    bytes + bytes / 8
+}
+
 impl Take for StringBuilder {
     fn take(&mut self) -> ArrayRef {
         let array = self.finish();
-        *self = StringBuilder::with_capacity(array.len(), array.value_data().len());
+        *self = StringBuilder::with_capacity(array.len(), room(array.value_data().len()));
         Arc::new(array)
     }
 }
@@ -127,7 +133,7 @@ impl Take for StrList {
         let array = self.finish();
         let values = array.values().as_string::<i32>();
         *self = ListBuilder::with_capacity(
-            StringBuilder::with_capacity(values.len(), values.value_data().len()),
+            StringBuilder::with_capacity(values.len(), room(values.value_data().len())),
             array.len(),
         );
         Arc::new(array)

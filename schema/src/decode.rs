@@ -9,13 +9,12 @@
 //! - a log shipper's record whose `log` or `message` holds the Event.
 
 use arrow::record_batch::RecordBatch;
-use serde::Deserialize;
 
 use crate::builder::{EventBatchBuilder, Row};
 use crate::derive::Source;
 use crate::error::{Error, Result};
 use crate::gke;
-use crate::model::{Envelope, Raw, Str};
+use crate::model::{AuthzAnnotations, Envelope, Raw, Str};
 use crate::redact::Redaction;
 use crate::scan;
 use crate::time::{now_micros, parse_rfc3339_micros};
@@ -85,7 +84,8 @@ impl Decoder {
     /// Decodes one document, appending every audit event in it. Returns how many were appended;
     /// what could not be decoded is pushed onto `rejected` (the good events of a list are kept).
     pub fn decode(&mut self, doc: &[u8], rejected: &mut Vec<Rejection>) -> usize {
-        let text = match std::str::from_utf8(doc) {
+        // The fast check first; std's only to say where the input went wrong.
+        let text = match simdutf8::basic::from_utf8(doc).or_else(|_| std::str::from_utf8(doc)) {
             Ok(t) => t,
             Err(e) => {
                 rejected.push(Rejection {
@@ -129,7 +129,7 @@ impl Decoder {
             Some(env) => env,
             None => serde_json::from_str(text).map_err(Error::from_json)?,
         };
-        self.envelope(env, item, cluster_hint, depth, ctx)
+        self.envelope(&env, item, cluster_hint, depth, ctx)
     }
 
     /// Items of a list: each is decoded on its own, so one bad item costs only itself.
@@ -155,7 +155,7 @@ impl Decoder {
 
     fn envelope(
         &mut self,
-        env: Envelope<'_>,
+        env: &Envelope<'_>,
         item: Option<usize>,
         cluster_hint: Option<&str>,
         depth: u8,
@@ -171,7 +171,7 @@ impl Decoder {
         if let Some(payload) = env.proto_payload {
             let cluster = gke::cluster_name(env.resource);
             let cluster = cluster_for(&self.cluster, cluster.as_deref().or(cluster_hint));
-            gke::append(&mut self.builder, &env, payload, cluster, ctx.ingested_at)?;
+            gke::append(&mut self.builder, env, payload, cluster, ctx.ingested_at)?;
             return Ok(1);
         }
         if let Some(log) = env.properties.as_ref().and_then(|p| p.log) {
@@ -203,7 +203,7 @@ impl Decoder {
             return self.embedded(inner, item, cluster_hint, depth, ctx);
         }
         let cluster = cluster_for(&self.cluster, cluster_hint);
-        event(&mut self.builder, &env, cluster, ctx.ingested_at)?;
+        event(&mut self.builder, env, cluster, ctx.ingested_at)?;
         Ok(1)
     }
 
@@ -260,8 +260,11 @@ fn event(
         None => event_time,
     };
     let authz = match env.annotations {
-        Some(raw) => serde_json::from_str::<AuthzAnnotations<'_>>(raw.get())
-            .map_err(|e| Error::not_an_event(format!("annotations: {e}")))?,
+        Some(raw) => match scan::authz_annotations(raw.get()) {
+            Some(authz) => authz,
+            None => serde_json::from_str::<AuthzAnnotations<'_>>(raw.get())
+                .map_err(|e| Error::not_an_event(format!("annotations: {e}")))?,
+        },
         None => AuthzAnnotations::default(),
     };
     let object_ref = env.object_ref.as_ref();
@@ -314,14 +317,6 @@ fn event(
 struct Ctx<'r> {
     rejected: &'r mut Vec<Rejection>,
     ingested_at: i64,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct AuthzAnnotations<'a> {
-    #[serde(borrow, rename = "authorization.k8s.io/decision")]
-    decision: Option<Str<'a>>,
-    #[serde(borrow, rename = "authorization.k8s.io/reason")]
-    reason: Option<Str<'a>>,
 }
 
 /// The request's own time, falling back through the fields older API servers wrote.

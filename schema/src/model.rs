@@ -164,6 +164,15 @@ pub struct Envelope<'a> {
     pub message: Option<Raw<'a>>,
 }
 
+/// The authorizer's annotations of an Event.
+#[derive(Debug, Default, Deserialize)]
+pub struct AuthzAnnotations<'a> {
+    #[serde(borrow, rename = "authorization.k8s.io/decision")]
+    pub decision: Option<Str<'a>>,
+    #[serde(borrow, rename = "authorization.k8s.io/reason")]
+    pub reason: Option<Str<'a>>,
+}
+
 /// `user` and `impersonatedUser`.
 #[derive(Debug, Default, Deserialize)]
 pub struct UserInfo<'a> {

@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use crate::model::{Envelope, Metadata, ObjectRef, Raw, Status, Str, UserInfo};
+use crate::model::{AuthzAnnotations, Envelope, Metadata, ObjectRef, Raw, Status, Str, UserInfo};
 
 /// Objects and arrays nested deeper than this inside a value are left to serde_json (whose own
 /// limit is 128).
@@ -62,6 +62,22 @@ pub(crate) fn envelope(text: &str) -> Maybe<Envelope<'_>> {
     })?;
     scan.end()?;
     Some(env)
+}
+
+/// Reads an Event's `annotations` for the authorizer's two; `None` when serde_json has to decide.
+pub(crate) fn authz_annotations(text: &str) -> Maybe<AuthzAnnotations<'_>> {
+    let mut scan = Scan::new(text);
+    let mut authz = AuthzAnnotations::default();
+    let mut seen = Seen::default();
+    scan.object(|scan, key| match key {
+        "authorization.k8s.io/decision" => {
+            scan.field(&mut seen, 0, &mut authz.decision, Scan::string)
+        }
+        "authorization.k8s.io/reason" => scan.field(&mut seen, 1, &mut authz.reason, Scan::string),
+        _ => scan.skip(1),
+    })?;
+    scan.end()?;
+    Some(authz)
 }
 
 /// Which fields of one object were read, so that a duplicate is left to serde_json (which
@@ -533,6 +549,28 @@ mod tests {
             tried > 50_000 && decided > tried / 10,
             "{decided} of {tried}"
         );
+    }
+
+    #[test]
+    fn annotations_read_as_serde_reads_them() {
+        let mut decided = 0;
+        for doc in documents() {
+            let Some(raw) = envelope(&doc).and_then(|e| e.annotations) else {
+                continue;
+            };
+            let fast = authz_annotations(raw.get()).expect("plain annotations");
+            let slow: AuthzAnnotations<'_> = serde_json::from_str(raw.get()).expect("valid");
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"));
+            decided += 1;
+        }
+        assert!(decided > 100, "{decided}");
+        for text in [
+            r#"{"authorization.k8s.io/decision":"allow","authorization.k8s.io/decision":"x"}"#,
+            r#"{"authorization.k8s.io/reason":1}"#,
+            r#"{"authorization.k8s.io\/reason":"x"}"#,
+        ] {
+            assert!(authz_annotations(text).is_none(), "{text}");
+        }
     }
 
     #[test]
