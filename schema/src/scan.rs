@@ -25,35 +25,30 @@ type Maybe<T> = Option<T>;
 /// Reads `text` as a plain Event; `None` when serde_json has to decide.
 pub(crate) fn envelope(text: &str) -> Maybe<Envelope<'_>> {
     let mut scan = Scan::new(text);
-    let mut env = Envelope::default();
-    let mut seen = Seen::default();
-    scan.object(|scan, key| {
+    let env = scan.record(|scan, seen, env: &mut Envelope<'_>, key| {
         match key {
-            "kind" => scan.field(&mut seen, 0, &mut env.kind, Scan::string),
-            "apiVersion" => scan.field(&mut seen, 1, &mut env.api_version, Scan::string),
-            "level" => scan.field(&mut seen, 2, &mut env.level, Scan::string),
-            "auditID" => scan.field(&mut seen, 3, &mut env.audit_id, Scan::string),
-            "stage" => scan.field(&mut seen, 4, &mut env.stage, Scan::string),
-            "requestURI" => scan.field(&mut seen, 5, &mut env.request_uri, Scan::string),
-            "verb" => scan.field(&mut seen, 6, &mut env.verb, Scan::string),
-            "user" => scan.field(&mut seen, 7, &mut env.user, Scan::user),
-            "impersonatedUser" => scan.field(&mut seen, 8, &mut env.impersonated_user, Scan::user),
-            "sourceIPs" => scan.field(&mut seen, 9, &mut env.source_ips, Scan::strings),
-            "userAgent" => scan.field(&mut seen, 10, &mut env.user_agent, Scan::string),
-            "objectRef" => scan.field(&mut seen, 11, &mut env.object_ref, Scan::object_ref),
-            "responseStatus" => scan.field(&mut seen, 12, &mut env.response_status, Scan::status),
-            "requestObject" => scan.field(&mut seen, 13, &mut env.request_object, Scan::raw),
-            "responseObject" => scan.field(&mut seen, 14, &mut env.response_object, Scan::raw),
-            "requestReceivedTimestamp" => scan.field(
-                &mut seen,
-                15,
-                &mut env.request_received_timestamp,
-                Scan::string,
-            ),
-            "stageTimestamp" => scan.field(&mut seen, 16, &mut env.stage_timestamp, Scan::string),
-            "timestamp" => scan.field(&mut seen, 17, &mut env.timestamp, Scan::string),
-            "metadata" => scan.field(&mut seen, 18, &mut env.metadata, Scan::metadata),
-            "annotations" => scan.field(&mut seen, 19, &mut env.annotations, Scan::raw),
+            "kind" => scan.field(seen, 0, &mut env.kind, Scan::string),
+            "apiVersion" => scan.field(seen, 1, &mut env.api_version, Scan::string),
+            "level" => scan.field(seen, 2, &mut env.level, Scan::string),
+            "auditID" => scan.field(seen, 3, &mut env.audit_id, Scan::string),
+            "stage" => scan.field(seen, 4, &mut env.stage, Scan::string),
+            "requestURI" => scan.field(seen, 5, &mut env.request_uri, Scan::string),
+            "verb" => scan.field(seen, 6, &mut env.verb, Scan::string),
+            "user" => scan.field(seen, 7, &mut env.user, Scan::user),
+            "impersonatedUser" => scan.field(seen, 8, &mut env.impersonated_user, Scan::user),
+            "sourceIPs" => scan.field(seen, 9, &mut env.source_ips, Scan::strings),
+            "userAgent" => scan.field(seen, 10, &mut env.user_agent, Scan::string),
+            "objectRef" => scan.field(seen, 11, &mut env.object_ref, Scan::object_ref),
+            "responseStatus" => scan.field(seen, 12, &mut env.response_status, Scan::status),
+            "requestObject" => scan.field(seen, 13, &mut env.request_object, Scan::raw),
+            "responseObject" => scan.field(seen, 14, &mut env.response_object, Scan::raw),
+            "requestReceivedTimestamp" => {
+                scan.field(seen, 15, &mut env.request_received_timestamp, Scan::string)
+            }
+            "stageTimestamp" => scan.field(seen, 16, &mut env.stage_timestamp, Scan::string),
+            "timestamp" => scan.field(seen, 17, &mut env.timestamp, Scan::string),
+            "metadata" => scan.field(seen, 18, &mut env.metadata, Scan::metadata),
+            "annotations" => scan.field(seen, 19, &mut env.annotations, Scan::raw),
             // A wrapper (EventList, GKE, AKS, CloudWatch, a shipper's record): serde's path.
             "items" | "protoPayload" | "insertId" | "operation" | "resource" | "labels"
             | "properties" | "resourceId" | "logEvents" | "logGroup" | "log" | "message" => None,
@@ -67,15 +62,15 @@ pub(crate) fn envelope(text: &str) -> Maybe<Envelope<'_>> {
 /// Reads an Event's `annotations` for the authorizer's two; `None` when serde_json has to decide.
 pub(crate) fn authz_annotations(text: &str) -> Maybe<AuthzAnnotations<'_>> {
     let mut scan = Scan::new(text);
-    let mut authz = AuthzAnnotations::default();
-    let mut seen = Seen::default();
-    scan.object(|scan, key| match key {
-        "authorization.k8s.io/decision" => {
-            scan.field(&mut seen, 0, &mut authz.decision, Scan::string)
-        }
-        "authorization.k8s.io/reason" => scan.field(&mut seen, 1, &mut authz.reason, Scan::string),
-        _ => scan.skip(1),
-    })?;
+    let authz = scan.record(
+        |scan, seen, authz: &mut AuthzAnnotations<'_>, key| match key {
+            "authorization.k8s.io/decision" => {
+                scan.field(seen, 0, &mut authz.decision, Scan::string)
+            }
+            "authorization.k8s.io/reason" => scan.field(seen, 1, &mut authz.reason, Scan::string),
+            _ => scan.skip(1),
+        },
+    )?;
     scan.end()?;
     Some(authz)
 }
@@ -159,6 +154,17 @@ impl<'a> Scan<'a> {
             *slot = Some(read(self)?);
         }
         Some(())
+    }
+
+    /// An object read into a `T`: `member` reads the value of each key into it.
+    fn record<T: Default>(
+        &mut self,
+        mut member: impl FnMut(&mut Self, &mut Seen, &mut T, &str) -> Maybe<()>,
+    ) -> Maybe<T> {
+        let mut value = T::default();
+        let mut seen = Seen::default();
+        self.object(|scan, key| member(scan, &mut seen, &mut value, key))?;
+        Some(value)
     }
 
     /// An object, calling `member` with the scanner at each value; `member` consumes the value.
@@ -372,56 +378,44 @@ impl<'a> Scan<'a> {
     }
 
     fn user(&mut self) -> Maybe<UserInfo<'a>> {
-        let mut user = UserInfo::default();
-        let mut seen = Seen::default();
-        self.object(|scan, key| match key {
-            "username" => scan.field(&mut seen, 0, &mut user.username, Scan::string),
-            "uid" => scan.field(&mut seen, 1, &mut user.uid, Scan::string),
-            "groups" => scan.field(&mut seen, 2, &mut user.groups, Scan::strings),
-            "extra" => scan.field(&mut seen, 3, &mut user.extra, Scan::raw),
+        self.record(|scan, seen, user: &mut UserInfo<'a>, key| match key {
+            "username" => scan.field(seen, 0, &mut user.username, Scan::string),
+            "uid" => scan.field(seen, 1, &mut user.uid, Scan::string),
+            "groups" => scan.field(seen, 2, &mut user.groups, Scan::strings),
+            "extra" => scan.field(seen, 3, &mut user.extra, Scan::raw),
             _ => scan.skip(1),
-        })?;
-        Some(user)
+        })
     }
 
     fn object_ref(&mut self) -> Maybe<ObjectRef<'a>> {
-        let mut object = ObjectRef::default();
-        let mut seen = Seen::default();
-        self.object(|scan, key| match key {
-            "resource" => scan.field(&mut seen, 0, &mut object.resource, Scan::string),
-            "subresource" => scan.field(&mut seen, 1, &mut object.subresource, Scan::string),
-            "namespace" => scan.field(&mut seen, 2, &mut object.namespace, Scan::string),
-            "name" => scan.field(&mut seen, 3, &mut object.name, Scan::string),
-            "apiGroup" => scan.field(&mut seen, 4, &mut object.api_group, Scan::string),
-            "apiVersion" => scan.field(&mut seen, 5, &mut object.api_version, Scan::string),
+        self.record(|scan, seen, object: &mut ObjectRef<'a>, key| match key {
+            "resource" => scan.field(seen, 0, &mut object.resource, Scan::string),
+            "subresource" => scan.field(seen, 1, &mut object.subresource, Scan::string),
+            "namespace" => scan.field(seen, 2, &mut object.namespace, Scan::string),
+            "name" => scan.field(seen, 3, &mut object.name, Scan::string),
+            "apiGroup" => scan.field(seen, 4, &mut object.api_group, Scan::string),
+            "apiVersion" => scan.field(seen, 5, &mut object.api_version, Scan::string),
             _ => scan.skip(1),
-        })?;
-        Some(object)
+        })
     }
 
     fn status(&mut self) -> Maybe<Status<'a>> {
-        let mut status = Status::default();
-        let mut seen = Seen::default();
-        self.object(|scan, key| match key {
-            "code" => scan.field(&mut seen, 0, &mut status.code, Scan::int),
-            "status" => scan.field(&mut seen, 1, &mut status.status, Scan::string),
-            "reason" => scan.field(&mut seen, 2, &mut status.reason, Scan::string),
-            "message" => scan.field(&mut seen, 3, &mut status.message, Scan::string),
+        self.record(|scan, seen, status: &mut Status<'a>, key| match key {
+            "code" => scan.field(seen, 0, &mut status.code, Scan::int),
+            "status" => scan.field(seen, 1, &mut status.status, Scan::string),
+            "reason" => scan.field(seen, 2, &mut status.reason, Scan::string),
+            "message" => scan.field(seen, 3, &mut status.message, Scan::string),
             _ => scan.skip(1),
-        })?;
-        Some(status)
+        })
     }
 
     fn metadata(&mut self) -> Maybe<Metadata<'a>> {
-        let mut metadata = Metadata::default();
-        let mut seen = Seen::default();
-        self.object(|scan, key| match key {
+        self.record(|scan, seen, metadata: &mut Metadata<'a>, key| match key {
             "creationTimestamp" => {
-                scan.field(&mut seen, 0, &mut metadata.creation_timestamp, Scan::string)
+                scan.field(seen, 0, &mut metadata.creation_timestamp, Scan::string)
             }
             _ => scan.skip(1),
-        })?;
-        Some(metadata)
+        })
     }
 }
 
