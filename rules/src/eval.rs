@@ -2,6 +2,7 @@
 //! batch. It keeps two kinds of state: which (rule, cluster, audit ID) already alerted, so a
 //! request logged at several stages alerts once, and the open threshold windows.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -16,15 +17,18 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use auditlake_schema::alerts_schema;
 use auditlake_schema::columns::{column, event};
 use auditlake_schema::time::now_micros;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::{BinaryExpr, Column, InListExpr, LikeExpr, Literal};
+use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal, NotExpr};
 use datafusion::physical_expr::utils::collect_columns;
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::{Xxh3, Xxh3DefaultBuilder, xxh3_128};
 
 use crate::compile::{CompiledPack, CompiledRule, Threshold};
 use crate::error::{Error, Result};
+use crate::per_value::PerValue;
+use crate::regex_match::RegexMatch;
 
 /// Open windows beyond which the newest half is kept even if all are recent. Windows are not
 /// dropped by time alone: events arrive out of order (Kafka partitions consumed at different
@@ -47,10 +51,10 @@ const SEEN_LIMIT: usize = 1 << 20;
 /// not of the whole input.
 const SEEN_PRUNE_FLOOR: usize = 1 << 14;
 
-/// Columns with few distinct values that conditions compare with constants over and over
-/// (`verb IN (...)`, `resource = 'secrets'`, `user_name LIKE 'system:%'`). Each one that at least
-/// two comparisons read is dictionary-encoded once per batch, and those comparisons run over its
-/// few distinct values instead of hashing or comparing every row for every rule.
+/// Columns with few distinct values that conditions test over and over (`verb IN (...)`,
+/// `resource = 'secrets'`, `user_name LIKE 'system:%'`, `user_agent ~* '^(curl|python|...)'`).
+/// Each one that at least two tests read is dictionary-encoded once per batch, and each test
+/// that reads it alone runs once per distinct value ([`PerValue`]) instead of once per row.
 const DICTIONARY_CANDIDATES: &[&str] = &[
     event::VERB,
     event::RESOURCE,
@@ -67,7 +71,7 @@ const DICTIONARY_CANDIDATES: &[&str] = &[
     event::POD_SERVICE_ACCOUNT,
 ];
 
-/// Comparisons that must read a column before it is worth dictionary-encoding.
+/// Tests that must read a column before it is worth dictionary-encoding.
 const DICTIONARY_MIN_USES: usize = 2;
 
 /// The name of `column`'s dictionary-encoded copy in the batch the conditions read.
@@ -78,6 +82,11 @@ fn dictionary_name(column: &str) -> String {
 fn dictionary_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
+
+/// Requests (hash of cluster and audit ID) → event time.
+type Seen = HashMap<u128, i64, Xxh3DefaultBuilder>;
+/// (rule, hash of the group's values, window start) → window.
+type Windows = HashMap<(usize, u128, i64), Window, Xxh3DefaultBuilder>;
 
 /// One alert before it becomes a row.
 struct Hit {
@@ -90,7 +99,8 @@ struct Hit {
 #[derive(Default)]
 struct Window {
     count: u64,
-    distinct: HashSet<String>,
+    /// Hashes of the distinct values seen (128 bits: a collision is as likely as a cosmic ray).
+    distinct: HashSet<u128, Xxh3DefaultBuilder>,
     fired: bool,
 }
 
@@ -99,11 +109,11 @@ pub struct RuleEngine {
     rules: Vec<CompiledRule>,
     /// Per rule, the requests (hash of cluster and audit ID) that matched already, with their
     /// event time.
-    seen: Vec<HashMap<u128, i64>>,
+    seen: Vec<Seen>,
     /// Requests in `seen` at which it is pruned next.
     seen_prune_at: usize,
-    /// (rule, group key, window start) → window.
-    windows: HashMap<(usize, String, i64), Window>,
+    /// (rule, hash of the group's values, window start) → window.
+    windows: Windows,
     /// Windows open at which they are pruned next.
     windows_prune_at: usize,
     newest_micros: i64,
@@ -160,41 +170,49 @@ impl RuleEngine {
     /// An engine running exactly these rules (compiled as part of `pack`).
     pub fn with_rules(pack: &CompiledPack, rules: Vec<CompiledRule>) -> Self {
         let macros = &pack.macros;
+        let candidate = |i: usize| {
+            let field = macros.schema.field(i);
+            DICTIONARY_CANDIDATES.contains(&field.name().as_str())
+                && field.data_type() == &DataType::Utf8
+        };
+        let conditions: Vec<_> = rules.iter().map(|r| &r.expr).chain(&macros.exprs).collect();
+        let conditions: Vec<_> = conditions
+            .into_iter()
+            .map(|e| is_true(&compiled_regexes(e), &macros.schema))
+            .collect();
         let mut uses: HashMap<usize, usize> = HashMap::new();
-        for condition in rules.iter().map(|r| &r.expr).chain(&macros.exprs) {
-            let _ = Arc::clone(condition).transform_up(|e| {
-                if let Some((column, _)) = compared_column(&e) {
-                    *uses.entry(column).or_default() += 1;
-                }
-                Ok(Transformed::no(e))
+        for condition in &conditions {
+            per_value(condition, &macros.schema, &candidate, &mut |column| {
+                *uses.entry(column).or_default() += 1;
+                None
             });
         }
         let mut fields = macros.schema.fields().to_vec();
         let mut dictionaries = Vec::new();
         let mut encoded = HashMap::new();
         for (i, field) in macros.schema.fields().iter().enumerate() {
-            let candidate = DICTIONARY_CANDIDATES.contains(&field.name().as_str())
-                && field.data_type() == &DataType::Utf8;
-            if candidate && uses.get(&i).copied().unwrap_or(0) >= DICTIONARY_MIN_USES {
-                encoded.insert(i, fields.len());
+            if uses.get(&i).copied().unwrap_or(0) >= DICTIONARY_MIN_USES {
+                let name = dictionary_name(field.name());
+                encoded.insert(i, Column::new(&name, fields.len()));
                 dictionaries.push(i);
-                fields.push(Arc::new(Field::new(
-                    dictionary_name(field.name()),
-                    dictionary_type(),
-                    true,
-                )));
+                fields.push(Arc::new(Field::new(name, dictionary_type(), true)));
             }
         }
-        let narrowed = |e: &Arc<dyn PhysicalExpr>| Narrowed::new(&read_dictionaries(e, &encoded));
-        let narrow = rules.iter().map(|r| narrowed(&r.expr)).collect();
-        let narrow_macros = macros.exprs.iter().map(narrowed).collect();
+        let schema = Arc::new(Schema::new(fields));
+        let mut narrowed = conditions.iter().map(|e| {
+            Narrowed::new(&per_value(e, &macros.schema, &candidate, &mut |column| {
+                encoded.get(&column).cloned()
+            }))
+        });
+        let narrow = narrowed.by_ref().take(rules.len()).collect();
+        let narrow_macros = narrowed.collect();
         Self {
             dictionaries,
-            schema: Arc::new(Schema::new(fields)),
-            seen: vec![HashMap::new(); rules.len()],
+            schema,
+            seen: vec![Seen::default(); rules.len()],
             seen_prune_at: SEEN_PRUNE_FLOOR,
             rules,
-            windows: HashMap::new(),
+            windows: Windows::default(),
             windows_prune_at: WINDOWS_PRUNE_FLOOR,
             newest_micros: i64::MIN,
             narrow,
@@ -318,7 +336,7 @@ impl RuleEngine {
 
     fn expire_windows(&mut self) {
         let newest = self.newest_micros;
-        let remembered = |seen: &[HashMap<u128, i64>]| seen.iter().map(HashMap::len).sum::<usize>();
+        let remembered = |seen: &[Seen]| seen.iter().map(HashMap::len).sum::<usize>();
         if remembered(&self.seen) >= self.seen_prune_at {
             let horizon = newest.saturating_sub(SEEN_MICROS);
             for seen in &mut self.seen {
@@ -419,7 +437,7 @@ impl RuleEngine {
 /// Counts one matching event into its window; returns the alert when the window reaches the
 /// threshold (once per window).
 fn threshold_hit(
-    windows: &mut HashMap<(usize, String, i64), Window>,
+    windows: &mut Windows,
     r: usize,
     rule: &CompiledRule,
     t: &Threshold,
@@ -427,20 +445,18 @@ fn threshold_hit(
     row: usize,
     time: i64,
 ) -> Option<Hit> {
-    let options = FormatOptions::default().with_null("");
-    let display = |i: usize| {
-        ArrayFormatter::try_new(batch.column(i).as_ref(), &options)
-            .map(|f| f.value(row).to_string())
-            .unwrap_or_default()
-    };
-    let group: Vec<String> = t.group_by.iter().map(|&i| display(i)).collect();
-    let group = group.join("\u{1f}");
+    let mut group = Xxh3::new();
+    for &i in &t.group_by {
+        group.update(display(batch.column(i), row).as_bytes());
+        group.update(&[0x1f]);
+    }
     let start = time.div_euclid(t.window_micros) * t.window_micros;
-    let window = windows.entry((r, group.clone(), start)).or_default();
+    let window = windows.entry((r, group.digest128(), start)).or_default();
     let n = match t.distinct {
         Some(i) => {
-            let value = display(i);
-            if batch.column(i).is_valid(row) {
+            let values = batch.column(i);
+            if values.is_valid(row) {
+                let value = xxh3_128(display(values, row).as_bytes());
                 window.distinct.insert(value);
             }
             window.distinct.len() as u64
@@ -454,6 +470,12 @@ fn threshold_hit(
         return None;
     }
     window.fired = true;
+    let group: Vec<Cow<str>> = t
+        .group_by
+        .iter()
+        .map(|&i| display(batch.column(i), row))
+        .collect();
+    let group = group.join("\u{1f}");
     Some(Hit {
         rule: r,
         row: row as u32,
@@ -465,61 +487,113 @@ fn threshold_hit(
     })
 }
 
-/// When `e` compares a column with constants (`=`, `<>`, `IN`, `LIKE`, `~`), that column's index
-/// and which child of `e` it is.
-fn compared_column(e: &Arc<dyn PhysicalExpr>) -> Option<(usize, usize)> {
-    let is_literal = |e: &Arc<dyn PhysicalExpr>| e.downcast_ref::<Literal>().is_some();
-    let column = |e: &Arc<dyn PhysicalExpr>| e.downcast_ref::<Column>().map(Column::index);
-    if let Some(b) = e.downcast_ref::<BinaryExpr>() {
-        let either_side = matches!(b.op(), Operator::Eq | Operator::NotEq);
-        // DataFusion matches a dictionary against a pattern on the right only.
-        let left_side = matches!(
-            b.op(),
-            Operator::RegexMatch
-                | Operator::RegexIMatch
-                | Operator::RegexNotMatch
-                | Operator::RegexNotIMatch
-        );
-        return match (column(b.left()), column(b.right())) {
-            (Some(c), None) if (either_side || left_side) && is_literal(b.right()) => Some((c, 0)),
-            (None, Some(c)) if either_side && is_literal(b.left()) => Some((c, 1)),
-            _ => None,
-        };
+/// A value as text, null as empty: what thresholds group and count by.
+fn display(values: &ArrayRef, row: usize) -> Cow<'_, str> {
+    if values.is_null(row) {
+        return Cow::Borrowed("");
     }
-    if let Some(l) = e.downcast_ref::<LikeExpr>() {
-        return column(l.expr())
-            .filter(|_| is_literal(l.pattern()))
-            .map(|c| (c, 0));
+    if let Some(text) = values.as_string_opt::<i32>() {
+        return Cow::Borrowed(text.value(row));
     }
-    if let Some(l) = e.downcast_ref::<InListExpr>() {
-        return column(l.expr())
-            .filter(|_| l.list().iter().all(is_literal))
-            .map(|c| (c, 0));
-    }
-    None
+    let options = FormatOptions::default().with_null("");
+    ArrayFormatter::try_new(values.as_ref(), &options)
+        .map(|f| Cow::Owned(f.value(row).to_string()))
+        .unwrap_or_default()
 }
 
-/// `condition` with each comparison of an `encoded` column with constants reading that column's
-/// dictionary instead (Arrow compares a dictionary by its values, then maps them by key).
-fn read_dictionaries(
-    condition: &Arc<dyn PhysicalExpr>,
-    encoded: &HashMap<usize, usize>,
-) -> Arc<dyn PhysicalExpr> {
+/// `condition` with each match against a constant pattern compiled once.
+fn compiled_regexes(condition: &Arc<dyn PhysicalExpr>) -> Arc<dyn PhysicalExpr> {
     Arc::clone(condition)
         .transform_up(|e| {
-            let Some((column, child)) = compared_column(&e) else {
+            Ok(match RegexMatch::compile(&e) {
+                Some(compiled) => Transformed::yes(compiled),
+                None => Transformed::no(e),
+            })
+        })
+        .expect("the rewrite itself never fails")
+        .data
+}
+
+/// `condition IS TRUE`, never null, with `IS TRUE` pushed down through `AND`, `OR` and `NOT` to
+/// the comparisons that can be null. A rule matches where its condition is true, so null and
+/// false mean the same at the top, and there this is the same condition. DataFusion skips the
+/// right side of an `AND` where the left side is false, or evaluates it on only the rows where
+/// the left is true when they are few, but only when the left side has no nulls: one null
+/// `resource` in a batch made `resource = 'certificatesigningrequests' AND ...` read every
+/// request body.
+fn is_true(condition: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Arc<dyn PhysicalExpr> {
+    truth(condition, true, schema)
+}
+
+/// `e IS TRUE` (`want`) or `e IS FALSE` (`!want`), never null.
+fn truth(e: &Arc<dyn PhysicalExpr>, want: bool, schema: &Schema) -> Arc<dyn PhysicalExpr> {
+    if let Some(not) = e.downcast_ref::<NotExpr>() {
+        return truth(not.arg(), !want, schema);
+    }
+    if let Some(b) = e.downcast_ref::<BinaryExpr>() {
+        let both = |op| -> Arc<dyn PhysicalExpr> {
+            let left = truth(b.left(), want, schema);
+            Arc::new(BinaryExpr::new(left, op, truth(b.right(), want, schema)))
+        };
+        let is_bool = |e: &Arc<dyn PhysicalExpr>| {
+            e.downcast_ref::<Literal>().and_then(|l| match l.value() {
+                ScalarValue::Boolean(Some(v)) => Some(*v),
+                _ => None,
+            })
+        };
+        match (b.op(), is_bool(b.right())) {
+            // (a AND b) IS TRUE = a IS TRUE AND b IS TRUE; (a AND b) IS FALSE = a IS FALSE OR
+            // b IS FALSE; the same for OR the other way round.
+            (Operator::And, _) => return both(if want { Operator::And } else { Operator::Or }),
+            (Operator::Or, _) => return both(if want { Operator::Or } else { Operator::And }),
+            // What `IS TRUE` and `IS FALSE` plan to.
+            (Operator::IsNotDistinctFrom, Some(v)) => {
+                let inner = truth(b.left(), v, schema);
+                return if want {
+                    inner
+                } else {
+                    Arc::new(NotExpr::new(inner))
+                };
+            }
+            _ => {}
+        }
+    }
+    match (e.nullable(schema).unwrap_or(true), want) {
+        (false, true) => Arc::clone(e),
+        (false, false) => Arc::new(NotExpr::new(Arc::clone(e))),
+        (true, want) => Arc::new(BinaryExpr::new(
+            Arc::clone(e),
+            Operator::IsNotDistinctFrom,
+            Arc::new(Literal::new(ScalarValue::Boolean(Some(want)))),
+        )),
+    }
+}
+
+/// `condition` with each largest part that is boolean and reads one `candidate` column only
+/// evaluated per distinct value of that column's dictionary, where `dictionary` gives one.
+fn per_value(
+    condition: &Arc<dyn PhysicalExpr>,
+    schema: &Schema,
+    candidate: &dyn Fn(usize) -> bool,
+    dictionary: &mut dyn FnMut(usize) -> Option<Column>,
+) -> Arc<dyn PhysicalExpr> {
+    Arc::clone(condition)
+        .transform_down(|e| {
+            let columns = collect_columns(&e);
+            let Some(column) = columns.iter().next().map(Column::index) else {
                 return Ok(Transformed::no(e));
             };
-            let Some(&at) = encoded.get(&column) else {
+            let single = columns.len() == 1 && candidate(column);
+            let boolean = e.data_type(schema).is_ok_and(|t| t == DataType::Boolean);
+            if !single || !boolean || e.downcast_ref::<Column>().is_some() {
                 return Ok(Transformed::no(e));
-            };
-            let mut children: Vec<_> = e.children().into_iter().cloned().collect();
-            let name = children[child]
-                .downcast_ref::<Column>()
-                .map(|c| dictionary_name(c.name()))
-                .unwrap_or_default();
-            children[child] = Arc::new(Column::new(&name, at));
-            Ok(Transformed::yes(e.with_new_children(children)?))
+            }
+            // The largest such part: its own parts are not looked at.
+            let wrapped = dictionary(column).and_then(|d| PerValue::wrap(&e, column, d));
+            Ok(match wrapped {
+                Some(w) => Transformed::new(w, true, TreeNodeRecursion::Jump),
+                None => Transformed::new(e, false, TreeNodeRecursion::Jump),
+            })
         })
         .expect("the rewrite itself never fails")
         .data
@@ -566,8 +640,16 @@ mod tests {
         decoder.finish()
     }
 
+    /// Where `values` is true (not null), as a boolean array without nulls.
+    pub(super) fn true_bits(values: &ArrayRef) -> BooleanArray {
+        let values = values.as_boolean();
+        (0..values.len())
+            .map(|i| Some(values.is_valid(i) && values.value(i)))
+            .collect()
+    }
+
     #[test]
-    fn comparisons_over_dictionaries_match_the_plain_ones_for_every_rule() {
+    fn narrowed_conditions_over_dictionaries_match_the_plain_ones_for_every_rule() {
         let pack = CompiledPack::compile(&RuleSet::builtin().expect("parses")).expect("compiles");
         let engine = RuleEngine::new(&pack);
         let encoded: Vec<&str> = engine
@@ -585,9 +667,10 @@ mod tests {
         for (r, rule) in engine.rules.iter().enumerate() {
             let plain = rule.expr.evaluate(&extended).expect("plain");
             let plain = plain.into_array(batch.num_rows()).expect("array");
-            let dictionary = engine.narrow[r].evaluate(&extended).expect("dictionary");
-            assert_eq!(plain.as_ref(), dictionary.as_ref(), "{}", rule.def.id);
-            matched += dictionary.as_boolean().true_count();
+            let narrowed = engine.narrow[r].evaluate(&extended).expect("narrowed");
+            assert_eq!(narrowed.null_count(), 0, "{}", rule.def.id);
+            assert_eq!(&true_bits(&plain), narrowed.as_boolean(), "{}", rule.def.id);
+            matched += narrowed.as_boolean().true_count();
         }
         assert!(matched > 0, "the samples match some rules");
         // The plain macros agree too.
@@ -596,6 +679,125 @@ mod tests {
             let plain = plain.into_array(batch.num_rows()).expect("array");
             let at = batch.num_columns() + m;
             assert_eq!(plain.as_ref(), extended.column(at).as_ref(), "macro {m}");
+            assert_eq!(extended.column(at).null_count(), 0, "macro {m}");
         }
+    }
+}
+
+#[cfg(test)]
+mod rewrite_tests {
+    use super::tests::true_bits;
+    use super::*;
+    use arrow::array::Int64Array;
+    use datafusion::common::DFSchema;
+
+    /// Every combination of null and a few values in `a`, `b` (text) and `n`.
+    fn combinations() -> RecordBatch {
+        let texts = [None, Some("x"), Some("y"), Some("sys:z"), Some("")];
+        let numbers = [None, Some(1), Some(500)];
+        let (mut a, mut b, mut n) = (Vec::new(), Vec::new(), Vec::new());
+        for x in texts {
+            for y in texts {
+                for z in numbers {
+                    a.push(x);
+                    b.push(y);
+                    n.push(z);
+                }
+            }
+        }
+        let schema = Schema::new(vec![
+            Field::new("a", DataType::Utf8, true),
+            Field::new("b", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ]);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(a)),
+            Arc::new(StringArray::from(b)),
+            Arc::new(Int64Array::from(n)),
+        ];
+        RecordBatch::try_new(Arc::new(schema), columns).expect("batch")
+    }
+
+    #[test]
+    fn rewritten_conditions_are_true_where_the_plain_ones_are() {
+        let batch = combinations();
+        let schema = batch.schema();
+        let df_schema = DFSchema::try_from(schema.as_ref().clone()).expect("schema");
+        let ctx = crate::compile::session();
+        // The batch with `a` and `b` dictionary-encoded after its columns.
+        let mut columns = batch.columns().to_vec();
+        let mut fields = schema.fields().to_vec();
+        for c in [0, 1] {
+            columns.push(cast(batch.column(c), &dictionary_type()).expect("cast"));
+            fields.push(Arc::new(Field::new(
+                format!("d{c}"),
+                dictionary_type(),
+                true,
+            )));
+        }
+        let extended =
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("extended");
+        let conditions = [
+            "a = 'x' AND b = 'y'",
+            "NOT (a = 'x' AND b LIKE 'sys:%')",
+            "NOT (a = 'x' OR n > 100)",
+            "(a ~ '^s') IS FALSE OR NOT b IN ('x', 'y')",
+            "NOT ((a = 'x') IS TRUE) AND NOT (b ~* 'Y')",
+            "regexp_like(a, 'x|z') OR n IS NULL",
+            "a !~* '^SYS' AND NOT (n < 5)",
+            "NOT (a IS NULL OR b !~ 'x') AND (n = 1) IS NOT FALSE",
+            "NOT (NOT (a = '' AND NOT b = 'x') OR n = 500)",
+            "a = b OR (a LIKE '%z' AND b ~ '^$')",
+        ];
+        for sql in conditions {
+            let logical = ctx.parse_sql_expr(sql, &df_schema).expect(sql);
+            let plain = ctx.create_physical_expr(logical, &df_schema).expect(sql);
+            let expected = plain.evaluate(&batch).expect(sql);
+            let expected = expected.into_array(batch.num_rows()).expect(sql);
+            let rewritten = is_true(&compiled_regexes(&plain), &schema);
+            let rewritten = per_value(&rewritten, &schema, &|c| c < 2, &mut |c| {
+                Some(Column::new(&format!("d{c}"), 3 + c))
+            });
+            let got = rewritten.evaluate(&extended).expect(sql);
+            let got = got.into_array(batch.num_rows()).expect(sql);
+            assert_eq!(got.null_count(), 0, "{sql}");
+            assert_eq!(
+                &true_bits(&expected),
+                got.as_boolean(),
+                "{sql}: {rewritten}"
+            );
+        }
+    }
+
+    #[test]
+    fn constant_patterns_are_compiled_once_and_single_column_tests_run_per_value() {
+        let batch = combinations();
+        let schema = batch.schema();
+        let df_schema = DFSchema::try_from(schema.as_ref().clone()).expect("schema");
+        let ctx = crate::compile::session();
+        let sql = "a ~* '^SYS' AND b LIKE 'x%' AND n > 1";
+        let logical = ctx.parse_sql_expr(sql, &df_schema).expect(sql);
+        let plain = ctx.create_physical_expr(logical, &df_schema).expect(sql);
+        let compiled = compiled_regexes(&plain);
+        let mut found = 0;
+        compiled
+            .apply(|e| {
+                found += usize::from(e.downcast_ref::<RegexMatch>().is_some());
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .expect("walks");
+        assert_eq!(found, 1, "{compiled}");
+        let mut asked = Vec::new();
+        let wrapped = per_value(
+            &is_true(&compiled, &schema),
+            &schema,
+            &|c| c < 2,
+            &mut |c| {
+                asked.push(c);
+                Some(Column::new(&format!("d{c}"), 3 + c))
+            },
+        );
+        // `a`'s test and `b`'s, not `n`'s (not a candidate) nor the whole (three columns).
+        assert_eq!(asked, [0, 1], "{wrapped}");
     }
 }

@@ -42,6 +42,8 @@ pub mod examples;
 mod expand;
 pub mod format;
 pub mod pack;
+mod per_value;
+mod regex_match;
 mod template;
 
 pub use compile::{CompiledPack, CompiledRule, parse_duration};
