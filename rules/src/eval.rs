@@ -23,7 +23,7 @@ use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal, NotExpr};
 use datafusion::physical_expr::utils::collect_columns;
-use xxhash_rust::xxh3::{Xxh3, Xxh3DefaultBuilder, xxh3_128};
+use xxhash_rust::xxh3::{Xxh3, Xxh3DefaultBuilder, xxh3_64, xxh3_128, xxh3_128_with_seed};
 
 use crate::compile::{CompiledPack, CompiledRule, Threshold};
 use crate::error::{Error, Result};
@@ -85,8 +85,15 @@ fn dictionary_type() -> DataType {
 
 /// Requests (hash of cluster and audit ID) → event time.
 type Seen = HashMap<u128, i64, Xxh3DefaultBuilder>;
-/// (rule, hash of the group's values, window start) → window.
-type Windows = HashMap<(usize, u128, i64), Window, Xxh3DefaultBuilder>;
+
+/// The open threshold windows.
+#[derive(Default)]
+struct Windows {
+    /// (rule, hash of the group's values, window start) → window.
+    open: HashMap<(usize, u128, i64), Window, Xxh3DefaultBuilder>,
+    /// The group's values of the row being counted, to hash.
+    key: Vec<u8>,
+}
 
 /// One alert before it becomes a row.
 struct Hit {
@@ -293,15 +300,9 @@ impl RuleEngine {
                         ),
                     }),
                     Some(t) => {
-                        if let Some(hit) = threshold_hit(
-                            &mut self.windows,
-                            r,
-                            rule,
-                            t,
-                            batch,
-                            row,
-                            times.value(row),
-                        ) {
+                        if let Some(hit) =
+                            self.windows.count(r, rule, t, batch, row, times.value(row))
+                        {
                             hits.push(hit);
                         }
                     }
@@ -358,23 +359,28 @@ impl RuleEngine {
             }
             self.seen_prune_at = (2 * remembered(&self.seen)).max(SEEN_PRUNE_FLOOR);
         }
-        if self.windows.len() < self.windows_prune_at {
+        if self.windows.open.len() < self.windows_prune_at {
             return;
         }
         let rules = &self.rules;
-        self.windows.retain(|(r, _, start), _| {
+        self.windows.open.retain(|(r, _, start), _| {
             let window = rules[*r].threshold.as_ref().map_or(0, |t| t.window_micros);
             *start >= newest.saturating_sub(KEEP_WINDOWS * window)
         });
-        if self.windows.len() >= WINDOWS_LIMIT / 2 {
+        if self.windows.open.len() >= WINDOWS_LIMIT / 2 {
             // All recent (many groups at once): keep the newer half.
-            let mut starts: Vec<i64> = self.windows.keys().map(|(_, _, start)| *start).collect();
+            let mut starts: Vec<i64> = self
+                .windows
+                .open
+                .keys()
+                .map(|(_, _, start)| *start)
+                .collect();
             let middle = starts.len() / 2;
             let cut = *starts.select_nth_unstable(middle).1;
-            self.windows.retain(|(_, _, start), _| *start > cut);
+            self.windows.open.retain(|(_, _, start), _| *start > cut);
         }
-        self.windows.shrink_to_fit();
-        self.windows_prune_at = (2 * self.windows.len()).max(WINDOWS_PRUNE_FLOOR);
+        self.windows.open.shrink_to_fit();
+        self.windows_prune_at = (2 * self.windows.open.len()).max(WINDOWS_PRUNE_FLOOR);
     }
 
     fn build(&self, batch: &RecordBatch, hits: &[Hit]) -> Result<RecordBatch> {
@@ -434,57 +440,63 @@ impl RuleEngine {
     }
 }
 
-/// Counts one matching event into its window; returns the alert when the window reaches the
-/// threshold (once per window).
-fn threshold_hit(
-    windows: &mut Windows,
-    r: usize,
-    rule: &CompiledRule,
-    t: &Threshold,
-    batch: &RecordBatch,
-    row: usize,
-    time: i64,
-) -> Option<Hit> {
-    let mut group = Xxh3::new();
-    for &i in &t.group_by {
-        group.update(display(batch.column(i), row).as_bytes());
-        group.update(&[0x1f]);
-    }
-    let start = time.div_euclid(t.window_micros) * t.window_micros;
-    let window = windows.entry((r, group.digest128(), start)).or_default();
-    let n = match t.distinct {
-        Some(i) => {
-            let values = batch.column(i);
-            if values.is_valid(row) {
-                let value = xxh3_128(display(values, row).as_bytes());
-                window.distinct.insert(value);
+impl Windows {
+    /// Counts one matching event into its window; returns the alert when the window reaches the
+    /// threshold (once per window).
+    fn count(
+        &mut self,
+        r: usize,
+        rule: &CompiledRule,
+        t: &Threshold,
+        batch: &RecordBatch,
+        row: usize,
+        time: i64,
+    ) -> Option<Hit> {
+        self.key.clear();
+        for &i in &t.group_by {
+            self.key
+                .extend_from_slice(display(batch.column(i), row).as_bytes());
+            self.key.push(0x1f);
+        }
+        let start = time.div_euclid(t.window_micros) * t.window_micros;
+        let window = self
+            .open
+            .entry((r, xxh3_128(&self.key), start))
+            .or_default();
+        let n = match t.distinct {
+            Some(i) => {
+                let values = batch.column(i);
+                if values.is_valid(row) {
+                    let value = xxh3_128(display(values, row).as_bytes());
+                    window.distinct.insert(value);
+                }
+                window.distinct.len() as u64
             }
-            window.distinct.len() as u64
+            None => {
+                window.count += 1;
+                window.count
+            }
+        };
+        if n < t.count || window.fired {
+            return None;
         }
-        None => {
-            window.count += 1;
-            window.count
-        }
-    };
-    if n < t.count || window.fired {
-        return None;
+        window.fired = true;
+        let group: Vec<Cow<str>> = t
+            .group_by
+            .iter()
+            .map(|&i| display(batch.column(i), row))
+            .collect();
+        let group = group.join("\u{1f}");
+        Some(Hit {
+            rule: r,
+            row: row as u32,
+            count: n as i64,
+            alert_id: format!(
+                "{:032x}",
+                alert_key(&rule.def.id, &[&group, &start.to_string()])
+            ),
+        })
     }
-    window.fired = true;
-    let group: Vec<Cow<str>> = t
-        .group_by
-        .iter()
-        .map(|&i| display(batch.column(i), row))
-        .collect();
-    let group = group.join("\u{1f}");
-    Some(Hit {
-        rule: r,
-        row: row as u32,
-        count: n as i64,
-        alert_id: format!(
-            "{:032x}",
-            alert_key(&rule.def.id, &[&group, &start.to_string()])
-        ),
-    })
 }
 
 /// A value as text, null as empty: what thresholds group and count by.
@@ -600,11 +612,7 @@ fn per_value(
 }
 
 fn request_key(cluster: &str, audit_id: &str) -> u128 {
-    let mut h = Xxh3::new();
-    h.update(&(cluster.len() as u64).to_le_bytes());
-    h.update(cluster.as_bytes());
-    h.update(audit_id.as_bytes());
-    h.digest128()
+    xxh3_128_with_seed(audit_id.as_bytes(), xxh3_64(cluster.as_bytes()))
 }
 
 /// Deterministic alert IDs: replaying the same events gives the same alerts.

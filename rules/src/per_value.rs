@@ -8,11 +8,12 @@ use std::fmt;
 use std::hash::Hash;
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, ArrayRef, AsArray, Int32Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, RecordBatch};
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::{concat, take};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Result, exec_err};
+use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::ColumnarValue;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
@@ -112,17 +113,42 @@ impl PhysicalExpr for PerValue {
             .condition
             .evaluate(&values)?
             .into_array(values.num_rows())?;
+        // The same answer for every row (`resource = 'certificatesigningrequests'` in most
+        // batches): a constant, on which an `AND` or `OR` short-circuits.
+        if let Some(answers) = per_value.as_boolean_opt() {
+            let has_nulls = dictionary.null_count() > 0;
+            let asked = answers.slice(0, answers.len() - usize::from(!has_nulls));
+            if asked.null_count() == 0 && (asked.true_count() == 0 || asked.false_count() == 0) {
+                let answer = asked.true_count() > 0;
+                return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(answer))));
+            }
+        }
         let keys = dictionary.keys();
-        let keys = match keys.nulls() {
-            None => keys.clone(),
-            Some(nulls) => Int32Array::from_iter_values(
-                keys.values()
-                    .iter()
-                    .zip(nulls.iter())
-                    .map(|(&k, valid)| if valid { k } else { null }),
-            ),
+        let Some(answers) = per_value.as_boolean_opt().filter(|a| a.null_count() == 0) else {
+            // Answers that can be null (a condition not made `IS TRUE`): the general lookup.
+            let keys = Int32Array::from_iter_values((0..rows).map(|i| {
+                if keys.is_valid(i) {
+                    keys.value(i)
+                } else {
+                    null
+                }
+            }));
+            return Ok(ColumnarValue::Array(take(&per_value, &keys, None)?));
         };
-        Ok(ColumnarValue::Array(take(&per_value, &keys, None)?))
+        let answer = |key: i32| answers.values().value(key as usize);
+        let looked_up = match keys.nulls() {
+            None => BooleanBuffer::collect_bool(rows, |i| answer(keys.values()[i])),
+            Some(nulls) => BooleanBuffer::collect_bool(rows, |i| {
+                answer(if nulls.is_valid(i) {
+                    keys.values()[i]
+                } else {
+                    null
+                })
+            }),
+        };
+        Ok(ColumnarValue::Array(Arc::new(BooleanArray::new(
+            looked_up, None,
+        ))))
     }
 
     fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
