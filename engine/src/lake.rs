@@ -380,10 +380,11 @@ pub(crate) fn write_bounded(
 ///
 /// Codecs: zstd where it pays (the bodies, IDs, URIs and names: 95% of the bytes it saves), LZ4
 /// for the dictionary-encoded rest, none for the delta-packed times and the random hash, which
-/// zstd left the same size. A zstd column costs its writer about half a MiB of codec state per
+/// zstd left the same size. zstd at level 1: against level 3 on the generated 1M events it
+/// stores 2.4% more (58.7 against 57.3 MB) and ingest takes 5% less CPU (5.30 against 5.58 s). A zstd column costs its writer about half a MiB of codec state per
 /// open row group (a compression and a decompression context), and a server has several open.
 pub(crate) fn writer_properties() -> WriterProperties {
-    let zstd = Compression::ZSTD(ZstdLevel::try_new(3).expect("3 is a valid zstd level"));
+    let zstd = Compression::ZSTD(ZstdLevel::try_new(1).expect("1 is a valid zstd level"));
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::LZ4_RAW)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))

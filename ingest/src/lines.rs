@@ -39,36 +39,64 @@ pub fn for_each_document(
     let mut line = 0usize;
     let mut seen_content = false;
     loop {
-        buf.clear();
         line += 1;
-        let (n, overflow) =
-            read_line(input, &mut buf).map_err(|source| Error::Read { line, source })?;
-        if n == 0 {
-            return Ok(());
-        }
-        if overflow {
-            each(Document::Invalid {
-                line,
-                reason: format!("line longer than {} MiB", MAX_LINE_BYTES >> 20),
-            });
-            continue;
-        }
-        let text = trim(&buf);
-        if text.is_empty() {
-            continue;
-        }
-        if !seen_content {
+        let read = |source| Error::Read { line, source };
+        // A line wholly in the reader's buffer is handed on from there; only one that crosses
+        // the end of the buffer is gathered in `buf` first.
+        let available = fill(input).map_err(read)?;
+        let whole = memchr(available)
+            .map(|i| i + 1)
+            .filter(|&n| n <= MAX_LINE_BYTES);
+        let (raw, in_buffer) = match whole {
+            Some(n) => (&available[..n], true),
+            None => {
+                buf.clear();
+                let (n, overflow) = read_line(input, &mut buf).map_err(read)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                if overflow {
+                    each(Document::Invalid {
+                        line,
+                        reason: format!("line longer than {} MiB", MAX_LINE_BYTES >> 20),
+                    });
+                    continue;
+                }
+                (buf.as_slice(), false)
+            }
+        };
+        let consumed = raw.len();
+        let text = trim(raw);
+        if !text.is_empty() && !seen_content {
             seen_content = true;
             if starts_multi_line_value(text) {
-                let mut all = std::mem::take(&mut buf);
-                input
-                    .read_to_end(&mut all)
-                    .map_err(|source| Error::Read { line, source })?;
+                let mut all = raw.to_vec();
+                if in_buffer {
+                    input.consume(consumed);
+                }
+                input.read_to_end(&mut all).map_err(read)?;
                 whole_values(&all, line, &mut each);
                 return Ok(());
             }
         }
-        each(Document::Json { line, bytes: text });
+        if !text.is_empty() {
+            each(Document::Json { line, bytes: text });
+        }
+        if in_buffer {
+            input.consume(consumed);
+        }
+    }
+}
+
+/// The reader's buffered bytes, reading more when it has none; empty at the end.
+fn fill(input: &mut dyn BufRead) -> std::io::Result<&[u8]> {
+    loop {
+        match input.fill_buf() {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // Re-borrowed: returning the first borrow from inside the loop does not compile.
+            Ok(_) => return input.fill_buf(),
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -164,16 +192,25 @@ fn whole_values(all: &[u8], first_line: usize, each: &mut impl FnMut(Document<'_
 mod tests {
     use super::*;
 
+    /// The documents of `input`, the same whatever the reader's buffer size: lines that cross
+    /// the end of the buffer are gathered, lines within it are handed on from it.
     fn collect(input: &[u8]) -> Vec<(usize, String)> {
-        let mut out = Vec::new();
-        let mut reader = std::io::BufReader::with_capacity(7, input);
-        for_each_document(&mut reader, |d| match d {
-            Document::Json { line, bytes } => {
-                out.push((line, String::from_utf8_lossy(bytes).into()))
-            }
-            Document::Invalid { line, reason } => out.push((line, format!("!{reason}"))),
-        })
-        .expect("in-memory read");
+        let read = |capacity| {
+            let mut out = Vec::new();
+            let mut reader = std::io::BufReader::with_capacity(capacity, input);
+            for_each_document(&mut reader, |d| match d {
+                Document::Json { line, bytes } => {
+                    out.push((line, String::from_utf8_lossy(bytes).into()))
+                }
+                Document::Invalid { line, reason } => out.push((line, format!("!{reason}"))),
+            })
+            .expect("in-memory read");
+            out
+        };
+        let out = read(7);
+        for capacity in [1, 12, 1 << 20] {
+            assert_eq!(read(capacity), out, "buffer of {capacity} bytes");
+        }
         out
     }
 
