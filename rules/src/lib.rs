@@ -44,6 +44,7 @@ pub mod format;
 pub mod pack;
 mod per_value;
 mod regex_match;
+mod rewrite;
 mod template;
 
 pub use compile::{CompiledPack, CompiledRule, parse_duration};
