@@ -160,12 +160,18 @@ pub(crate) mod tests {
         RecordBatch::try_new(Arc::new(schema), columns).expect("batch")
     }
 
+    /// `sql` planned over `schema` as DataFusion plans it, before any rewrite.
+    fn planned(sql: &str, schema: &Schema) -> Arc<dyn PhysicalExpr> {
+        let df_schema = DFSchema::try_from(schema.clone()).expect("schema");
+        let ctx = crate::compile::session();
+        let logical = ctx.parse_sql_expr(sql, &df_schema).expect(sql);
+        ctx.create_physical_expr(logical, &df_schema).expect(sql)
+    }
+
     #[test]
     fn rewritten_conditions_are_true_where_the_plain_ones_are() {
         let batch = combinations();
         let schema = batch.schema();
-        let df_schema = DFSchema::try_from(schema.as_ref().clone()).expect("schema");
-        let ctx = crate::compile::session();
         // The batch with `a` and `b` dictionary-encoded after its columns.
         let mut columns = batch.columns().to_vec();
         let mut fields = schema.fields().to_vec();
@@ -192,8 +198,7 @@ pub(crate) mod tests {
             "a = b OR (a LIKE '%z' AND b ~ '^$')",
         ];
         for sql in conditions {
-            let logical = ctx.parse_sql_expr(sql, &df_schema).expect(sql);
-            let plain = ctx.create_physical_expr(logical, &df_schema).expect(sql);
+            let plain = planned(sql, &schema);
             let expected = plain.evaluate(&batch).expect(sql);
             let expected = expected.into_array(batch.num_rows()).expect(sql);
             let rewritten = is_true(&compiled_regexes(&plain), &schema);
@@ -213,13 +218,8 @@ pub(crate) mod tests {
 
     #[test]
     fn constant_patterns_are_compiled_once_and_single_column_tests_run_per_value() {
-        let batch = combinations();
-        let schema = batch.schema();
-        let df_schema = DFSchema::try_from(schema.as_ref().clone()).expect("schema");
-        let ctx = crate::compile::session();
-        let sql = "a ~* '^SYS' AND b LIKE 'x%' AND n > 1";
-        let logical = ctx.parse_sql_expr(sql, &df_schema).expect(sql);
-        let plain = ctx.create_physical_expr(logical, &df_schema).expect(sql);
+        let schema = combinations().schema();
+        let plain = planned("a ~* '^SYS' AND b LIKE 'x%' AND n > 1", &schema);
         let compiled = compiled_regexes(&plain);
         let mut found = 0;
         compiled
