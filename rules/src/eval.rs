@@ -51,7 +51,7 @@ const SEEN_PRUNE_FLOOR: usize = 1 << 14;
 /// Columns with few distinct values that conditions test over and over (`verb IN (...)`,
 /// `resource = 'secrets'`, `user_name LIKE 'system:%'`, `user_agent ~* '^(curl|python|...)'`).
 /// Each one that at least two tests read is dictionary-encoded once per batch, and each test
-/// that reads it alone runs once per distinct value ([`PerValue`]) instead of once per row.
+/// that reads it alone runs once per distinct value ([`crate::per_value::PerValue`]) instead of once per row.
 const DICTIONARY_CANDIDATES: &[&str] = &[
     event::VERB,
     event::RESOURCE,
@@ -179,9 +179,10 @@ impl RuleEngine {
             DICTIONARY_CANDIDATES.contains(&field.name().as_str())
                 && field.data_type() == &DataType::Utf8
         };
-        let conditions: Vec<_> = rules.iter().map(|r| &r.expr).chain(&macros.exprs).collect();
-        let conditions: Vec<_> = conditions
-            .into_iter()
+        let conditions: Vec<_> = rules
+            .iter()
+            .map(|r| &r.expr)
+            .chain(&macros.exprs)
             .map(|e| is_true(&compiled_regexes(e), &macros.schema))
             .collect();
         let mut uses: HashMap<usize, usize> = HashMap::new();
