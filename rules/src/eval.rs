@@ -23,6 +23,7 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::utils::collect_columns;
 use xxhash_rust::xxh3::{Xxh3, Xxh3DefaultBuilder, xxh3_64, xxh3_128, xxh3_128_with_seed};
 
+use crate::all_of::conjunctions;
 use crate::compile::{CompiledPack, CompiledRule, Threshold};
 use crate::error::{Error, Result};
 use crate::rewrite::{compiled_regexes, is_true, per_value};
@@ -122,9 +123,10 @@ pub struct RuleEngine {
     windows_prune_at: usize,
     newest_micros: i64,
     /// Per rule (in `rules` order), its condition over only the columns it reads, and which
-    /// columns of the macro-extended batch those are. DataFusion narrows a batch to the rows an
-    /// `AND`'s left side selects before evaluating its right side; given every column, it copied
-    /// the request and response bodies at each such step, and that was most of the rules' cost.
+    /// columns of the macro-extended batch those are. A test run on only the rows the tests
+    /// before it selected filters the columns it reads first ([`crate::all_of::AllOf`], and
+    /// DataFusion's `OR`); given every column, that copied the request and response bodies at
+    /// each such step, and that was most of the rules' cost.
     narrow: Vec<Narrowed>,
     /// The macros, the same way over the `events` columns they read.
     narrow_macros: Vec<Narrowed>,
@@ -135,13 +137,16 @@ pub struct RuleEngine {
 }
 
 /// An expression rewritten to read a projection of its batch.
-struct Narrowed {
-    columns: Vec<usize>,
-    expr: Arc<dyn PhysicalExpr>,
+#[derive(Debug)]
+pub(crate) struct Narrowed {
+    /// The columns of the batch it reads, in order.
+    pub(crate) columns: Vec<usize>,
+    /// The expression, reading those columns as the projection's.
+    pub(crate) expr: Arc<dyn PhysicalExpr>,
 }
 
 impl Narrowed {
-    fn new(expr: &Arc<dyn PhysicalExpr>) -> Self {
+    pub(crate) fn new(expr: &Arc<dyn PhysicalExpr>) -> Self {
         let mut columns: Vec<usize> = collect_columns(expr).iter().map(Column::index).collect();
         columns.sort_unstable();
         columns.dedup();
@@ -185,12 +190,14 @@ impl RuleEngine {
             .chain(&macros.exprs)
             .map(|e| is_true(&compiled_regexes(e), &macros.schema))
             .collect();
+        let lookups = Arc::default();
         let mut uses: HashMap<usize, usize> = HashMap::new();
         for condition in &conditions {
-            per_value(condition, &macros.schema, &candidate, &mut |column| {
+            let count = &mut |column| {
                 *uses.entry(column).or_default() += 1;
                 None
-            });
+            };
+            per_value(condition, &macros.schema, &candidate, count, &lookups);
         }
         let mut fields = macros.schema.fields().to_vec();
         let mut dictionaries = Vec::new();
@@ -205,9 +212,9 @@ impl RuleEngine {
         }
         let schema = Arc::new(Schema::new(fields));
         let mut narrowed = conditions.iter().map(|e| {
-            Narrowed::new(&per_value(e, &macros.schema, &candidate, &mut |column| {
-                encoded.get(&column).cloned()
-            }))
+            let encoded = &mut |column| encoded.get(&column).cloned();
+            let looked_up = per_value(e, &macros.schema, &candidate, encoded, &lookups);
+            Narrowed::new(&conjunctions(&looked_up))
         });
         let narrow = narrowed.by_ref().take(rules.len()).collect();
         let narrow_macros = narrowed.collect();

@@ -15,6 +15,8 @@
 //! - `expand`: macros, lists and exceptions into SQL.
 //! - [`compile`]: validation and compilation ([`CompiledPack`]).
 //! - [`eval`]: the [`RuleEngine`].
+//! - `rewrite`, `regex_match`, `per_value`, `all_of`: conditions rewritten to run faster, each
+//!   rewrite keeping the rows a condition is true on.
 //! - `template`: `output` rendering.
 //! - [`examples`]: running every rule's examples.
 //!
@@ -35,6 +37,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod all_of;
 pub mod compile;
 mod error;
 pub mod eval;

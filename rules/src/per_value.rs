@@ -6,9 +6,11 @@
 
 use std::fmt;
 use std::hash::Hash;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, RecordBatch};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array, RecordBatch,
+};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::{concat, take};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
@@ -31,6 +33,71 @@ pub(crate) struct PerValue {
     dictionary: Arc<dyn PhysicalExpr>,
     /// The condition, reading the values as column 0 of [`VALUES`].
     condition: Arc<dyn PhysicalExpr>,
+    /// Lookups already done, shared with the other tests of the same engine.
+    lookups: Arc<Lookups>,
+}
+
+/// Dictionary arrays whose lookups are remembered at most: a batch has a dozen.
+const LOOKUP_KEYS: usize = 16;
+
+/// Rows already looked up, shared by the [`PerValue`]s of one engine. Many tests give the same
+/// answers per value (`resource = 'pods'` is in a dozen rules, and `verb IN (...)` in most), so
+/// each (keys, answers) pair is looked up once per batch and the rest reuse it.
+#[derive(Debug, Default)]
+pub(crate) struct Lookups {
+    /// Per dictionary array (held, so that its buffers are never another array's while
+    /// remembered), the answers per value looked up in it and the rows they gave; oldest first.
+    done: Mutex<Vec<Done>>,
+}
+
+/// The lookups done in one dictionary array.
+#[derive(Debug)]
+struct Done {
+    dictionary: DictionaryArray<Int32Type>,
+    /// Answers per value, and the rows they gave.
+    answers: Vec<(BooleanBuffer, BooleanBuffer)>,
+}
+
+impl Lookups {
+    /// `answers` looked up by the keys of `dictionary`, or what the same lookup gave before.
+    fn rows(
+        &self,
+        answers: &BooleanArray,
+        dictionary: &DictionaryArray<Int32Type>,
+    ) -> BooleanBuffer {
+        let keys = dictionary.keys();
+        let same = |d: &DictionaryArray<Int32Type>| {
+            let k = d.keys();
+            k.len() == keys.len()
+                && k.offset() == keys.offset()
+                && k.values().inner().as_ptr() == keys.values().inner().as_ptr()
+                && k.nulls() == keys.nulls()
+                && Arc::ptr_eq(d.values(), dictionary.values())
+        };
+        let Ok(mut done) = self.done.lock() else {
+            return look_up(answers, keys);
+        };
+        let at = match done.iter().position(|d| same(&d.dictionary)) {
+            Some(at) => at,
+            None => {
+                if done.len() == LOOKUP_KEYS {
+                    done.remove(0);
+                }
+                done.push(Done {
+                    dictionary: dictionary.clone(),
+                    answers: Vec::new(),
+                });
+                done.len() - 1
+            }
+        };
+        let remembered = &mut done[at].answers;
+        if let Some((_, rows)) = remembered.iter().find(|(a, _)| a == answers.values()) {
+            return rows.clone();
+        }
+        let rows = look_up(answers, keys);
+        remembered.push((answers.values().clone(), rows.clone()));
+        rows
+    }
 }
 
 impl PartialEq for PerValue {
@@ -55,6 +122,7 @@ impl PerValue {
         condition: &Arc<dyn PhysicalExpr>,
         column: usize,
         dictionary: Column,
+        lookups: &Arc<Lookups>,
     ) -> Option<Arc<dyn PhysicalExpr>> {
         let columns = collect_columns(condition);
         if columns.len() != 1 || columns.iter().any(|c| c.index() != column) {
@@ -73,6 +141,7 @@ impl PerValue {
         Some(Arc::new(Self {
             dictionary: Arc::new(dictionary),
             condition,
+            lookups: Arc::clone(lookups),
         }))
     }
 }
@@ -80,6 +149,41 @@ impl PerValue {
 impl fmt::Display for PerValue {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "per value of {}: {}", self.dictionary, self.condition)
+    }
+}
+
+/// Each row's answer: `answers[key]`, or the last answer (the null value's) where the key is null.
+///
+/// The answers are spread to one byte each in a table whose length is a power of two, so each
+/// row is one masked load and no bounds check: this runs for every row of a batch for each of
+/// the hundred-odd tests of the pack.
+fn look_up(answers: &BooleanArray, keys: &Int32Array) -> BooleanBuffer {
+    let len = answers.len().next_power_of_two();
+    let mask = len - 1;
+    let mut table = vec![0u8; len];
+    for (slot, answer) in table.iter_mut().zip(answers.values()) {
+        *slot = u8::from(answer);
+    }
+    let table = &table[..=mask];
+    let mut words = Vec::with_capacity(keys.len().div_ceil(64));
+    for chunk in keys.values().chunks(64) {
+        let mut word = 0u64;
+        for (bit, key) in chunk.iter().enumerate() {
+            word |= u64::from(table[*key as usize & mask]) << bit;
+        }
+        words.push(word);
+    }
+    let looked_up = BooleanBuffer::new(words.into(), 0, keys.len());
+    match keys.nulls() {
+        // A null key's slot holds any value: its rows take the null value's answer instead.
+        Some(nulls) => {
+            let null_answer = answers.values().value(answers.len() - 1);
+            match null_answer {
+                true => &looked_up | &!nulls.inner(),
+                false => &looked_up & nulls.inner(),
+            }
+        }
+        None => looked_up,
     }
 }
 
@@ -135,19 +239,9 @@ impl PhysicalExpr for PerValue {
             }));
             return Ok(ColumnarValue::Array(take(&per_value, &keys, None)?));
         };
-        let answer = |key: i32| answers.values().value(key as usize);
-        let looked_up = match keys.nulls() {
-            None => BooleanBuffer::collect_bool(rows, |i| answer(keys.values()[i])),
-            Some(nulls) => BooleanBuffer::collect_bool(rows, |i| {
-                answer(if nulls.is_valid(i) {
-                    keys.values()[i]
-                } else {
-                    null
-                })
-            }),
-        };
         Ok(ColumnarValue::Array(Arc::new(BooleanArray::new(
-            looked_up, None,
+            self.lookups.rows(answers, dictionary),
+            None,
         ))))
     }
 
@@ -165,6 +259,7 @@ impl PhysicalExpr for PerValue {
         Ok(Arc::new(Self {
             dictionary,
             condition: Arc::clone(&self.condition),
+            lookups: Arc::clone(&self.lookups),
         }))
     }
 

@@ -12,7 +12,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal, NotExpr};
 use datafusion::physical_expr::utils::collect_columns;
 
-use crate::per_value::PerValue;
+use crate::per_value::{Lookups, PerValue};
 use crate::regex_match::RegexMatch;
 
 /// `condition` with each match against a constant pattern compiled once.
@@ -90,6 +90,7 @@ pub(crate) fn per_value(
     schema: &Schema,
     candidate: &dyn Fn(usize) -> bool,
     dictionary: &mut dyn FnMut(usize) -> Option<Column>,
+    lookups: &Arc<Lookups>,
 ) -> Arc<dyn PhysicalExpr> {
     Arc::clone(condition)
         .transform_down(|e| {
@@ -103,7 +104,7 @@ pub(crate) fn per_value(
                 return Ok(Transformed::no(e));
             }
             // The largest such part: its own parts are not looked at.
-            let wrapped = dictionary(column).and_then(|d| PerValue::wrap(&e, column, d));
+            let wrapped = dictionary(column).and_then(|d| PerValue::wrap(&e, column, d, lookups));
             Ok(match wrapped {
                 Some(w) => Transformed::new(w, true, TreeNodeRecursion::Jump),
                 None => Transformed::new(e, false, TreeNodeRecursion::Jump),
@@ -123,6 +124,7 @@ pub(crate) mod tests {
     use datafusion::common::DFSchema;
 
     use super::*;
+    use crate::all_of::{AllOf, conjunctions};
     use crate::eval::dictionary_type;
 
     /// Where `values` is true (not null), as a boolean array without nulls.
@@ -197,14 +199,29 @@ pub(crate) mod tests {
             "NOT (NOT (a = '' AND NOT b = 'x') OR n = 500)",
             "a = b OR (a LIKE '%z' AND b ~ '^$')",
         ];
-        for sql in conditions {
+        // Conjunctions with a costly test (of two columns): after cheap tests selecting few
+        // rows, so it runs on those only; first, so it moves last; after a costly `OR`.
+        let conjunctions_with_costly_tests = [
+            "a = 'x' AND b = 'y' AND n = 500 AND a || b = 'xy'",
+            "a || b LIKE '%y' AND n > 1 AND NOT a = 'x'",
+            "a = 'sys:z' AND (a < b OR b IS NULL) AND n IS NOT NULL",
+        ];
+        for sql in conditions.iter().chain(&conjunctions_with_costly_tests) {
             let plain = planned(sql, &schema);
             let expected = plain.evaluate(&batch).expect(sql);
             let expected = expected.into_array(batch.num_rows()).expect(sql);
             let rewritten = is_true(&compiled_regexes(&plain), &schema);
-            let rewritten = per_value(&rewritten, &schema, &|c| c < 2, &mut |c| {
-                Some(Column::new(&format!("d{c}"), 3 + c))
-            });
+            let rewritten = per_value(
+                &rewritten,
+                &schema,
+                &|c| c < 2,
+                &mut |c| Some(Column::new(&format!("d{c}"), 3 + c)),
+                &Arc::default(),
+            );
+            let rewritten = conjunctions(&rewritten);
+            if conjunctions_with_costly_tests.contains(sql) {
+                assert!(rewritten.downcast_ref::<AllOf>().is_some(), "{rewritten}");
+            }
             let got = rewritten.evaluate(&extended).expect(sql);
             let got = got.into_array(batch.num_rows()).expect(sql);
             assert_eq!(got.null_count(), 0, "{sql}");
@@ -238,6 +255,7 @@ pub(crate) mod tests {
                 asked.push(c);
                 Some(Column::new(&format!("d{c}"), 3 + c))
             },
+            &Arc::default(),
         );
         // `a`'s test and `b`'s, not `n`'s (not a candidate) nor the whole (three columns).
         assert_eq!(asked, [0, 1], "{wrapped}");

@@ -1,6 +1,8 @@
 //! `output` templates: `{column}` placeholders filled from the event that fired, and `{count}`.
 
-use arrow::array::RecordBatch;
+use std::fmt::Write;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 /// A parsed template: literal text and column indices, alternating.
@@ -51,20 +53,33 @@ impl Template {
 
     /// Renders the template for one row of an `events` batch; nulls render as `-`.
     pub(crate) fn render(&self, batch: &RecordBatch, row: usize, count: i64) -> String {
-        let options = FormatOptions::default().with_null("-");
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
-                Part::Count => out.push_str(&count.to_string()),
-                Part::Column(i) => {
-                    match ArrayFormatter::try_new(batch.column(*i).as_ref(), &options) {
-                        Ok(f) => out.push_str(&f.value(row).to_string()),
-                        Err(_) => out.push('?'),
-                    }
+                Part::Count => {
+                    let _ = write!(out, "{count}");
                 }
+                Part::Column(i) => push_value(&mut out, batch.column(*i), row),
             }
         }
         out
+    }
+}
+
+/// Appends one value as text: strings as they are, other types as Arrow displays them.
+fn push_value(out: &mut String, values: &ArrayRef, row: usize) {
+    if values.is_null(row) {
+        out.push('-');
+    } else if let Some(text) = values.as_string_opt::<i32>() {
+        out.push_str(text.value(row));
+    } else {
+        let options = FormatOptions::default().with_null("-");
+        match ArrayFormatter::try_new(values.as_ref(), &options) {
+            Ok(f) => {
+                let _ = write!(out, "{}", f.value(row));
+            }
+            Err(_) => out.push('?'),
+        }
     }
 }
