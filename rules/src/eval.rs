@@ -25,6 +25,7 @@ use xxhash_rust::xxh3::{Xxh3, Xxh3DefaultBuilder, xxh3_64, xxh3_128, xxh3_128_wi
 
 use crate::all_of::conjunctions;
 use crate::compile::{CompiledPack, CompiledRule, Threshold};
+use crate::dictionary;
 use crate::error::{Error, Result};
 use crate::rewrite::{compiled_regexes, is_true, per_value};
 
@@ -330,7 +331,10 @@ impl RuleEngine {
         let placeholder: ArrayRef = Arc::new(BooleanArray::from(BooleanBuffer::new_unset(rows)));
         columns.extend(self.narrow_macros.iter().map(|_| Arc::clone(&placeholder)));
         for &c in &self.dictionaries {
-            columns.push(cast(batch.column(c), &dictionary_type())?);
+            columns.push(match batch.column(c).as_string_opt::<i32>() {
+                Some(strings) => Arc::new(dictionary::encode(strings)),
+                None => cast(batch.column(c), &dictionary_type())?,
+            });
         }
         let first_macro = batch.num_columns();
         let inputs = RecordBatch::try_new(Arc::clone(&self.schema), columns.clone())?;

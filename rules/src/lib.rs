@@ -39,6 +39,7 @@
 
 mod all_of;
 pub mod compile;
+mod dictionary;
 mod error;
 pub mod eval;
 pub mod examples;
