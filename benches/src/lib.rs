@@ -95,7 +95,7 @@ pub fn store(input: &[u8], data_dir: &Path) -> Result<u64, String> {
 
 /// `sample-logs/` of this repository.
 pub fn sample_logs_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-logs")
+    auditlake_schema::package_dir(env!("CARGO_MANIFEST_DIR")).join("../sample-logs")
 }
 
 /// Every event of `sample-logs/*.log`, parsed.

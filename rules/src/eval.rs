@@ -546,7 +546,7 @@ mod tests {
 
     /// Every sample log, decoded into one batch.
     fn samples() -> RecordBatch {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-logs");
+        let dir = auditlake_schema::package_dir(env!("CARGO_MANIFEST_DIR")).join("../sample-logs");
         let mut decoder = Decoder::new(None);
         let mut rejected = Vec::new();
         for entry in std::fs::read_dir(&dir).expect("sample-logs") {

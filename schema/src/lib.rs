@@ -50,3 +50,11 @@ pub use columns::{alerts_schema, events_schema};
 pub use decode::{DEFAULT_CLUSTER, Decoder, Rejection};
 pub use error::{Error, Result};
 pub use redact::REDACTED;
+
+/// The directory of the package being run by cargo (`cargo test`, `cargo bench`), else
+/// `built_in`, the caller's `env!("CARGO_MANIFEST_DIR")`: where tests and benchmarks find
+/// `sample-logs/`. Asked at run time because a build shared by several checkouts (one target
+/// directory) keeps the path of whichever checkout compiled it, which may be gone.
+pub fn package_dir(built_in: &'static str) -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| built_in.into(), Into::into)
+}

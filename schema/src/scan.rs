@@ -433,14 +433,14 @@ fn special_bytes(word: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
 
     use super::*;
 
     /// Every line of the sample logs and of the real captures next to the repository, and each
     /// whole `.json` capture (some are pretty-printed), with each item of the lists among them.
     fn documents() -> Vec<String> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = crate::package_dir(env!("CARGO_MANIFEST_DIR")).join("..");
         let real = root.join("../shared/real-audit-logs");
         let mut files: Vec<PathBuf> = Vec::new();
         for dir in [

@@ -16,7 +16,7 @@ use std::process::{Command, Output};
 
 /// The repository root (where `sample-logs/` is).
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    auditlake_schema::package_dir(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// `../shared/real-audit-logs`, next to the repository.

@@ -122,10 +122,10 @@ async fn post(
 }
 
 fn sample_events() -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../sample-logs/exec-into-pod.log"
-    ))
+    let text = std::fs::read_to_string(
+        auditlake_schema::package_dir(env!("CARGO_MANIFEST_DIR"))
+            .join("../sample-logs/exec-into-pod.log"),
+    )
     .expect("sample log");
     text.lines()
         .filter(|l| !l.trim().is_empty())

@@ -26,7 +26,7 @@ pub fn pack() -> CompiledPack {
 pub fn sample_lake(dir: &Path) {
     let pack = pack();
     let mut pipeline = Pipeline::open(dir, Some(RuleEngine::new(&pack))).expect("pipeline");
-    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-logs");
+    let samples = auditlake_schema::package_dir(env!("CARGO_MANIFEST_DIR")).join("../sample-logs");
     let mut files: Vec<_> = std::fs::read_dir(&samples)
         .expect("sample-logs")
         .map(|e| e.expect("entry").path())

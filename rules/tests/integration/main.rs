@@ -7,5 +7,5 @@ use std::path::PathBuf;
 
 /// The repository root, where example references (`sample-logs/...`) resolve.
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    auditlake_schema::package_dir(env!("CARGO_MANIFEST_DIR")).join("..")
 }
