@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import namedtuple
 from pathlib import Path
 
 QUERIES = [
@@ -43,8 +44,11 @@ QUERIES = [
 DUCKDB_JSON = "read_json_auto('{path}', format = 'newline_delimited', sample_size = -1)"
 
 
+Run = namedtuple("Run", "out err wall cpu rss")
+
+
 def measured(cmd, env=None):
-    """Runs cmd with stdout captured; returns (stdout, wall s, cpu s, peak RSS MiB)."""
+    """Runs cmd with stdout and stderr captured; returns a Run (wall s, cpu s, peak RSS MiB)."""
     started = time.monotonic()
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
@@ -56,7 +60,7 @@ def measured(cmd, env=None):
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         sys.exit(f"{' '.join(map(str, cmd))} failed ({code}):\n{err.decode()[-4000:]}")
-    return out, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    return Run(out, err.decode(), wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
 def duckdb(sql, db=None, threads=None):
@@ -74,9 +78,9 @@ def duckdb(sql, db=None, threads=None):
         "cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)\n"
         "print(json.dumps({'rows': [list(r) for r in rows], 'wall': t1 - t0, 'cpu': cpu}, default=str))\n"
     )
-    out, _, _, rss = measured([sys.executable, "-c", script, sql])
-    result = json.loads(out.splitlines()[-1])
-    return result["rows"], result["wall"], result["cpu"], rss
+    run = measured([sys.executable, "-c", script, sql])
+    result = json.loads(run.out.splitlines()[-1])
+    return result["rows"], result["wall"], result["cpu"], run.rss
 
 
 def lake_bytes(data_dir, table):
@@ -117,8 +121,7 @@ def main():
     print(f"  {size / n:.0f} bytes per event", file=sys.stderr)
 
     print("decode + normalize on one thread ...", file=sys.stderr)
-    out, _, _, _ = measured([args.examples / "decode_file", str(small)])
-    decode = json.loads(out)
+    decode = json.loads(measured([args.examples / "decode_file", str(small)]).out)
     assert decode["events"] == n and decode["rejected"] == 0, decode
     table.append(("decode+normalize, events/s per core", f"{decode['events_per_s']:,.0f}", "", "",
                   "≥ 450,000", decode["events_per_s"] >= 450_000))
@@ -132,20 +135,19 @@ def main():
     rss = 0
     for run in range(3):
         print(f"auditlake replay, rule pack on, then off ({run + 1}/3) ...", file=sys.stderr)
-        _, w, c, r = measured(
+        run = measured(
             [args.auditlake, "replay", "--data-dir", str(fresh(data)), str(small)], env)
-        cpu, wall, rss = min(cpu, c), min(wall, w), max(rss, r)
-        _, _, c, _ = measured(
+        cpu, wall, rss = min(cpu, run.cpu), min(wall, run.wall), max(rss, run.rss)
+        run = measured(
             [args.auditlake, "replay", "--no-rules", "--data-dir", str(fresh(bare)), str(small)],
             env)
-        cpu_bare = min(cpu_bare, c)
+        cpu_bare = min(cpu_bare, run.cpu)
     shutil.rmtree(bare, ignore_errors=True)
     replay_rate = n / cpu
     rule_share = max(0.0, (cpu - cpu_bare) / cpu)
 
     print("round trip check ...", file=sys.stderr)
-    out, _, _, _ = measured([args.examples / "roundtrip", str(small), str(data), "997"])
-    trip = json.loads(out)
+    trip = json.loads(measured([args.examples / "roundtrip", str(small), str(data), "997"]).out)
 
     print("DuckDB NDJSON -> Parquet ...", file=sys.stderr)
     duck_parquet = args.work / "duckdb-small.parquet"
@@ -183,8 +185,8 @@ def main():
         # whether ingest memory stays bounded at ten times the input.
         print(f"auditlake replay of {q:,} events ...", file=sys.stderr)
         lake = fresh(args.work / f"lake-{args.seed}-{q}")
-        _, _, big_cpu, big_rss = measured(
-            [args.auditlake, "replay", "--data-dir", str(lake), str(big)], env)
+        big_run = measured([args.auditlake, "replay", "--data-dir", str(lake), str(big)], env)
+        big_cpu, big_rss = big_run.cpu, big_run.rss
         table.append((f"ingest peak RSS replaying {q / 1e6:.0f}M events, MiB", f"{big_rss:.0f}",
                       "", "", "≤ 256", big_rss <= 256))
         table.append((f"replay of {q / 1e6:.0f}M events, events per CPU-second",
@@ -198,28 +200,33 @@ def main():
         worst_rss = 0
         for title, ours, theirs in QUERIES:
             print(f"query: {title} ...", file=sys.stderr)
-            # Best of three for the Parquet engines (warm page cache for both); one run over JSON.
-            best = None
-            for _ in range(3):
-                out, wall, _, qrss = measured(
-                    [args.auditlake, "query", "--format", "json", "--data-dir", str(lake), ours])
-                worst_rss = max(worst_rss, qrss)
-                best = wall if best is None else min(best, wall)
-                ours_rows = [list(r.values()) for r in json.loads(out)]
-            duck_best = None
-            for _ in range(3):
+            # Best of five for the Parquet engines (warm page cache for both); one run over JSON.
+            # Like for like: auditlake's own time (`--timing`: planning, opening the lake's hour
+            # files, reading, computing) against DuckDB's statement in a process it has started.
+            # The whole `auditlake query` process (starting it, printing) is shown beside it.
+            best = best_process = float("inf")
+            for _ in range(5):
+                run = measured([args.auditlake, "query", "--timing", "--format", "json",
+                                "--data-dir", str(lake), ours])
+                worst_rss = max(worst_rss, run.rss)
+                best = min(best, float(run.err.strip().removeprefix("time: ").removesuffix(" s")))
+                best_process = min(best_process, run.wall)
+                ours_rows = [list(r.values()) for r in json.loads(run.out)]
+            duck_best = float("inf")
+            for _ in range(5):
                 rows, dwall, _, _ = duckdb(theirs.format(src=f"read_parquet('{big_parquet}')"))
-                duck_best = dwall if duck_best is None else min(duck_best, dwall)
+                duck_best = min(duck_best, dwall)
             json_rows, jwall, _, _ = duckdb(theirs.format(src=DUCKDB_JSON.format(path=big)))
             same = ours_rows == rows == json_rows
             if not same:
                 print(f"  answers differ:\n  auditlake {ours_rows}\n  duckdb {rows}\n  json {json_rows}",
                       file=sys.stderr)
-            table.append((f"query over {q / 1e6:.0f}M: {title}, s", f"{best:.2f}",
-                          f"{duck_best:.2f} (Parquet) / {jwall:.1f} (JSON)",
-                          f"{best / duck_best:.2f} / {jwall / best:.0f}× faster",
+            table.append((f"query over {q / 1e6:.0f}M: {title}, s (whole process)",
+                          f"{best:.3f} ({best_process:.2f})",
+                          f"{duck_best:.3f} (Parquet) / {jwall:.1f} (JSON)",
+                          f"{best / duck_best:.2f} / {jwall / best_process:.0f}× faster",
                           "≤ 1.0 and ≥ 10× faster than JSON",
-                          same and best <= duck_best and jwall >= 10 * best))
+                          same and best <= duck_best and jwall >= 10 * best_process))
         table.append(("query peak RSS, MiB", f"{worst_rss:.0f}", "", "", "≤ 256", worst_rss <= 256))
 
     print()

@@ -285,6 +285,10 @@ pub struct QueryArgs {
     /// Output format [default: table on a terminal, json otherwise]
     #[arg(long, env = "AUDITLAKE_FORMAT")]
     pub format: Option<Format>,
+    /// Print the query's own time to stderr (`time: 0.084 s`): planning, reading the files and
+    /// computing the answer, not starting up or printing it
+    #[arg(long)]
+    pub timing: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

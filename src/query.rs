@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use auditlake_engine::{QueryEngine, QueryLimits};
 
@@ -19,10 +20,18 @@ pub fn run(settings: &Settings, args: QueryArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let engine = QueryEngine::open(&settings.data_dir, QueryLimits::default())?;
+    let started = Instant::now();
     let result = runtime.block_on(engine.query(&args.sql))?;
+    let took = started.elapsed();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     output::write(&result, format, &mut out)?;
     std::io::Write::flush(&mut out)?;
+    if args.timing {
+        eprintln!("time: {:.3} s", took.as_secs_f64());
+    }
+    // The process ends here: freeing the session's cache of every file's footer, one by one,
+    // was 5% of a query's CPU over 240 hour files.
+    std::mem::forget(engine);
     Ok(ExitCode::SUCCESS)
 }

@@ -262,8 +262,11 @@ impl TableProvider for LakeTable {
                 .iter()
                 .map(|f| ListingTableUrl::parse(f.display().to_string()))
                 .collect::<Result<Vec<_>>>()?;
-            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-                .with_file_extension(".parquet");
+            // The session's Parquet settings (page index, metadata size hint, pushdown): a bare
+            // `ParquetFormat::default()` would read with DataFusion's defaults instead.
+            let format =
+                ParquetFormat::default().with_options(state.default_table_options().parquet);
+            let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
             let config = ListingTableConfig::new_with_multi_paths(urls)
                 .with_listing_options(options)
                 .with_schema(self.schema());

@@ -1,4 +1,5 @@
-//! Filters on `event_time` read only the hour partitions they can match.
+//! Filters on `event_time` read only the hour partitions they can match; `query --timing` says
+//! how long the query itself took.
 
 use crate::*;
 
@@ -26,4 +27,26 @@ fn time_filters_skip_other_partitions() {
         !all.status.success(),
         "an unfiltered scan reads the damaged file"
     );
+}
+
+#[test]
+fn timing_goes_to_stderr_and_leaves_the_answer_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = [repo().join("sample-logs/exec-into-pod.log")];
+    assert!(replay(dir.path(), &files).status.success());
+    let sql = "SELECT count(*) AS n FROM events WHERE resource = 'pods' AND subresource = 'exec'";
+    let plain = auditlake(dir.path(), &["query", sql, "--format", "json"]);
+    let timed = auditlake(dir.path(), &["query", sql, "--format", "json", "--timing"]);
+    assert!(plain.status.success() && timed.status.success());
+    assert_eq!(timed.stdout, plain.stdout);
+    let answer: serde_json::Value = serde_json::from_slice(&timed.stdout).expect("json");
+    assert!(answer[0]["n"].as_u64().is_some_and(|n| n > 0), "{answer}");
+    let err = String::from_utf8_lossy(&timed.stderr);
+    let seconds = err
+        .trim()
+        .strip_prefix("time: ")
+        .and_then(|s| s.strip_suffix(" s"))
+        .and_then(|s| s.parse::<f64>().ok());
+    assert!(seconds.is_some_and(|s| s >= 0.0), "stderr: {err}");
+    assert!(plain.stderr.is_empty(), "no timing unless asked");
 }
