@@ -40,6 +40,7 @@ mod error;
 pub mod instance;
 pub mod lake;
 pub mod live;
+mod local_reads;
 pub mod maintenance;
 pub mod partition;
 pub mod pipeline;

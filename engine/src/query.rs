@@ -9,6 +9,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use auditlake_schema::columns::{alert, event};
 use auditlake_schema::{alerts_schema, events_schema};
+use datafusion::datasource::object_store::ObjectStoreUrl;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -17,6 +18,7 @@ use futures::StreamExt;
 use crate::error::{Error, Result};
 use crate::lake::{ALERTS_DIR, EVENTS_DIR};
 use crate::live::SharedLake;
+use crate::local_reads::LocalReads;
 use crate::table::{LakeTable, as_schema, strings_as};
 
 /// Bytes read from the end of a Parquet file in the hope they hold its whole footer. An hour's
@@ -108,6 +110,10 @@ impl QueryEngine {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
             .build_arc()?;
+        runtime.register_object_store(
+            ObjectStoreUrl::local_filesystem().as_ref(),
+            Arc::new(LocalReads::default()),
+        );
         // PostgreSQL's dialect: the generic one allows trailing commas in a select list and so
         // reserves `CLUSTER` there, which would make `SELECT verb, cluster FROM events` an error.
         //
