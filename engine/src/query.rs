@@ -124,7 +124,7 @@ impl QueryEngine {
         //   for the `pods/exec` count, 0.30 -> 0.25 s for the service accounts listing secrets.
         // - Planning does not read every file's statistics, nor the page indexes: hour
         //   partitions and row-group statistics already prune by time, and reading page indexes
-        //   made each query 0.04-0.07 s slower.
+        //   made each query 0.03-0.06 s slower.
         // - No bloom filters are read: the lake writes none.
         let config = SessionConfig::new()
             .with_information_schema(true)
@@ -313,7 +313,7 @@ mod tests {
     use datafusion::datasource::source::DataSourceExec;
     use datafusion::physical_plan::ExecutionPlan;
 
-    /// The Parquet scans of the files found in `plan`.
+    /// The data-source scans (files or memory) found in `plan`.
     fn parquet_scans(plan: &Arc<dyn ExecutionPlan>, found: &mut Vec<Arc<dyn ExecutionPlan>>) {
         if plan.is::<DataSourceExec>() {
             found.push(Arc::clone(plan));
