@@ -221,7 +221,7 @@ def main():
             if not same:
                 print(f"  answers differ:\n  auditlake {ours_rows}\n  duckdb {rows}\n  json {json_rows}",
                       file=sys.stderr)
-            table.append((f"query over {q / 1e6:.0f}M: {title}, s (whole process)",
+            table.append((f"query over {q / 1e6:.0f}M: {title}, s (whole process in brackets)",
                           f"{best:.3f} ({best_process:.2f})",
                           f"{duck_best:.3f} (Parquet) / {jwall:.1f} (JSON)",
                           f"{best / duck_best:.2f} / {jwall / best_process:.0f}× faster",
