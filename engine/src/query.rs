@@ -362,4 +362,28 @@ mod tests {
             .value(0);
         assert_eq!(n, 3, "the pushed-down filters keep every matching row");
     }
+
+    #[test]
+    fn lakes_under_paths_that_need_escaping_in_a_url_are_read_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("audit data %41 é");
+        let mut lake = LakeWriter::open(&data).expect("lake");
+        for (i, hour) in ["08", "09", "10", "11", "12"].iter().enumerate() {
+            lake.append(&events(hour, 2 + i, &format!("2025-11-03T{hour}:15:00Z")))
+                .expect("append");
+        }
+        lake.flush().expect("flush");
+        drop(lake);
+        let engine = QueryEngine::open(&data, QueryLimits::default()).expect("open");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let sql = "SELECT count(*) AS n, count(DISTINCT date_trunc('hour', event_time)) AS hours \
+                   FROM events WHERE event_time >= '2025-11-03T09:00:00Z'";
+        let answer = rt.block_on(engine.query(sql)).expect("query");
+        let row = &answer.batches[0];
+        let n = row.column(0).as_primitive::<arrow::datatypes::Int64Type>();
+        let hours = row.column(1).as_primitive::<arrow::datatypes::Int64Type>();
+        assert_eq!((n.value(0), hours.value(0)), (3 + 4 + 5 + 6, 4));
+    }
 }

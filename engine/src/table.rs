@@ -3,7 +3,7 @@
 //!
 //! DataFusion prunes hive partitions only on partition columns; investigators filter on
 //! `event_time`. So each scan turns the time bounds of its filters into a set of `date=/hour=`
-//! directories and hands just those to a Parquet listing scan, where row-group statistics prune
+//! directories and hands the files in just those to a Parquet scan, where row-group statistics prune
 //! further. Filters are reported `Inexact`, so DataFusion still applies every one of them.
 
 use std::path::PathBuf;
@@ -16,14 +16,18 @@ use async_trait::async_trait;
 use datafusion::catalog::MemTable;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::ScalarValue;
+use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::object_store::ObjectStoreUrl;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::table_schema::TableSchema;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
     Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
 };
+use datafusion::object_store::ObjectMeta;
+use datafusion::object_store::path::Path;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
@@ -134,6 +138,55 @@ impl LakeTable {
             },
             _ => TimeBounds::default(),
         }
+    }
+
+    /// A Parquet scan of `files`, planned the way a `ListingTable` plans one but from the files
+    /// already listed. A listing table parsed each path as a URL again and stat'ed every file
+    /// through the object store: the investigator queries of `benches/compare.sh` over 240 hour
+    /// files took 0.110 / 0.123 / 0.190 s that way and 0.099 / 0.108 / 0.169 s this way (whole
+    /// process, medians of 15 alternating runs). Filters are not passed here: DataFusion pushes
+    /// them into the scan from the filter above it.
+    async fn scan_files(
+        &self,
+        state: &dyn Session,
+        files: &[PathBuf],
+        projection: Option<&Vec<usize>>,
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let files = files
+            .iter()
+            .map(|f| {
+                let meta = std::fs::metadata(f)?;
+                let location = Path::from_absolute_path(std::path::absolute(f)?)
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                Ok(PartitionedFile::new_from_meta(ObjectMeta {
+                    location,
+                    last_modified: meta.modified().map(Into::into).unwrap_or_default(),
+                    size: meta.len(),
+                    e_tag: None,
+                    version: None,
+                }))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // Contiguous runs of hours, one per target partition; DataFusion may split them further
+        // by byte ranges.
+        let per_group = files
+            .len()
+            .div_ceil(state.config().target_partitions().max(1));
+        let groups = files
+            .chunks(per_group)
+            .map(|c| FileGroup::new(c.to_vec()))
+            .collect();
+        // The session's Parquet settings (page index, metadata size hint, pushdown): a bare
+        // `ParquetFormat::default()` would read with DataFusion's defaults instead.
+        let format = ParquetFormat::default().with_options(state.default_table_options().parquet);
+        let source = format.file_source(TableSchema::from(self.schema()));
+        let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source)
+            .with_file_groups(groups)
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        format.create_physical_plan(state, config).await
     }
 
     fn is_time(&self, expr: &Expr) -> bool {
@@ -258,23 +311,7 @@ impl TableProvider for LakeTable {
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let mut plans = Vec::new();
         if !files.is_empty() {
-            let urls = files
-                .iter()
-                .map(|f| ListingTableUrl::parse(f.display().to_string()))
-                .collect::<Result<Vec<_>>>()?;
-            // The session's Parquet settings (page index, metadata size hint, pushdown): a bare
-            // `ParquetFormat::default()` would read with DataFusion's defaults instead.
-            let format =
-                ParquetFormat::default().with_options(state.default_table_options().parquet);
-            let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
-            let config = ListingTableConfig::new_with_multi_paths(urls)
-                .with_listing_options(options)
-                .with_schema(self.schema());
-            plans.push(
-                ListingTable::try_new(config)?
-                    .scan(state, projection, filters, limit)
-                    .await?,
-            );
+            plans.push(self.scan_files(state, &files, projection, limit).await?);
         }
         if !live.is_empty() {
             let live = live
