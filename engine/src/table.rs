@@ -144,8 +144,9 @@ impl LakeTable {
     /// already listed. A listing table parsed each path as a URL again and stat'ed every file
     /// through the object store: the investigator queries of `benches/compare.sh` over 240 hour
     /// files took 0.110 / 0.123 / 0.190 s that way and 0.099 / 0.108 / 0.169 s this way (whole
-    /// process, medians of 15 alternating runs). Filters are not passed here: DataFusion pushes
-    /// them into the scan from the filter above it.
+    /// process, medians of 15 alternating runs). Nor is a path read as a glob: a listing table
+    /// took a data directory such as `audit[prod]` for a pattern and found no files. Filters are
+    /// not passed here: DataFusion pushes them into the scan from the filter above it.
     async fn scan_files(
         &self,
         state: &dyn Session,
