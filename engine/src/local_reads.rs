@@ -65,7 +65,12 @@ fn read_at(file: &File, range: &Range<u64>) -> Result<Bytes> {
 
 /// The object metadata `LocalFileSystem` gives the same file, so both agree on its identity.
 fn meta_of(location: &Path, file: &File) -> Result<ObjectMeta> {
-    let m = file.metadata().map_err(generic)?;
+    object_meta(location, &file.metadata().map_err(generic)?)
+}
+
+/// The object metadata of the file at `location` whose filesystem metadata is `m`, as
+/// `LocalFileSystem` gives it (e-tag included).
+pub(crate) fn object_meta(location: &Path, m: &std::fs::Metadata) -> Result<ObjectMeta> {
     let modified = m.modified().map_err(generic)?;
     let micros = modified
         .duration_since(std::time::UNIX_EPOCH)

@@ -26,13 +26,13 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
     Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
 };
-use datafusion::object_store::ObjectMeta;
 use datafusion::object_store::path::Path;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 
 use crate::live::LiveBuffer;
+use crate::local_reads::object_meta;
 use crate::partition::{self, HOUR_MICROS, Hour};
 
 /// A hive-partitioned Parquet table of the lake.
@@ -157,16 +157,10 @@ impl LakeTable {
         let files = files
             .iter()
             .map(|f| {
-                let meta = std::fs::metadata(f)?;
                 let location = Path::from_absolute_path(std::path::absolute(f)?)
                     .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                Ok(PartitionedFile::new_from_meta(ObjectMeta {
-                    location,
-                    last_modified: meta.modified().map(Into::into).unwrap_or_default(),
-                    size: meta.len(),
-                    e_tag: None,
-                    version: None,
-                }))
+                let meta = object_meta(&location, &std::fs::metadata(f)?)?;
+                Ok(PartitionedFile::new_from_meta(meta))
             })
             .collect::<Result<Vec<_>>>()?;
         // Contiguous runs of hours, one per target partition; DataFusion may split them further
