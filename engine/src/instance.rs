@@ -3,8 +3,9 @@
 //! write-ahead log, and compacts, expires and cleans up only its own files, while every query
 //! reads all of them.
 //!
-//! A file is `part-{instance}-{uuid}.parquet`; the unnamed instance (a lone server, `replay`,
-//! `backtest --store`) writes `part-{uuid}.parquet`. A named instance's log is `wal-{instance}/`,
+//! A file is `part-{instance}-{uuid}.{schema tag}.parquet`; the unnamed instance (a lone server,
+//! `replay`, `backtest --store`) writes `part-{uuid}.{schema tag}.parquet` (files written before
+//! schema tags have none; see [`crate::lake::schema_tag`]). A named instance's log is `wal-{instance}/`,
 //! the unnamed one's `wal/`; each log directory holds a `LOCK` that a second process of the same
 //! instance cannot take.
 
@@ -47,12 +48,13 @@ impl Instance {
         self.0.as_deref()
     }
 
-    /// A new, unique file stem of this instance (`part-...`, without extension).
-    pub fn new_file_stem(&self) -> String {
+    /// A new, unique file stem of this instance for a file of the schema `schema_tag` names
+    /// (`part-...`, without extension).
+    pub fn new_file_stem(&self, schema_tag: &str) -> String {
         let id = uuid::Uuid::new_v4().simple();
         match &self.0 {
-            Some(name) => format!("part-{name}-{id}"),
-            None => format!("part-{id}"),
+            Some(name) => format!("part-{name}-{id}.{schema_tag}"),
+            None => format!("part-{id}.{schema_tag}"),
         }
     }
 
@@ -128,9 +130,9 @@ mod tests {
         let a = Instance::named("consumer-a").expect("name");
         let b = Instance::named("b").expect("name");
         let unnamed = Instance::unnamed();
-        let of_a = format!("{}.parquet", a.new_file_stem());
-        let of_b = format!("{}.parquet.tmp", b.new_file_stem());
-        let lone = format!("{}.compacting", unnamed.new_file_stem());
+        let of_a = format!("{}.parquet", a.new_file_stem("s1"));
+        let of_b = format!("{}.parquet.tmp", b.new_file_stem("s1"));
+        let lone = format!("{}.compacting", unnamed.new_file_stem("s1"));
         assert!(a.owns(&of_a) && !b.owns(&of_a) && !unnamed.owns(&of_a));
         assert!(b.owns(&of_b) && !a.owns(&of_b) && !unnamed.owns(&of_b));
         assert!(unnamed.owns(&lone) && !a.owns(&lone));

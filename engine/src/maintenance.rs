@@ -14,13 +14,18 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::Duration;
 
+use arrow::array::{RecordBatch, new_null_array};
+use arrow::compute::cast;
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
 use auditlake_schema::time::now_micros;
+use auditlake_schema::{alerts_schema, events_schema};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
 use crate::instance::Instance;
-use crate::lake::{ALERTS_DIR, EVENTS_DIR, sync_dir, write_bounded, writer_properties};
+use crate::lake::{ALERTS_DIR, EVENTS_DIR, schema_tag, sync_dir, write_bounded, writer_properties};
 use crate::live::SharedLake;
 use crate::partition::{self, HOUR_MICROS, parquet_files};
 
@@ -98,7 +103,7 @@ impl Maintenance {
     /// [`Maintenance::pass`], ending early (between partitions) once `stopping` says so.
     fn pass_until(&self, stopping: &dyn Fn() -> bool) -> Result<Pass> {
         let mut pass = Pass::default();
-        for table in [EVENTS_DIR, ALERTS_DIR] {
+        for (table, schema) in [(EVENTS_DIR, events_schema()), (ALERTS_DIR, alerts_schema())] {
             let table_dir = self.data_dir.join(table);
             if let Some(retention) = self.retention {
                 pass.expired_partitions += self.expire(&table_dir, retention)?;
@@ -108,7 +113,7 @@ impl Maintenance {
                 if stopping() {
                     return Ok(pass);
                 }
-                pass.compacted_files += self.compact(&dir)?;
+                pass.compacted_files += self.compact(&dir, &schema)?;
                 files += parquet_files(&dir).map_or(0, |f| f.len());
             }
             metrics::gauge!("auditlake_lake_files", "table" => table).set(files as f64);
@@ -148,8 +153,9 @@ impl Maintenance {
         Ok(expired.len())
     }
 
-    /// Merges the small files of one partition into one; returns how many were merged away.
-    fn compact(&self, dir: &Path) -> Result<usize> {
+    /// Merges the small files of one partition into one file of the table's `schema`; returns
+    /// how many were merged away.
+    fn compact(&self, dir: &Path, schema: &SchemaRef) -> Result<usize> {
         let mut sized = Vec::new();
         for path in parquet_files(dir).map_err(Error::io(dir))? {
             if !self.instance.owns_path(&path) {
@@ -161,10 +167,10 @@ impl Maintenance {
         let Some(small) = tier_to_merge(sized) else {
             return Ok(0);
         };
-        let name = self.instance.new_file_stem();
+        let name = self.instance.new_file_stem(&schema_tag(schema));
         let merged = dir.join(format!("{name}.parquet"));
         let tmp = dir.join(format!("{name}.parquet.tmp"));
-        merge(&small, &tmp)?;
+        merge(&small, &tmp, schema)?;
         let intent = dir.join(format!("{name}{INTENT_SUFFIX}"));
         let listing: String = small
             .iter()
@@ -259,7 +265,10 @@ fn finish_intent(dir: &Path, stem: &str, intent: &Path) -> Result<()> {
     std::fs::remove_file(intent).map_err(Error::io(intent))
 }
 
-fn merge(inputs: &[PathBuf], output: &Path) -> Result<()> {
+/// Writes the rows of `inputs` to `output` as one file of `schema`. Files written before a column
+/// was added to the table get nulls in it, so an hour holding files of an older release and of
+/// this one still merges (their schemas differ, and one Parquet file has one).
+fn merge(inputs: &[PathBuf], output: &Path, schema: &SchemaRef) -> Result<()> {
     let mut writer: Option<ArrowWriter<File>> = None;
     for path in inputs {
         let file = File::open(path).map_err(Error::io(path))?;
@@ -267,13 +276,13 @@ fn merge(inputs: &[PathBuf], output: &Path) -> Result<()> {
             .and_then(|b| b.with_batch_size(MERGE_BATCH_ROWS).build())
             .map_err(Error::parquet(path))?;
         for batch in reader {
-            let batch = batch?;
+            let batch = as_schema(&batch?, schema).map_err(|e| Error::parquet(path)(e.into()))?;
             let w = match &mut writer {
                 Some(w) => w,
                 None => {
                     let file = File::create(output).map_err(Error::io(output))?;
                     writer.insert(
-                        ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))
+                        ArrowWriter::try_new(file, Arc::clone(schema), Some(writer_properties()))
                             .map_err(Error::parquet(output))?,
                     )
                 }
@@ -286,6 +295,25 @@ fn merge(inputs: &[PathBuf], output: &Path) -> Result<()> {
         file.sync_all().map_err(Error::io(output))?;
     }
     Ok(())
+}
+
+/// `batch` with the columns of `schema`, matched by name: cast where the stored type differs,
+/// null where the file predates the column. A column that cannot be cast, or a missing column
+/// that may not be null, is an error.
+fn as_schema(
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+) -> std::result::Result<RecordBatch, ArrowError> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(c) if c.data_type() == field.data_type() => Ok(Arc::clone(c)),
+            Some(c) => cast(c, field.data_type()),
+            None => Ok(new_null_array(field.data_type(), batch.num_rows())),
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(Arc::clone(schema), columns)
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -320,6 +348,23 @@ pub(crate) mod tests {
         }
         assert!(rejected.is_empty(), "{rejected:?}");
         decoder.finish()
+    }
+
+    /// Writes `n` events at `time` to `path` as a release before `exec_command` was a column
+    /// wrote them: one column fewer, and no schema tag unless `path` has one.
+    pub(crate) fn older_events_file(path: &Path, prefix: &str, n: usize, time: &str) {
+        let batch = events(prefix, n, time);
+        let schema = batch.schema();
+        let at = schema
+            .index_of(auditlake_schema::columns::event::EXEC_COMMAND)
+            .expect("column");
+        let keep: Vec<usize> = (0..schema.fields().len()).filter(|&i| i != at).collect();
+        let batch = batch.project(&keep).expect("older columns");
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
+        let file = File::create(path).expect("create");
+        let mut w = ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
     }
 
     fn count(dir: &Path) -> i64 {
@@ -373,6 +418,62 @@ pub(crate) mod tests {
             0,
             "one file is left alone"
         );
+    }
+
+    #[test]
+    fn files_of_an_older_schema_merge_with_current_ones_into_the_current_schema() {
+        use arrow::array::{Array, AsArray};
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder as Reader;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let time = "2025-11-03T10:15:00Z";
+        let mut lake = LakeWriter::open(dir.path()).expect("lake");
+        for flush in 0..4 {
+            lake.append(&events(&format!("new{flush}"), 5, time))
+                .expect("append");
+            lake.flush().expect("flush");
+        }
+        // Four files as a release before `exec_command` was a column wrote them.
+        let hour = dir.path().join("events/date=2025-11-03/hour=10");
+        for old in 0..4 {
+            let name = format!("part-{old:032x}.parquet");
+            older_events_file(&hour.join(name), &format!("old{old}"), 5, time);
+        }
+        assert_eq!((files(dir.path()), count(dir.path())), (8, 40));
+
+        let m = Maintenance::new(dir.path(), Arc::new(SharedLake::default()), None);
+        assert_eq!(m.pass().expect("pass").compacted_files, 8);
+        assert_eq!((files(dir.path()), count(dir.path())), (1, 40));
+        let merged = parquet_files(&hour).expect("files").remove(0);
+        let tag = crate::lake::file_schema_tag(&merged).expect("tagged");
+        assert_eq!(tag, schema_tag(&events_schema()));
+        let rows: Vec<RecordBatch> = Reader::try_new(File::open(&merged).expect("open"))
+            .and_then(|b| b.build())
+            .expect("reader")
+            .collect::<std::result::Result<_, _>>()
+            .expect("rows");
+        assert_eq!(rows[0].schema().fields(), events_schema().fields());
+        let nulls: usize = rows
+            .iter()
+            .map(|b| column_nulls(b, auditlake_schema::columns::event::EXEC_COMMAND))
+            .sum();
+        assert_eq!(nulls, 40, "no event here is an exec, old or new");
+        let ids: usize = rows
+            .iter()
+            .map(|b| {
+                let ids = b
+                    .column_by_name("audit_id")
+                    .expect("audit_id")
+                    .as_string::<i32>();
+                ids.iter()
+                    .filter(|id| id.is_some_and(|i| i.starts_with("old")))
+                    .count()
+            })
+            .sum();
+        assert_eq!(ids, 20, "the old files' rows are all there");
+        fn column_nulls(b: &RecordBatch, name: &str) -> usize {
+            b.column_by_name(name).expect("column").null_count()
+        }
     }
 
     #[test]
@@ -437,7 +538,7 @@ pub(crate) mod tests {
         }
         let hour = dir.path().join("events/date=2020-01-01/hour=00");
         // A file b is writing right now: a's recovery must not take it for a crash leftover.
-        let writing = hour.join(format!("{}.parquet.tmp", b.new_file_stem()));
+        let writing = hour.join(format!("{}.parquet.tmp", b.new_file_stem("s1")));
         std::fs::write(&writing, b"in progress").expect("write");
         recover(dir.path(), &a).expect("recover");
         assert!(writing.exists(), "b's file in progress is left alone");
@@ -484,7 +585,10 @@ pub(crate) mod tests {
         let hour11 = dir.path().join("events/date=2025-11-03/hour=11");
         // Hour 10: the merged file was published, the old files not yet deleted.
         let old10 = parquet_files(&hour10).expect("files");
-        merge(&old10, &hour10.join("part-merged.parquet")).expect("merge");
+        let schema = events_schema();
+        // Named as compaction names them: the stem includes the schema tag.
+        let merged = format!("part-merged.{}", schema_tag(&schema));
+        merge(&old10, &hour10.join(format!("{merged}.parquet")), &schema).expect("merge");
         let names = |v: &[PathBuf]| -> String {
             v.iter()
                 .map(|p| {
@@ -496,13 +600,18 @@ pub(crate) mod tests {
                 .collect()
         };
         std::fs::write(
-            hour10.join(format!("part-merged{INTENT_SUFFIX}")),
+            hour10.join(format!("{merged}{INTENT_SUFFIX}")),
             names(&old10),
         )
         .expect("intent");
         // Hour 11: the crash came before the merged file was published.
         let old11 = parquet_files(&hour11).expect("files");
-        merge(&old11, &hour11.join("part-unpublished.parquet.tmp")).expect("merge");
+        merge(
+            &old11,
+            &hour11.join("part-unpublished.parquet.tmp"),
+            &schema,
+        )
+        .expect("merge");
         std::fs::write(
             hour11.join(format!("part-unpublished{INTENT_SUFFIX}")),
             names(&old11),

@@ -387,4 +387,76 @@ mod tests {
         let hours = row.column(1).as_primitive::<arrow::datatypes::Int64Type>();
         assert_eq!((n.value(0), hours.value(0)), (3 + 4 + 5 + 6, 4));
     }
+
+    /// Files named with the table's schema tag are read with the table's schema as given; files
+    /// of an older schema (no tag, or another one) by their own, missing columns read as null.
+    /// Were every file given the table's schema, the older ones would fail the query.
+    #[test]
+    fn files_are_read_with_the_tables_schema_only_when_their_name_says_they_have_it() {
+        use crate::maintenance::tests::older_events_file;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lake = LakeWriter::open(dir.path()).expect("lake");
+        lake.append(&events("new", 3, "2025-11-03T10:15:00Z"))
+            .expect("append");
+        lake.flush().expect("flush");
+        drop(lake);
+        let hour = |h: &str| dir.path().join(format!("events/date=2025-11-03/hour={h}"));
+        older_events_file(
+            &hour("10").join("part-untagged.parquet"),
+            "old",
+            2,
+            "2025-11-03T10:30:00Z",
+        );
+        older_events_file(
+            &hour("11").join("part-other.s0123456789abcdef.parquet"),
+            "other",
+            4,
+            "2025-11-03T11:30:00Z",
+        );
+
+        let engine = QueryEngine::open(dir.path(), QueryLimits::default()).expect("open");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let sql = "SELECT count(*) AS n, count(exec_command) AS execs, \
+                   count(DISTINCT audit_id) AS ids FROM events WHERE verb = 'get' AND user_name = 'alice'";
+        let plan = rt
+            .block_on(async { engine.ctx.sql(sql).await?.create_physical_plan().await })
+            .expect("plan");
+        let mut scans = Vec::new();
+        parquet_scans(&plan, &mut scans);
+        let config = scans[0]
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
+            .expect("a file scan");
+        let mut given: Vec<(String, bool)> = config
+            .file_groups
+            .iter()
+            .flat_map(|g| g.files())
+            .map(|f| {
+                let name = f.object_meta.location.filename().expect("name").to_string();
+                (name, f.arrow_schema.is_some())
+            })
+            .collect();
+        given.sort();
+        let tagged = |(name, given): &(String, bool)| name.starts_with("part-") && *given;
+        assert_eq!(given.len(), 3, "{given:?}");
+        assert!(given.iter().filter(|f| tagged(f)).count() == 1, "{given:?}");
+        assert!(
+            given
+                .iter()
+                .filter(|(n, _)| n.starts_with("part-untagged") || n.starts_with("part-other"))
+                .all(|(_, g)| !g),
+            "{given:?}"
+        );
+
+        let answer = rt.block_on(engine.query(sql)).expect("query");
+        let row = &answer.batches[0];
+        let value = |i: usize| {
+            row.column(i)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(0)
+        };
+        assert_eq!((value(0), value(1), value(2)), (9, 0, 9));
+    }
 }

@@ -31,6 +31,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 
+use crate::lake::{file_schema_tag, schema_tag};
 use crate::live::LiveBuffer;
 use crate::local_reads::object_meta;
 use crate::partition::{self, HOUR_MICROS, Hour};
@@ -45,6 +46,8 @@ pub struct LakeTable {
     dir: PathBuf,
     /// The table as queries see it: the stored schema with string views.
     schema: SchemaRef,
+    /// The [`schema_tag`] of the stored schema: files named with it are read as having it.
+    tag: String,
     /// The column the partitions are by (`event_time`).
     time_column: &'static str,
     /// Rows of files still being written, when a writer in this process shares them.
@@ -56,6 +59,7 @@ impl LakeTable {
     pub fn new(dir: PathBuf, schema: SchemaRef, time_column: &'static str) -> Self {
         Self {
             dir,
+            tag: schema_tag(&schema),
             schema: strings_as(&schema, &DataType::Utf8, &DataType::Utf8View),
             time_column,
             live: None,
@@ -160,7 +164,14 @@ impl LakeTable {
                 let location = Path::from_absolute_path(std::path::absolute(f)?)
                     .map_err(|e| DataFusionError::External(Box::new(e)))?;
                 let meta = object_meta(&location, &std::fs::metadata(f)?)?;
-                Ok(PartitionedFile::new_from_meta(meta))
+                let file = PartitionedFile::new_from_meta(meta);
+                // A file of this table's schema is read with it as given, its embedded schema
+                // not decoded; any other is read by its own, and its columns matched by name.
+                Ok(if file_schema_tag(f) == Some(self.tag.as_str()) {
+                    file.with_arrow_schema(self.schema())
+                } else {
+                    file
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         // Contiguous runs of hours, one per target partition; DataFusion may split them further
