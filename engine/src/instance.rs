@@ -5,8 +5,8 @@
 //!
 //! A file is `part-{instance}-{uuid}.{schema tag}.parquet`; the unnamed instance (a lone server,
 //! `replay`, `backtest --store`) writes `part-{uuid}.{schema tag}.parquet` (files written before
-//! schema tags have none; see [`crate::lake::schema_tag`]). A named instance's log is `wal-{instance}/`,
-//! the unnamed one's `wal/`; each log directory holds a `LOCK` that a second process of the same
+//! schema tags have none; see [`crate::lake::schema_tag`]). A named instance's log is
+//! `wal-{instance}/`, the unnamed one's `wal/`; each log directory holds a `LOCK` that a second process of the same
 //! instance cannot take.
 
 use std::fs::File;

@@ -323,6 +323,18 @@ mod tests {
         }
     }
 
+    /// The one file scan of `plan`.
+    fn file_scan(plan: &Arc<dyn ExecutionPlan>) -> FileScanConfig {
+        let mut scans = Vec::new();
+        parquet_scans(plan, &mut scans);
+        assert_eq!(scans.len(), 1, "one scan");
+        scans[0]
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
+            .expect("a file scan")
+            .clone()
+    }
+
     #[test]
     fn lake_scans_read_with_the_sessions_parquet_settings() {
         use datafusion::datasource::physical_plan::ParquetSource;
@@ -340,13 +352,10 @@ mod tests {
         let plan = rt
             .block_on(async { engine.ctx.sql(sql).await?.create_physical_plan().await })
             .expect("plan");
-        let mut scans = Vec::new();
-        parquet_scans(&plan, &mut scans);
-        assert_eq!(scans.len(), 1, "one scan of the hour's file");
-        let source = scans[0]
-            .downcast_ref::<DataSourceExec>()
-            .and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
-            .and_then(|c| c.file_source().downcast_ref::<ParquetSource>())
+        let scan = file_scan(&plan);
+        let source = scan
+            .file_source()
+            .downcast_ref::<ParquetSource>()
             .expect("a Parquet file scan");
         let options = &source.table_parquet_options().global;
         assert!(options.pushdown_filters && options.reorder_filters);
@@ -423,13 +432,8 @@ mod tests {
         let plan = rt
             .block_on(async { engine.ctx.sql(sql).await?.create_physical_plan().await })
             .expect("plan");
-        let mut scans = Vec::new();
-        parquet_scans(&plan, &mut scans);
-        let config = scans[0]
-            .downcast_ref::<DataSourceExec>()
-            .and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
-            .expect("a file scan");
-        let mut given: Vec<(String, bool)> = config
+        let tag = crate::lake::schema_tag(&events_schema());
+        let given: Vec<(String, bool)> = file_scan(&plan)
             .file_groups
             .iter()
             .flat_map(|g| g.files())
@@ -438,17 +442,11 @@ mod tests {
                 (name, f.arrow_schema.is_some())
             })
             .collect();
-        given.sort();
-        let tagged = |(name, given): &(String, bool)| name.starts_with("part-") && *given;
         assert_eq!(given.len(), 3, "{given:?}");
-        assert!(given.iter().filter(|f| tagged(f)).count() == 1, "{given:?}");
-        assert!(
-            given
-                .iter()
-                .filter(|(n, _)| n.starts_with("part-untagged") || n.starts_with("part-other"))
-                .all(|(_, g)| !g),
-            "{given:?}"
-        );
+        assert_eq!(given.iter().filter(|(_, g)| *g).count(), 1, "{given:?}");
+        for (name, given) in &given {
+            assert_eq!(*given, name.ends_with(&format!(".{tag}.parquet")), "{name}");
+        }
 
         let answer = rt.block_on(engine.query(sql)).expect("query");
         let row = &answer.batches[0];
