@@ -184,43 +184,35 @@ async fn posted_events_and_their_alerts_are_queryable_at_once() {
         .expect("post");
     assert_eq!(zipped.status(), 200);
 
-    // Visible within a second of the acknowledgement (in fact at once: the server answers once
-    // the rows are in its live buffer); poll until both the events and their alerts are there.
+    // Read-your-writes: the server answers once the rows and their alerts are in its live
+    // buffer, so the first query after the acknowledgements sees all of them, with no waiting.
+    // (How long the posts themselves take is the machine's speed, which benchmarks measure.)
     let want = serde_json::json!([
         {"cluster": "audit2rbac", "n": rbac.len()},
         {"cluster": "falco", "n": falco.len()}
     ]);
-    let (counts, alerts) = loop {
-        let counts = sql(
-            &client,
-            &server.url,
-            "SELECT cluster, count(*) AS n FROM events GROUP BY cluster ORDER BY cluster",
-        )
-        .await;
-        let alerts: serde_json::Value = client
-            .get(format!(
-                "{}/v1/alerts?limit=10000&cluster=falco",
-                server.url
-            ))
-            .send()
-            .await
-            .expect("alerts")
-            .json()
-            .await
-            .expect("json");
-        if (counts["rows"] == want && alerts["count"].as_u64() > Some(0))
-            || started.elapsed() > Duration::from_secs(1)
-        {
-            break (counts, alerts);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let seen_after = started.elapsed();
+    let counts = sql(
+        &client,
+        &server.url,
+        "SELECT cluster, count(*) AS n FROM events GROUP BY cluster ORDER BY cluster",
+    )
+    .await;
+    let alerts: serde_json::Value = client
+        .get(format!(
+            "{}/v1/alerts?limit=10000&cluster=falco",
+            server.url
+        ))
+        .send()
+        .await
+        .expect("alerts")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(counts["rows"], want);
-    eprintln!("events and alerts visible {seen_after:?} after the first post");
-    assert!(
-        seen_after <= Duration::from_secs(1),
-        "visible after {seen_after:?}"
+    assert!(alerts["count"].as_u64() > Some(0), "{alerts}");
+    eprintln!(
+        "events and alerts visible {:?} after the first post",
+        started.elapsed()
     );
 
     // The same events replayed from files raise the same alerts.
