@@ -350,6 +350,13 @@ pub(crate) mod tests {
         decoder.finish()
     }
 
+    /// A lake under `dir` holding `n` events at `time`, in one completed file.
+    pub(crate) fn lake_of(dir: &Path, prefix: &str, n: usize, time: &str) {
+        let mut lake = LakeWriter::open(dir).expect("lake");
+        lake.append(&events(prefix, n, time)).expect("append");
+        lake.flush().expect("flush");
+    }
+
     /// Writes `n` events at `time` to `path` as a release before `exec_command` was a column
     /// wrote them: one column fewer, and no schema tag unless `path` has one.
     pub(crate) fn older_events_file(path: &Path, prefix: &str, n: usize, time: &str) {

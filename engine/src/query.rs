@@ -307,7 +307,7 @@ fn stored_types(schema: &SchemaRef) -> SchemaRef {
 mod tests {
     use super::*;
     use crate::lake::LakeWriter;
-    use crate::maintenance::tests::events;
+    use crate::maintenance::tests::{events, lake_of};
     use arrow::array::AsArray;
     use datafusion::datasource::physical_plan::FileScanConfig;
     use datafusion::datasource::source::DataSourceExec;
@@ -339,11 +339,7 @@ mod tests {
     fn lake_scans_read_with_the_sessions_parquet_settings() {
         use datafusion::datasource::physical_plan::ParquetSource;
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut lake = LakeWriter::open(dir.path()).expect("lake");
-        lake.append(&events("a", 3, "2025-11-03T10:00:00Z"))
-            .expect("append");
-        lake.flush().expect("flush");
-        drop(lake);
+        lake_of(dir.path(), "a", 3, "2025-11-03T10:00:00Z");
         let engine = QueryEngine::open(dir.path(), QueryLimits::default()).expect("open");
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -404,11 +400,7 @@ mod tests {
     fn files_are_read_with_the_tables_schema_only_when_their_name_says_they_have_it() {
         use crate::maintenance::tests::older_events_file;
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut lake = LakeWriter::open(dir.path()).expect("lake");
-        lake.append(&events("new", 3, "2025-11-03T10:15:00Z"))
-            .expect("append");
-        lake.flush().expect("flush");
-        drop(lake);
+        lake_of(dir.path(), "new", 3, "2025-11-03T10:15:00Z");
         let hour = |h: &str| dir.path().join(format!("events/date=2025-11-03/hour={h}"));
         older_events_file(
             &hour("10").join("part-untagged.parquet"),
