@@ -394,6 +394,27 @@ pub(crate) fn write_bounded(
     Ok(())
 }
 
+/// The `events` string columns with few distinct values in an hour and a value in nearly every
+/// row, dictionary-encoded in every file as all string columns not excluded in
+/// [`writer_properties`] are: a query filtering on one reads it as a dictionary and evaluates the
+/// filter once per distinct value ([`crate::table::LakeTable::with_dictionary_reads`]). Columns
+/// null in most rows (subresource, impersonated user, response status, pod fields, role refs)
+/// are not among them: read as a dictionary, such a column carries a key for every row where a
+/// string read carries only its few values, and a filter on `subresource` alone took 9% more CPU.
+pub const FEW_VALUED_EVENT_COLUMNS: &[&str] = &[
+    event::CLUSTER,
+    event::STAGE,
+    event::LEVEL,
+    event::VERB,
+    event::USER_NAME,
+    event::USER_AGENT,
+    event::RESOURCE,
+    event::NAMESPACE,
+    event::API_GROUP,
+    event::API_VERSION,
+    event::DECISION,
+];
+
 /// How every file of the lake is written.
 ///
 /// Dictionary encoding stays on for the low-cardinality columns (verb, resource, namespace, user,

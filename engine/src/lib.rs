@@ -15,6 +15,7 @@
 //! - [`service`]: [`Service`], group commit, the pipeline thread, flushing, backpressure.
 //! - [`maintenance`]: compaction, retention, crash recovery of half-done work.
 //! - `dedup`: the per-partition index of stored events.
+//! - `dictionary`: filters on low-cardinality columns evaluated once per distinct value.
 //! - [`partition`]: the `date=/hour=` layout.
 //! - [`pipeline`]: [`Pipeline`], events stored, rules run on the new ones, alerts stored.
 //! - [`table`]: [`LakeTable`], a DataFusion table that prunes partitions by time filters.
@@ -36,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod dedup;
+mod dictionary;
 mod error;
 pub mod instance;
 pub mod lake;

@@ -16,7 +16,7 @@ use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 
 use crate::error::{Error, Result};
-use crate::lake::{ALERTS_DIR, EVENTS_DIR};
+use crate::lake::{ALERTS_DIR, EVENTS_DIR, FEW_VALUED_EVENT_COLUMNS};
 use crate::live::SharedLake;
 use crate::local_reads::LocalReads;
 use crate::table::{LakeTable, as_schema, strings_as};
@@ -143,7 +143,8 @@ impl QueryEngine {
             data_dir.join(EVENTS_DIR),
             events_schema(),
             event::EVENT_TIME,
-        );
+        )
+        .with_dictionary_reads(FEW_VALUED_EVENT_COLUMNS);
         let mut alerts = LakeTable::new(
             data_dir.join(ALERTS_DIR),
             alerts_schema(),

@@ -31,6 +31,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 
+use crate::dictionary::{DictionaryFilters, with_dictionaries};
 use crate::lake::{file_schema_tag, schema_tag};
 use crate::live::LiveBuffer;
 use crate::local_reads::object_meta;
@@ -52,6 +53,8 @@ pub struct LakeTable {
     time_column: &'static str,
     /// Rows of files still being written, when a writer in this process shares them.
     live: Option<Arc<LiveBuffer>>,
+    /// Low-cardinality string columns a scan filtering on them reads as dictionaries.
+    dictionary_columns: &'static [&'static str],
 }
 
 impl LakeTable {
@@ -63,7 +66,19 @@ impl LakeTable {
             schema: strings_as(&schema, &DataType::Utf8, &DataType::Utf8View),
             time_column,
             live: None,
+            dictionary_columns: &[],
         }
+    }
+
+    /// Reads `columns`, dictionary-encoded in every file written with the table's schema, as
+    /// Arrow dictionaries in a scan that filters on them, and evaluates each filter on one of
+    /// them once per distinct value of a file (see [`crate::dictionary`]). Over the 10M events
+    /// of `benches/compare.sh` (31 alternating runs, medians) the service accounts listing
+    /// secrets took 0.148 s instead of 0.162 s (CPU 0.258 against 0.287 s); the `pods/exec`
+    /// count, whose first filter is on `subresource`, read as strings, 0.091 s against 0.088 s.
+    pub fn with_dictionary_reads(mut self, columns: &'static [&'static str]) -> Self {
+        self.dictionary_columns = columns;
+        self
     }
 
     /// Also reads the rows a writer has buffered in `live` but not yet put in a finished file.
@@ -155,9 +170,24 @@ impl LakeTable {
         &self,
         state: &dyn Session,
         files: &[PathBuf],
+        filters: &[Expr],
         projection: Option<&Vec<usize>>,
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let filtered: Vec<&str> = self
+            .dictionary_columns
+            .iter()
+            .copied()
+            .filter(|c| {
+                filters
+                    .iter()
+                    .any(|f| f.column_refs().iter().any(|r| r.name == *c))
+            })
+            .collect();
+        let file_schema = match filtered.is_empty() {
+            true => self.schema(),
+            false => with_dictionaries(&self.schema, &filtered),
+        };
         let files = files
             .iter()
             .map(|f| {
@@ -168,7 +198,7 @@ impl LakeTable {
                 // A file of this table's schema is read with it as given, its embedded schema
                 // not decoded; any other is read by its own, and its columns matched by name.
                 Ok(if file_schema_tag(f) == Some(self.tag.as_str()) {
-                    file.with_arrow_schema(self.schema())
+                    file.with_arrow_schema(Arc::clone(&file_schema))
                 } else {
                     file
                 })
@@ -191,6 +221,9 @@ impl LakeTable {
             .with_file_groups(groups)
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
+            .with_expr_adapter(
+                (!filtered.is_empty()).then(|| Arc::new(DictionaryFilters) as Arc<_>),
+            )
             .build();
         format.create_physical_plan(state, config).await
     }
@@ -317,7 +350,10 @@ impl TableProvider for LakeTable {
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let mut plans = Vec::new();
         if !files.is_empty() {
-            plans.push(self.scan_files(state, &files, projection, limit).await?);
+            plans.push(
+                self.scan_files(state, &files, filters, projection, limit)
+                    .await?,
+            );
         }
         if !live.is_empty() {
             let live = live
