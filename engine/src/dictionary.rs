@@ -30,6 +30,8 @@ use datafusion::physical_expr_adapter::{
 };
 use datafusion::physical_expr_common::physical_expr::PhysicalExpr;
 
+use crate::table::retyped;
+
 /// The Arrow type a dictionary-read string column is decoded into: the Parquet reader can keep
 /// a column chunk's dictionary only with plain string values.
 pub(crate) fn dictionary_type() -> DataType {
@@ -38,15 +40,9 @@ pub(crate) fn dictionary_type() -> DataType {
 
 /// `schema` with the columns named in `columns` typed as [`dictionary_type`].
 pub(crate) fn with_dictionaries(schema: &Schema, columns: &[&str]) -> SchemaRef {
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| match columns.contains(&f.name().as_str()) {
-            true => f.as_ref().clone().with_data_type(dictionary_type()),
-            false => f.as_ref().clone(),
-        })
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+    retyped(schema, |f| {
+        columns.contains(&f.name().as_str()).then(dictionary_type)
+    })
 }
 
 /// Adapts a scan's filters and projections to each file as DataFusion does, then turns every

@@ -376,12 +376,17 @@ impl TableProvider for LakeTable {
 
 /// `schema` with its `from` columns typed `to` (`Utf8` and `Utf8View`, either way).
 pub(crate) fn strings_as(schema: &Schema, from: &DataType, to: &DataType) -> SchemaRef {
+    retyped(schema, |f| (f.data_type() == from).then(|| to.clone()))
+}
+
+/// `schema` with each field `new_type` gives a type for typed so, the rest as they are.
+pub(crate) fn retyped(schema: &Schema, new_type: impl Fn(&Field) -> Option<DataType>) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .map(|f| match f.data_type() == from {
-            true => f.as_ref().clone().with_data_type(to.clone()),
-            false => f.as_ref().clone(),
+        .map(|f| match new_type(f) {
+            Some(t) => f.as_ref().clone().with_data_type(t),
+            None => f.as_ref().clone(),
         })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
