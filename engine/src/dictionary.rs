@@ -205,14 +205,12 @@ impl PhysicalExpr for PerDistinctValue {
             return self.filter.evaluate(batch);
         };
         let distinct = dictionary.values().len();
-        // A dictionary the Parquet reader built itself (the file's fell back to plain values)
-        // may hold as many values as there are rows.
-        if distinct >= rows {
-            return self.filter.evaluate(batch);
-        }
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let answers = match &*last {
             Some((values, answers)) if Arc::ptr_eq(values, dictionary.values()) => answers,
+            // A dictionary the Parquet reader built itself (the file's fell back to plain
+            // values) may hold as many values as there are rows: evaluating it would not pay.
+            _ if distinct >= rows => return self.filter.evaluate(batch),
             _ => {
                 let answers = self.per_entry(dictionary, distinct)?;
                 &last.insert((Arc::clone(dictionary.values()), answers)).1
