@@ -30,6 +30,7 @@ use datafusion::physical_expr_adapter::{
 };
 use datafusion::physical_expr_common::physical_expr::PhysicalExpr;
 
+use crate::filter_order::Selectivity;
 use crate::table::retyped;
 
 /// The Arrow type a dictionary-read string column is decoded into: the Parquet reader can keep
@@ -45,10 +46,13 @@ pub(crate) fn with_dictionaries(schema: &Schema, columns: &[&str]) -> SchemaRef 
     })
 }
 
-/// Adapts a scan's filters and projections to each file as DataFusion does, then turns every
-/// filter over a single dictionary-read column into a [`PerDistinctValue`].
-#[derive(Debug)]
-pub(crate) struct DictionaryFilters;
+/// Adapts a scan's filters and projections to each file as DataFusion does, turns every filter
+/// over a single dictionary-read column into a [`PerDistinctValue`], and orders the conjuncts
+/// of each file's filter by what they kept in the files read before it ([`Selectivity`]).
+#[derive(Debug, Default)]
+pub(crate) struct DictionaryFilters {
+    selectivity: Arc<Selectivity>,
+}
 
 impl PhysicalExprAdapterFactory for DictionaryFilters {
     fn create(
@@ -60,6 +64,7 @@ impl PhysicalExprAdapterFactory for DictionaryFilters {
             default: DefaultPhysicalExprAdapterFactory
                 .create(logical_file_schema, Arc::clone(&physical_file_schema))?,
             file_schema: physical_file_schema,
+            selectivity: Arc::clone(&self.selectivity),
         }))
     }
 }
@@ -68,30 +73,32 @@ impl PhysicalExprAdapterFactory for DictionaryFilters {
 struct DictionaryAdapter {
     default: Arc<dyn PhysicalExprAdapter>,
     file_schema: SchemaRef,
+    selectivity: Arc<Selectivity>,
 }
 
 impl PhysicalExprAdapter for DictionaryAdapter {
     fn rewrite(&self, expr: Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>> {
-        let expr = self.default.rewrite(expr)?;
-        if !self
+        let mut expr = self.default.rewrite(expr)?;
+        if self
             .file_schema
             .fields()
             .iter()
             .any(|f| f.data_type() == &dictionary_type())
         {
-            return Ok(expr);
+            expr = expr
+                .transform_down(|e| {
+                    Ok(match self.per_distinct_value(&e)? {
+                        true => Transformed::new(
+                            Arc::new(PerDistinctValue::try_new(e)?) as Arc<dyn PhysicalExpr>,
+                            true,
+                            TreeNodeRecursion::Jump,
+                        ),
+                        false => Transformed::no(e),
+                    })
+                })
+                .data()?;
         }
-        expr.transform_down(|e| {
-            Ok(match self.per_distinct_value(&e)? {
-                true => Transformed::new(
-                    Arc::new(PerDistinctValue::try_new(e)?) as Arc<dyn PhysicalExpr>,
-                    true,
-                    TreeNodeRecursion::Jump,
-                ),
-                false => Transformed::no(e),
-            })
-        })
-        .data()
+        Ok(self.selectivity.order(expr))
     }
 }
 
@@ -432,7 +439,7 @@ mod tests {
         let logical =
             crate::table::strings_as(&events_schema(), &DataType::Utf8, &DataType::Utf8View);
         let physical = with_dictionaries(&logical, FEW_VALUED_EVENT_COLUMNS);
-        let adapter = DictionaryFilters
+        let adapter = DictionaryFilters::default()
             .create(Arc::clone(&logical), Arc::clone(&physical))
             .expect("adapter");
         let column = |name: &str| -> Arc<dyn PhysicalExpr> {
@@ -468,8 +475,12 @@ mod tests {
             )))
             .expect("rewrite");
         assert!(!per_value(&both), "{both}");
+        // Each conjunct is per distinct value, under the counter that orders the conjuncts.
         assert_eq!(
-            both.children().iter().filter(|c| per_value(c)).count(),
+            both.children()
+                .iter()
+                .filter(|c| c.children().first().is_some_and(|f| per_value(f)))
+                .count(),
             2,
             "{both}"
         );

@@ -39,6 +39,7 @@
 mod dedup;
 mod dictionary;
 mod error;
+mod filter_order;
 pub mod instance;
 pub mod lake;
 pub mod live;

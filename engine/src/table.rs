@@ -221,9 +221,7 @@ impl LakeTable {
             .with_file_groups(groups)
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
-            .with_expr_adapter(
-                (!filtered.is_empty()).then(|| Arc::new(DictionaryFilters) as Arc<_>),
-            )
+            .with_expr_adapter(Some(Arc::new(DictionaryFilters::default()) as Arc<_>))
             .build();
         format.create_physical_plan(state, config).await
     }
