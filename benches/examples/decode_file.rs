@@ -9,6 +9,10 @@ use std::time::Instant;
 
 use auditlake_benches::decode_each;
 
+/// The allocator of the `auditlake` binary, so that this measures what a replay runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::io::Result<()> {
     let path = std::env::args().nth(1).unwrap_or_else(|| {
         eprintln!("usage: decode_file FILE");
