@@ -9,11 +9,9 @@
 //! each filter over one such column into a [`PerDistinctValue`]: the filter is evaluated on the
 //! few distinct values, and each row takes the answer of its key.
 //!
-//! Row-group pruning still sees the original filter (see [`PerDistinctValue::snapshot`]), and the
+//! Row-group pruning still sees the original filter (see [`Wrapped`]), and the
 //! values a query returns are cast back to the table's types as for any other file column.
 
-use std::fmt;
-use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int32Array};
@@ -31,7 +29,9 @@ use datafusion::physical_expr_adapter::{
 use datafusion::physical_expr_common::physical_expr::PhysicalExpr;
 
 use crate::filter_order::Selectivity;
+use crate::short_eq::ShortEq;
 use crate::table::retyped;
+use crate::wrapped::{Evaluation, Wrapped};
 
 /// The Arrow type a dictionary-read string column is decoded into: the Parquet reader can keep
 /// a column chunk's dictionary only with plain string values.
@@ -47,8 +47,9 @@ pub(crate) fn with_dictionaries(schema: &Schema, columns: &[&str]) -> SchemaRef 
 }
 
 /// Adapts a scan's filters and projections to each file as DataFusion does, turns every filter
-/// over a single dictionary-read column into a [`PerDistinctValue`], and orders the conjuncts
-/// of each file's filter by what they kept in the files read before it ([`Selectivity`]).
+/// over a single dictionary-read column into a [`PerDistinctValue`] and every comparison of a
+/// string column with a short text into a [`ShortEq`], and orders the conjuncts of each file's
+/// filter by what they kept in the files read before it ([`Selectivity`]).
 #[derive(Debug, Default)]
 pub(crate) struct DictionaryFilters {
     selectivity: Arc<Selectivity>,
@@ -78,26 +79,28 @@ struct DictionaryAdapter {
 
 impl PhysicalExprAdapter for DictionaryAdapter {
     fn rewrite(&self, expr: Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>> {
-        let mut expr = self.default.rewrite(expr)?;
-        if self
+        let dictionaries = self
             .file_schema
             .fields()
             .iter()
-            .any(|f| f.data_type() == &dictionary_type())
-        {
-            expr = expr
-                .transform_down(|e| {
-                    Ok(match self.per_distinct_value(&e)? {
-                        true => Transformed::new(
-                            Arc::new(PerDistinctValue::try_new(e)?) as Arc<dyn PhysicalExpr>,
-                            true,
-                            TreeNodeRecursion::Jump,
-                        ),
-                        false => Transformed::no(e),
-                    })
+            .any(|f| f.data_type() == &dictionary_type());
+        let expr = self
+            .default
+            .rewrite(expr)?
+            .transform_down(|e| {
+                let faster = match dictionaries && self.per_distinct_value(&e)? {
+                    true => Some(Arc::new(Wrapped::new(
+                        Arc::clone(&e),
+                        PerDistinctValue::try_new(&e)?,
+                    )) as Arc<dyn PhysicalExpr>),
+                    false => ShortEq::wrap(&e, &self.file_schema),
+                };
+                Ok(match faster {
+                    Some(f) => Transformed::new(f, true, TreeNodeRecursion::Jump),
+                    None => Transformed::no(e),
                 })
-                .data()?;
-        }
+            })
+            .data()?;
         Ok(self.selectivity.order(expr))
     }
 }
@@ -138,12 +141,10 @@ impl DictionaryAdapter {
     }
 }
 
-/// A filter over one dictionary-read column, evaluated on the column's distinct values (and on
-/// null) and then looked up by each row's key.
+/// How a filter over one dictionary-read column is evaluated: on the column's distinct values
+/// (and on null), then looked up by each row's key.
 #[derive(Debug)]
 pub(crate) struct PerDistinctValue {
-    /// The filter, over the column as the file has it.
-    filter: Arc<dyn PhysicalExpr>,
     /// The one column it reads.
     column: Column,
     /// The filter over a batch holding only that column.
@@ -153,27 +154,13 @@ pub(crate) struct PerDistinctValue {
     last: Mutex<Option<(ArrayRef, BooleanArray)>>,
 }
 
-impl PartialEq for PerDistinctValue {
-    fn eq(&self, other: &Self) -> bool {
-        self.filter.eq(&other.filter)
-    }
-}
-
-impl Eq for PerDistinctValue {}
-
-impl Hash for PerDistinctValue {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.filter.hash(state);
-    }
-}
-
 impl PerDistinctValue {
-    fn try_new(filter: Arc<dyn PhysicalExpr>) -> Result<Self> {
-        let columns = collect_columns(&filter);
+    fn try_new(filter: &Arc<dyn PhysicalExpr>) -> Result<Self> {
+        let columns = collect_columns(filter);
         let Some(column) = columns.into_iter().next() else {
             return internal_err!("a per-value filter reads no column: {filter}");
         };
-        let on_values = Arc::clone(&filter)
+        let on_values = Arc::clone(filter)
             .transform(|e| {
                 Ok(match e.downcast_ref::<Column>() {
                     Some(c) => Transformed::yes(Arc::new(Column::new(c.name(), 0)) as _),
@@ -182,7 +169,6 @@ impl PerDistinctValue {
             })
             .data()?;
         Ok(Self {
-            filter,
             column,
             on_values,
             last: Mutex::new(None),
@@ -190,26 +176,18 @@ impl PerDistinctValue {
     }
 }
 
-impl fmt::Display for PerDistinctValue {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{} per distinct value", self.filter)
-    }
-}
+impl Evaluation for PerDistinctValue {
+    const LABEL: &'static str = " per distinct value";
 
-impl PhysicalExpr for PerDistinctValue {
-    fn data_type(&self, _input_schema: &Schema) -> Result<DataType> {
-        Ok(DataType::Boolean)
-    }
-
-    fn nullable(&self, input_schema: &Schema) -> Result<bool> {
-        self.filter.nullable(input_schema)
-    }
-
-    fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
+    fn evaluate(
+        &self,
+        filter: &Arc<dyn PhysicalExpr>,
+        batch: &RecordBatch,
+    ) -> Result<ColumnarValue> {
         let rows = batch.num_rows();
         let array = self.column.evaluate(batch)?.into_array(rows)?;
         let Some(dictionary) = array.as_dictionary_opt::<Int32Type>() else {
-            return self.filter.evaluate(batch);
+            return filter.evaluate(batch);
         };
         let distinct = dictionary.values().len();
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
@@ -217,9 +195,9 @@ impl PhysicalExpr for PerDistinctValue {
             Some((values, answers)) if Arc::ptr_eq(values, dictionary.values()) => answers,
             // A dictionary the Parquet reader built itself (the file's fell back to plain
             // values) may hold as many values as there are rows: evaluating it would not pay.
-            _ if distinct >= rows => return self.filter.evaluate(batch),
+            _ if distinct >= rows => return filter.evaluate(batch),
             _ => {
-                let answers = self.per_entry(dictionary, distinct)?;
+                let answers = self.per_entry(filter, dictionary, distinct)?;
                 &last.insert((Arc::clone(dictionary.values()), answers)).1
             }
         };
@@ -229,28 +207,8 @@ impl PhysicalExpr for PerDistinctValue {
         ))))
     }
 
-    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
-        vec![&self.filter]
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn PhysicalExpr>>,
-    ) -> Result<Arc<dyn PhysicalExpr>> {
-        match <[_; 1]>::try_from(children) {
-            Ok([filter]) => Ok(Arc::new(Self::try_new(filter)?)),
-            Err(children) => internal_err!("a per-value filter has one child, got {children:?}"),
-        }
-    }
-
-    /// The filter itself, for what inspects filters rather than evaluating them (row-group
-    /// pruning by statistics).
-    fn snapshot(&self) -> Result<Option<Arc<dyn PhysicalExpr>>> {
-        Ok(Some(Arc::clone(&self.filter)))
-    }
-
-    fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.filter.fmt_sql(f)
+    fn for_filter(&self, filter: &Arc<dyn PhysicalExpr>) -> Option<Self> {
+        Self::try_new(filter).ok()
     }
 }
 
@@ -259,6 +217,7 @@ impl PerDistinctValue {
     /// `distinct`).
     fn per_entry(
         &self,
+        filter: &Arc<dyn PhysicalExpr>,
         dictionary: &DictionaryArray<Int32Type>,
         distinct: usize,
     ) -> Result<BooleanArray> {
@@ -282,7 +241,7 @@ impl PerDistinctValue {
             .into_array(distinct + 1)?;
         match answers.as_boolean_opt() {
             Some(answers) => Ok(answers.clone()),
-            None => internal_err!("filter {} gave {}", self.filter, answers.data_type()),
+            None => internal_err!("filter {filter} gave {}", answers.data_type()),
         }
     }
 }
@@ -396,6 +355,11 @@ mod tests {
             "resource = namespace",
             "stage = 'ResponseComplete' AND response_code >= 400",
             "user_agent LIKE 'kubectl%' AND namespace IS NOT NULL",
+            // Columns read as strings, compared with short texts by view.
+            "subresource = 'status'",
+            "'log' = subresource AND resource = 'pods'",
+            "NOT (subresource = 'exec')",
+            "subresource = ''",
         ] {
             let sql = format!("SELECT count(*) FROM events WHERE {filter}");
             let lake = rt.block_on(engine.query(&sql)).expect("lake query");
@@ -433,7 +397,8 @@ mod tests {
     }
 
     /// A filter over one dictionary-read column is evaluated per distinct value; one over two
-    /// columns, or over a column read as strings, is left as DataFusion adapted it.
+    /// columns is left as DataFusion adapted it, and one over a column read as strings is
+    /// compared by view.
     #[test]
     fn only_filters_over_one_dictionary_read_column_are_evaluated_per_value() {
         let logical =
@@ -453,7 +418,8 @@ mod tests {
             ))
         };
         let text = |s: &str| lit(datafusion::common::ScalarValue::Utf8View(Some(s.into())));
-        let per_value = |e: &Arc<dyn PhysicalExpr>| e.downcast_ref::<PerDistinctValue>().is_some();
+        let per_value =
+            |e: &Arc<dyn PhysicalExpr>| e.downcast_ref::<Wrapped<PerDistinctValue>>().is_some();
 
         let one = adapter
             .rewrite(eq(column("resource"), text("secrets")))
@@ -467,6 +433,10 @@ mod tests {
             .rewrite(eq(column("subresource"), text("exec")))
             .expect("rewrite");
         assert!(!per_value(&strings), "{strings}");
+        assert!(
+            strings.downcast_ref::<Wrapped<ShortEq>>().is_some(),
+            "{strings}"
+        );
         let both = adapter
             .rewrite(Arc::new(BinaryExpr::new(
                 eq(column("verb"), text("list")),

@@ -17,18 +17,17 @@
 //! first, on every row.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::AsArray;
-use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
-use datafusion::common::{Result, ScalarValue, internal_err};
+use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::ColumnarValue;
 use datafusion::physical_expr::{conjunction, split_conjunction};
 use datafusion::physical_expr_common::physical_expr::PhysicalExpr;
+
+use crate::wrapped::{Evaluation, Wrapped};
 
 /// What the conjuncts of one scan's filter have kept so far, by conjunct.
 #[derive(Debug, Default)]
@@ -65,10 +64,7 @@ impl Selectivity {
             .map(|c| {
                 let counts = Arc::clone(seen.entry(c.to_string()).or_default());
                 let share = counts.share().unwrap_or(f64::INFINITY);
-                let counted = Counted {
-                    filter: Arc::clone(c),
-                    counts,
-                };
+                let counted = Wrapped::new(Arc::clone(c), Counting(counts));
                 (share, Arc::new(counted) as Arc<dyn PhysicalExpr>)
             })
             .collect();
@@ -78,80 +74,32 @@ impl Selectivity {
     }
 }
 
-/// One conjunct, counting the rows it is evaluated on and the rows it keeps (true, not null).
+/// How a conjunct counts the rows it is evaluated on and the rows it keeps (true, not null).
 #[derive(Debug)]
-struct Counted {
-    filter: Arc<dyn PhysicalExpr>,
-    counts: Arc<Counts>,
-}
+struct Counting(Arc<Counts>);
 
-impl PartialEq for Counted {
-    fn eq(&self, other: &Self) -> bool {
-        self.filter.eq(&other.filter)
-    }
-}
+impl Evaluation for Counting {
+    const LABEL: &'static str = "";
 
-impl Eq for Counted {}
-
-impl Hash for Counted {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.filter.hash(state);
-    }
-}
-
-impl fmt::Display for Counted {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{}", self.filter)
-    }
-}
-
-impl PhysicalExpr for Counted {
-    fn data_type(&self, input_schema: &Schema) -> Result<DataType> {
-        self.filter.data_type(input_schema)
-    }
-
-    fn nullable(&self, input_schema: &Schema) -> Result<bool> {
-        self.filter.nullable(input_schema)
-    }
-
-    fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
-        let answer = self.filter.evaluate(batch)?;
+    fn evaluate(
+        &self,
+        filter: &Arc<dyn PhysicalExpr>,
+        batch: &RecordBatch,
+    ) -> Result<ColumnarValue> {
+        let answer = filter.evaluate(batch)?;
         let rows = batch.num_rows();
         let kept = match &answer {
             ColumnarValue::Array(a) => a.as_boolean_opt().map_or(rows, |a| a.true_count()),
             ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))) => rows,
             ColumnarValue::Scalar(_) => 0,
         };
-        self.counts.rows.fetch_add(rows as u64, Ordering::Relaxed);
-        self.counts.kept.fetch_add(kept as u64, Ordering::Relaxed);
+        self.0.rows.fetch_add(rows as u64, Ordering::Relaxed);
+        self.0.kept.fetch_add(kept as u64, Ordering::Relaxed);
         Ok(answer)
     }
 
-    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
-        vec![&self.filter]
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn PhysicalExpr>>,
-    ) -> Result<Arc<dyn PhysicalExpr>> {
-        match <[_; 1]>::try_from(children) {
-            Ok([filter]) => Ok(Arc::new(Self {
-                filter,
-                counts: Arc::clone(&self.counts),
-            })),
-            Err(children) => internal_err!("a counted filter has one child, got {children:?}"),
-        }
-    }
-
-    /// The conjunct itself, for what inspects filters rather than evaluating them (row-group
-    /// pruning by statistics).
-    fn snapshot(&self) -> Result<Option<Arc<dyn PhysicalExpr>>> {
-        Ok(Some(Arc::clone(&self.filter)))
-    }
-
-    fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.filter.fmt_sql(f)
+    fn for_filter(&self, _filter: &Arc<dyn PhysicalExpr>) -> Option<Self> {
+        Some(Self(Arc::clone(&self.0)))
     }
 }
 
@@ -159,7 +107,7 @@ impl PhysicalExpr for Counted {
 mod tests {
     use super::*;
     use arrow::array::{ArrayRef, Int32Array};
-    use arrow::datatypes::Field;
+    use arrow::datatypes::{DataType, Field, Schema};
     use datafusion::logical_expr::Operator;
     use datafusion::physical_expr::expressions::{BinaryExpr, Column, lit};
 

@@ -49,8 +49,10 @@ pub mod partition;
 pub mod pipeline;
 pub mod query;
 pub mod service;
+mod short_eq;
 pub mod table;
 pub mod wal;
+mod wrapped;
 
 pub use error::{Error, Result};
 pub use instance::Instance;
