@@ -5,7 +5,7 @@
 //! holds each distinct value once and every row a small key. Read as strings, a filter such as
 //! `resource = 'secrets'` costs a copy of every row's value out of the dictionary and then a
 //! comparison per row. A scan that filters on such a column instead reads it as an Arrow
-//! dictionary (keys and the file's distinct values, as stored), and [`DictionaryFilters`] rewrites
+//! dictionary (keys and the file's distinct values, as stored), and [`ScanFilters`] rewrites
 //! each filter over one such column into a [`PerDistinctValue`]: the filter is evaluated on the
 //! few distinct values, and each row takes the answer of its key.
 //!
@@ -51,17 +51,17 @@ pub(crate) fn with_dictionaries(schema: &Schema, columns: &[&str]) -> SchemaRef 
 /// string column with a short text into a [`ShortEq`], and orders the conjuncts of each file's
 /// filter by what they kept in the files read before it ([`Selectivity`]).
 #[derive(Debug, Default)]
-pub(crate) struct DictionaryFilters {
+pub(crate) struct ScanFilters {
     selectivity: Arc<Selectivity>,
 }
 
-impl PhysicalExprAdapterFactory for DictionaryFilters {
+impl PhysicalExprAdapterFactory for ScanFilters {
     fn create(
         &self,
         logical_file_schema: SchemaRef,
         physical_file_schema: SchemaRef,
     ) -> Result<Arc<dyn PhysicalExprAdapter>> {
-        Ok(Arc::new(DictionaryAdapter {
+        Ok(Arc::new(ScanFilterAdapter {
             default: DefaultPhysicalExprAdapterFactory
                 .create(logical_file_schema, Arc::clone(&physical_file_schema))?,
             file_schema: physical_file_schema,
@@ -71,13 +71,13 @@ impl PhysicalExprAdapterFactory for DictionaryFilters {
 }
 
 #[derive(Debug)]
-struct DictionaryAdapter {
+struct ScanFilterAdapter {
     default: Arc<dyn PhysicalExprAdapter>,
     file_schema: SchemaRef,
     selectivity: Arc<Selectivity>,
 }
 
-impl PhysicalExprAdapter for DictionaryAdapter {
+impl PhysicalExprAdapter for ScanFilterAdapter {
     fn rewrite(&self, expr: Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>> {
         let dictionaries = self
             .file_schema
@@ -105,7 +105,7 @@ impl PhysicalExprAdapter for DictionaryAdapter {
     }
 }
 
-impl DictionaryAdapter {
+impl ScanFilterAdapter {
     /// Whether `expr` is a filter that may be evaluated per distinct value: a boolean function
     /// of one dictionary-read column and constants, the same for the same value every time.
     fn per_distinct_value(&self, expr: &Arc<dyn PhysicalExpr>) -> Result<bool> {
@@ -404,7 +404,7 @@ mod tests {
         let logical =
             crate::table::strings_as(&events_schema(), &DataType::Utf8, &DataType::Utf8View);
         let physical = with_dictionaries(&logical, FEW_VALUED_EVENT_COLUMNS);
-        let adapter = DictionaryFilters::default()
+        let adapter = ScanFilters::default()
             .create(Arc::clone(&logical), Arc::clone(&physical))
             .expect("adapter");
         let column = |name: &str| -> Arc<dyn PhysicalExpr> {

@@ -31,7 +31,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 
-use crate::dictionary::{DictionaryFilters, with_dictionaries};
+use crate::dictionary::{ScanFilters, with_dictionaries};
 use crate::lake::{file_schema_tag, schema_tag};
 use crate::live::LiveBuffer;
 use crate::local_reads::object_meta;
@@ -221,7 +221,7 @@ impl LakeTable {
             .with_file_groups(groups)
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
-            .with_expr_adapter(Some(Arc::new(DictionaryFilters::default()) as Arc<_>))
+            .with_expr_adapter(Some(Arc::new(ScanFilters::default()) as Arc<_>))
             .build();
         format.create_physical_plan(state, config).await
     }
