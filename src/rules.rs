@@ -139,7 +139,7 @@ fn backtest(settings: &Settings, args: BacktestArgs) -> anyhow::Result<ExitCode>
     };
     // Threshold windows need time order.
     let sql = format!("SELECT * FROM events {where_clause} ORDER BY event_time, audit_id, stage");
-    let query = QueryEngine::open(&settings.data_dir, QueryLimits::default())?;
+    let query = QueryEngine::open_once(&settings.data_dir, QueryLimits::default())?;
     let mut store = if args.store {
         Some(Pipeline::open(&settings.data_dir, None)?)
     } else {
