@@ -326,7 +326,6 @@ mod tests {
         lake.append(&events).expect("append");
         lake.flush().expect("flush");
         drop(lake);
-        let engine = QueryEngine::open(dir.path(), QueryLimits::default()).expect("open");
         let strings = SessionContext::new();
         let table = MemTable::try_new(events.schema(), vec![vec![events]]).expect("table");
         strings
@@ -336,64 +335,78 @@ mod tests {
             .build()
             .expect("runtime");
 
-        for filter in [
-            "resource = 'secrets'",
-            "resource <> 'pods'",
-            "resource IS NULL",
-            "resource IS NOT NULL",
-            "NOT (resource = 'pods')",
-            "resource IN ('pods', 'secrets', 'configmaps')",
-            "resource NOT IN ('pods', 'secrets')",
-            "user_name LIKE 'system:serviceaccount:%'",
-            "user_name NOT LIKE 'system:%'",
-            "coalesce(namespace, 'cluster-wide') = 'cluster-wide'",
-            "upper(verb) = 'LIST'",
-            "namespace > 'kube'",
-            "verb = 'list' AND resource = 'secrets'",
-            "resource = 'pods' OR verb = 'create'",
-            "(verb = 'get') IS NOT TRUE",
-            "resource = namespace",
-            "stage = 'ResponseComplete' AND response_code >= 400",
-            "user_agent LIKE 'kubectl%' AND namespace IS NOT NULL",
-            // Columns read as strings, compared with short texts by view.
-            "subresource = 'status'",
-            "'log' = subresource AND resource = 'pods'",
-            "NOT (subresource = 'exec')",
-            "subresource = ''",
+        // Sessions that keep footers read them whole; one-off ones only the statistics of the
+        // filtered columns.
+        for (kind, engine) in [
+            (
+                "lasting",
+                QueryEngine::open(dir.path(), QueryLimits::default()),
+            ),
+            (
+                "one-off",
+                QueryEngine::open_once(dir.path(), QueryLimits::default()),
+            ),
         ] {
-            let sql = format!("SELECT count(*) FROM events WHERE {filter}");
-            let lake = rt.block_on(engine.query(&sql)).expect("lake query");
-            let expected = rt
-                .block_on(async { strings.sql(&sql).await?.collect().await })
-                .expect("string query");
-            assert_eq!(count(&lake.batches), count(&expected), "{filter}");
-        }
+            let engine = engine.expect("open");
+            for filter in [
+                "resource = 'secrets'",
+                "resource <> 'pods'",
+                "resource IS NULL",
+                "resource IS NOT NULL",
+                "NOT (resource = 'pods')",
+                "resource IN ('pods', 'secrets', 'configmaps')",
+                "resource NOT IN ('pods', 'secrets')",
+                "user_name LIKE 'system:serviceaccount:%'",
+                "user_name NOT LIKE 'system:%'",
+                "coalesce(namespace, 'cluster-wide') = 'cluster-wide'",
+                "upper(verb) = 'LIST'",
+                "namespace > 'kube'",
+                "verb = 'list' AND resource = 'secrets'",
+                "resource = 'pods' OR verb = 'create'",
+                "(verb = 'get') IS NOT TRUE",
+                "resource = namespace",
+                "stage = 'ResponseComplete' AND response_code >= 400",
+                "user_agent LIKE 'kubectl%' AND namespace IS NOT NULL",
+                // Columns read as strings, compared with short texts by view.
+                "subresource = 'status'",
+                "'log' = subresource AND resource = 'pods'",
+                "NOT (subresource = 'exec')",
+                "subresource = ''",
+            ] {
+                let sql = format!("SELECT count(*) FROM events WHERE {filter}");
+                let lake = rt.block_on(engine.query(&sql)).expect("lake query");
+                let expected = rt
+                    .block_on(async { strings.sql(&sql).await?.collect().await })
+                    .expect("string query");
+                assert_eq!(count(&lake.batches), count(&expected), "{filter} ({kind})");
+            }
 
-        // The filtered columns a query also returns come back as the strings they are.
-        let sql = "SELECT verb, resource, count(*) AS n FROM events \
+            // The filtered columns a query also returns come back as the strings they are.
+            let sql = "SELECT verb, resource, count(*) AS n FROM events \
                    WHERE verb <> 'get' AND resource IS NOT NULL \
                    GROUP BY verb, resource ORDER BY verb, resource";
-        let lake = rt.block_on(engine.query(sql)).expect("lake query");
-        let expected = rt
-            .block_on(async { strings.sql(sql).await?.collect().await })
-            .expect("string query");
-        let text = |b: &[RecordBatch]| {
-            arrow::util::pretty::pretty_format_batches(b)
-                .expect("table")
-                .to_string()
-        };
-        assert!(lake.batches.iter().map(|b| b.num_rows()).sum::<usize>() > 3);
-        assert_eq!(text(&lake.batches), text(&expected));
+            let lake = rt.block_on(engine.query(sql)).expect("lake query");
+            let expected = rt
+                .block_on(async { strings.sql(sql).await?.collect().await })
+                .expect("string query");
+            let text = |b: &[RecordBatch]| {
+                arrow::util::pretty::pretty_format_batches(b)
+                    .expect("table")
+                    .to_string()
+            };
+            assert!(lake.batches.iter().map(|b| b.num_rows()).sum::<usize>() > 3);
+            assert_eq!(text(&lake.batches), text(&expected), "{kind}");
 
-        // Row groups are still pruned by the statistics of a dictionary-read column: no stored
-        // resource sorts after `zzz`, so no byte of any file is read.
-        let sql = "EXPLAIN ANALYZE SELECT count(*) FROM events WHERE resource = 'zzz'";
-        let plan = rt.block_on(engine.query(sql)).expect("explain");
-        let text = arrow::util::pretty::pretty_format_batches(&plan.batches)
-            .expect("plan")
-            .to_string();
-        assert!(text.contains("bytes_scanned=0,"), "{text}");
-        assert!(text.contains("total → 0 matched"), "{text}");
+            // Row groups are still pruned by the statistics of a dictionary-read column: no stored
+            // resource sorts after `zzz`, so no byte of any file is read.
+            let sql = "EXPLAIN ANALYZE SELECT count(*) FROM events WHERE resource = 'zzz'";
+            let plan = rt.block_on(engine.query(sql)).expect("explain");
+            let text = arrow::util::pretty::pretty_format_batches(&plan.batches)
+                .expect("plan")
+                .to_string();
+            assert!(text.contains("bytes_scanned=0,"), "{kind}: {text}");
+            assert!(text.contains("total → 0 matched"), "{kind}: {text}");
+        }
     }
 
     /// A filter over one dictionary-read column is evaluated per distinct value; one over two

@@ -40,6 +40,7 @@ mod dedup;
 mod dictionary;
 mod error;
 mod filter_order;
+mod footers;
 pub mod instance;
 pub mod lake;
 pub mod live;

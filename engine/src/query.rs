@@ -151,6 +151,9 @@ impl QueryEngine {
         //   partitions and row-group statistics already prune by time, and reading page indexes
         //   made each query 0.03-0.06 s slower.
         // - No bloom filters are read: the lake writes none.
+        // - A session that keeps no footers (`open_once`) decodes of them only what its scans
+        //   use (`footers`): 0.094 -> 0.089 s and 0.121 -> 0.112 s for the top users by 403s
+        //   and the service accounts listing secrets (11 alternating runs).
         let config = SessionConfig::new()
             .with_information_schema(true)
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
@@ -399,7 +402,6 @@ mod tests {
     /// answer alike.
     #[test]
     fn only_lasting_sessions_keep_the_footers_they_read() {
-        use datafusion::execution::cache::Cache;
         let dir = tempfile::tempdir().expect("tempdir");
         let mut lake = LakeWriter::open(dir.path()).expect("lake");
         for (i, hour) in ["08", "09", "10"].iter().enumerate() {
@@ -484,38 +486,51 @@ mod tests {
             "2025-11-03T11:30:00Z",
         );
 
-        let engine = QueryEngine::open(dir.path(), QueryLimits::default()).expect("open");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        let sql = "SELECT count(*) AS n, count(exec_command) AS execs, \
+        // Both with footers decoded whole and with only what the scan uses of them (the
+        // first footer of a tag teaches the schema to the others of that tag).
+        for (kind, engine) in [
+            (
+                "lasting",
+                QueryEngine::open(dir.path(), QueryLimits::default()),
+            ),
+            (
+                "one-off",
+                QueryEngine::open_once(dir.path(), QueryLimits::default()),
+            ),
+        ] {
+            let engine = engine.expect("open");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            let sql = "SELECT count(*) AS n, count(exec_command) AS execs, \
                    count(DISTINCT audit_id) AS ids FROM events WHERE verb = 'get' AND user_name = 'alice'";
-        let plan = rt
-            .block_on(async { engine.ctx.sql(sql).await?.create_physical_plan().await })
-            .expect("plan");
-        let tag = crate::lake::schema_tag(&events_schema());
-        let given: Vec<(String, bool)> = file_scan(&plan)
-            .file_groups
-            .iter()
-            .flat_map(|g| g.files())
-            .map(|f| {
-                let name = f.object_meta.location.filename().expect("name").to_string();
-                (name, f.arrow_schema.is_some())
-            })
-            .collect();
-        assert_eq!(given.len(), 3, "{given:?}");
-        assert_eq!(given.iter().filter(|(_, g)| *g).count(), 1, "{given:?}");
-        for (name, given) in &given {
-            assert_eq!(*given, name.ends_with(&format!(".{tag}.parquet")), "{name}");
-        }
+            let plan = rt
+                .block_on(async { engine.ctx.sql(sql).await?.create_physical_plan().await })
+                .expect("plan");
+            let tag = crate::lake::schema_tag(&events_schema());
+            let given: Vec<(String, bool)> = file_scan(&plan)
+                .file_groups
+                .iter()
+                .flat_map(|g| g.files())
+                .map(|f| {
+                    let name = f.object_meta.location.filename().expect("name").to_string();
+                    (name, f.arrow_schema.is_some())
+                })
+                .collect();
+            assert_eq!(given.len(), 3, "{given:?}");
+            assert_eq!(given.iter().filter(|(_, g)| *g).count(), 1, "{given:?}");
+            for (name, given) in &given {
+                assert_eq!(*given, name.ends_with(&format!(".{tag}.parquet")), "{name}");
+            }
 
-        let answer = rt.block_on(engine.query(sql)).expect("query");
-        let row = &answer.batches[0];
-        let value = |i: usize| {
-            row.column(i)
-                .as_primitive::<arrow::datatypes::Int64Type>()
-                .value(0)
-        };
-        assert_eq!((value(0), value(1), value(2)), (9, 0, 9));
+            let answer = rt.block_on(engine.query(sql)).expect("query");
+            let row = &answer.batches[0];
+            let value = |i: usize| {
+                row.column(i)
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .value(0)
+            };
+            assert_eq!((value(0), value(1), value(2)), (9, 0, 9), "{kind}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! directories and hands the files in just those to a Parquet scan, where row-group statistics prune
 //! further. Filters are reported `Inexact`, so DataFusion still applies every one of them.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -20,7 +21,8 @@ use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::object_store::ObjectStoreUrl;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
@@ -32,6 +34,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 
 use crate::dictionary::{ScanFilters, with_dictionaries};
+use crate::footers::{LocalPath, ScanReaders};
 use crate::lake::{file_schema_tag, schema_tag};
 use crate::live::LiveBuffer;
 use crate::local_reads::object_meta;
@@ -194,7 +197,8 @@ impl LakeTable {
                 let location = Path::from_absolute_path(std::path::absolute(f)?)
                     .map_err(|e| DataFusionError::External(Box::new(e)))?;
                 let meta = object_meta(&location, &std::fs::metadata(f)?)?;
-                let file = PartitionedFile::new_from_meta(meta);
+                let file =
+                    PartitionedFile::new_from_meta(meta).with_extension(LocalPath(f.clone()));
                 // A file of this table's schema is read with it as given, its embedded schema
                 // not decoded; any other is read by its own, and its columns matched by name.
                 Ok(if file_schema_tag(f) == Some(self.tag.as_str()) {
@@ -215,15 +219,37 @@ impl LakeTable {
             .collect();
         // The session's Parquet settings (page index, metadata size hint, pushdown): a bare
         // `ParquetFormat::default()` would read with DataFusion's defaults instead.
-        let format = ParquetFormat::default().with_options(state.default_table_options().parquet);
-        let source = format.file_source(TableSchema::from(self.schema()));
-        let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source)
-            .with_file_groups(groups)
-            .with_projection_indices(projection.cloned())?
-            .with_limit(limit)
-            .with_expr_adapter(Some(Arc::new(ScanFilters::default()) as Arc<_>))
-            .build();
-        format.create_physical_plan(state, config).await
+        let options = state.default_table_options().parquet;
+        let format = ParquetFormat::default().with_options(options.clone());
+        let scan = |source| {
+            FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source)
+                .with_file_groups(groups)
+                .with_projection_indices(projection.cloned())
+                .map(|c| {
+                    c.with_limit(limit)
+                        .with_expr_adapter(Some(Arc::new(ScanFilters::default()) as Arc<_>))
+                        .build()
+                })
+        };
+        // A session that keeps footers for later queries reads them whole, into its cache, the
+        // way DataFusion's Parquet format plans a scan; one that does not reads only what this
+        // scan uses of them.
+        if state.runtime_env().cache_manager.get_metadata_cache_limit() > 0 {
+            let source = format.file_source(TableSchema::from(self.schema()));
+            return format.create_physical_plan(state, scan(source)?).await;
+        }
+        let pruned_on: HashSet<&str> = filters
+            .iter()
+            .flat_map(|f| f.column_refs())
+            .map(|c| c.name.as_str())
+            .collect();
+        let mut source = ParquetSource::new(TableSchema::from(self.schema()))
+            .with_table_parquet_options(options.clone())
+            .with_parquet_file_reader_factory(Arc::new(ScanReaders::new(pruned_on)));
+        if let Some(hint) = options.global.metadata_size_hint {
+            source = source.with_metadata_size_hint(hint);
+        }
+        Ok(DataSourceExec::from_data_source(scan(Arc::new(source))?))
     }
 
     fn is_time(&self, expr: &Expr) -> bool {
