@@ -13,7 +13,6 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +34,7 @@ use parquet::file::metadata::{
 };
 
 use crate::lake::file_schema_tag;
+use crate::local_reads::pread;
 
 /// The path a [`PartitionedFile`] of a lake scan is read from, carried in its extensions.
 #[derive(Debug)]
@@ -150,10 +150,7 @@ impl ScanReader {
             Some(file) => file,
             none => none.insert(File::open(path).map_err(|e| read_error(path, e))?),
         };
-        let mut buf = vec![0; (range.end - range.start) as usize];
-        file.read_exact_at(&mut buf, range.start)
-            .map_err(|e| read_error(path, e))?;
-        Ok(buf.into())
+        pread(file, &range).map_err(|e| read_error(path, e))
     }
 
     /// Reads of the file's data, counted as scanned; footer reads are not, as in DataFusion's.

@@ -56,11 +56,15 @@ fn generic(e: std::io::Error) -> Error {
     }
 }
 
-/// `len` bytes of `file` from `offset`; a file shorter than that is an error, not a short read.
-fn read_at(file: &File, range: &Range<u64>) -> Result<Bytes> {
+/// The bytes of `file` in `range`; a file shorter than that is an error, not a short read.
+pub(crate) fn pread(file: &File, range: &Range<u64>) -> std::io::Result<Bytes> {
     let mut buf = vec![0; (range.end - range.start) as usize];
-    file.read_exact_at(&mut buf, range.start).map_err(generic)?;
+    file.read_exact_at(&mut buf, range.start)?;
     Ok(buf.into())
+}
+
+fn read_at(file: &File, range: &Range<u64>) -> Result<Bytes> {
+    pread(file, range).map_err(generic)
 }
 
 /// The object metadata `LocalFileSystem` gives the same file, so both agree on its identity.
