@@ -88,8 +88,7 @@ mod tests {
             .expect("runtime");
         let err = rt
             .block_on(engine.query("SELECT date FROM events"))
-            .err()
-            .expect("no such column");
+            .expect_err("no such column");
         let text = chain_text(&anyhow::Error::new(err));
         assert_eq!(text.matches("No field named date").count(), 1, "{text}");
         // A cause that adds something is kept.
