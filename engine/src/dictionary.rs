@@ -281,7 +281,6 @@ fn by_key(answers: &BooleanArray, keys: &Int32Array) -> BooleanArray {
 mod tests {
     use super::*;
     use crate::lake::{FEW_VALUED_EVENT_COLUMNS, LakeWriter};
-    use crate::{QueryEngine, QueryLimits};
     use arrow::array::Int64Array;
     use auditlake_schema::{Decoder, events_schema};
     use datafusion::catalog::MemTable;
@@ -337,17 +336,7 @@ mod tests {
 
         // Sessions that keep footers read them whole; one-off ones only the statistics of the
         // filtered columns.
-        for (kind, engine) in [
-            (
-                "lasting",
-                QueryEngine::open(dir.path(), QueryLimits::default()),
-            ),
-            (
-                "one-off",
-                QueryEngine::open_once(dir.path(), QueryLimits::default()),
-            ),
-        ] {
-            let engine = engine.expect("open");
+        for (kind, engine) in crate::query::tests::both_kinds(dir.path()) {
             for filter in [
                 "resource = 'secrets'",
                 "resource <> 'pods'",

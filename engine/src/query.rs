@@ -333,7 +333,7 @@ fn stored_types(schema: &SchemaRef) -> SchemaRef {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::lake::LakeWriter;
     use crate::maintenance::tests::{events, lake_of};
@@ -341,6 +341,19 @@ mod tests {
     use datafusion::datasource::physical_plan::FileScanConfig;
     use datafusion::datasource::source::DataSourceExec;
     use datafusion::physical_plan::ExecutionPlan;
+
+    /// A lasting session (footers decoded whole and kept) and a one-off one (footers decoded
+    /// only as far as each scan uses them) over the lake under `dir`, named.
+    pub(crate) fn both_kinds(dir: &std::path::Path) -> [(&'static str, QueryEngine); 2] {
+        let limits = QueryLimits::default;
+        [
+            ("lasting", QueryEngine::open(dir, limits()).expect("open")),
+            (
+                "one-off",
+                QueryEngine::open_once(dir, limits()).expect("open"),
+            ),
+        ]
+    }
 
     /// The data-source scans (files or memory) found in `plan`.
     fn parquet_scans(plan: &Arc<dyn ExecutionPlan>, found: &mut Vec<Arc<dyn ExecutionPlan>>) {
@@ -415,10 +428,7 @@ mod tests {
             .expect("runtime");
         let sql = "SELECT count(*) AS n FROM events WHERE verb = 'get'";
         let mut kept = Vec::new();
-        for engine in [
-            QueryEngine::open(dir.path(), QueryLimits::default()).expect("open"),
-            QueryEngine::open_once(dir.path(), QueryLimits::default()).expect("open"),
-        ] {
+        for (_, engine) in both_kinds(dir.path()) {
             let answer = rt.block_on(engine.query(sql)).expect("query");
             let n = answer.batches[0]
                 .column(0)
@@ -488,17 +498,7 @@ mod tests {
 
         // Both with footers decoded whole and with only what the scan uses of them (the
         // first footer of a tag teaches the schema to the others of that tag).
-        for (kind, engine) in [
-            (
-                "lasting",
-                QueryEngine::open(dir.path(), QueryLimits::default()),
-            ),
-            (
-                "one-off",
-                QueryEngine::open_once(dir.path(), QueryLimits::default()),
-            ),
-        ] {
-            let engine = engine.expect("open");
+        for (kind, engine) in both_kinds(dir.path()) {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .expect("runtime");
