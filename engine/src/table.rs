@@ -220,9 +220,10 @@ impl LakeTable {
         // The session's Parquet settings (page index, metadata size hint, pushdown): a bare
         // `ParquetFormat::default()` would read with DataFusion's defaults instead.
         let options = state.default_table_options().parquet;
-        let format = ParquetFormat::default().with_options(options.clone());
-        let scan = |source| {
-            FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source)
+        let source = ParquetSource::new(TableSchema::from(self.schema()))
+            .with_table_parquet_options(options.clone());
+        let scan = |source: ParquetSource| {
+            FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
                 .with_file_groups(groups)
                 .with_projection_indices(projection.cloned())
                 .map(|c| {
@@ -235,7 +236,7 @@ impl LakeTable {
         // way DataFusion's Parquet format plans a scan; one that does not reads only what this
         // scan uses of them.
         if state.runtime_env().cache_manager.get_metadata_cache_limit() > 0 {
-            let source = format.file_source(TableSchema::from(self.schema()));
+            let format = ParquetFormat::default().with_options(options);
             return format.create_physical_plan(state, scan(source)?).await;
         }
         let pruned_on: HashSet<&str> = filters
@@ -243,13 +244,12 @@ impl LakeTable {
             .flat_map(|f| f.column_refs())
             .map(|c| c.name.as_str())
             .collect();
-        let mut source = ParquetSource::new(TableSchema::from(self.schema()))
-            .with_table_parquet_options(options.clone())
-            .with_parquet_file_reader_factory(Arc::new(ScanReaders::new(pruned_on)));
+        let mut source =
+            source.with_parquet_file_reader_factory(Arc::new(ScanReaders::new(pruned_on)));
         if let Some(hint) = options.global.metadata_size_hint {
             source = source.with_metadata_size_hint(hint);
         }
-        Ok(DataSourceExec::from_data_source(scan(Arc::new(source))?))
+        Ok(DataSourceExec::from_data_source(scan(source)?))
     }
 
     fn is_time(&self, expr: &Expr) -> bool {
