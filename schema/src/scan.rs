@@ -178,18 +178,7 @@ impl<'a> Scan<'a> {
             return Some(());
         }
         loop {
-            if self.next()? != b'"' {
-                return None;
-            }
-            let (end, escaped) = self.string_end(self.at)?;
-            if escaped {
-                return None;
-            }
-            let key = self.text.get(self.at..end)?;
-            self.at = end + 1;
-            if self.next()? != b':' {
-                return None;
-            }
+            let key = self.key()?;
             member(self, key)?;
             match self.next()? {
                 b',' => {}
@@ -300,23 +289,84 @@ impl<'a> Scan<'a> {
         }
     }
 
-    /// Past any JSON value, checking it.
+    /// Past any JSON value, checking it, `depth` levels down from the document. Nested values are
+    /// walked in one loop, with one bit per open container (set for an object), rather than by
+    /// recursion: request and response bodies are most of what is skipped.
     fn skip(&mut self, depth: u32) -> Maybe<()> {
-        self.skip_whitespace();
-        match self.peek()? {
-            b'"' => {
-                let (end, _) = self.string_end(self.at + 1)?;
-                self.at = end + 1;
-                Some(())
+        let room = MAX_NESTING.checked_sub(depth)?;
+        let mut objects: u64 = 0;
+        let mut open: u32 = 0;
+        loop {
+            // A value.
+            self.skip_whitespace();
+            let container = match self.peek()? {
+                b'"' => {
+                    let (end, _) = self.string_end(self.at + 1)?;
+                    self.at = end + 1;
+                    None
+                }
+                b'{' => Some(true),
+                b'[' => Some(false),
+                b't' => self.literal(b"true").map(|()| None)?,
+                b'f' => self.literal(b"false").map(|()| None)?,
+                b'n' => self.literal(b"null").map(|()| None)?,
+                b'-' | b'0'..=b'9' => self.number().map(|()| None)?,
+                _ => return None,
+            };
+            if let Some(object) = container {
+                if open >= room {
+                    return None;
+                }
+                self.at += 1;
+                self.skip_whitespace();
+                let close = if object { b'}' } else { b']' };
+                if self.peek()? != close {
+                    objects = (objects << 1) | u64::from(object);
+                    open += 1;
+                    if object {
+                        self.key()?;
+                    }
+                    continue;
+                }
+                self.at += 1;
             }
-            b'{' if depth < MAX_NESTING => self.object(|scan, _| scan.skip(depth + 1)),
-            b'[' if depth < MAX_NESTING => self.array(|scan| scan.skip(depth + 1)),
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            b'-' | b'0'..=b'9' => self.number(),
-            _ => None,
+            // After a value: the next member or item, or the end of containers.
+            loop {
+                if open == 0 {
+                    return Some(());
+                }
+                let in_object = objects & 1 == 1;
+                match (self.next()?, in_object) {
+                    (b',', true) => {
+                        self.key()?;
+                        break;
+                    }
+                    (b',', false) => break,
+                    (b'}', true) | (b']', false) => {
+                        objects >>= 1;
+                        open -= 1;
+                    }
+                    _ => return None,
+                }
+            }
         }
+    }
+
+    /// Past an object's key and its colon; a key with escapes is left to serde_json.
+    fn key(&mut self) -> Maybe<&'a str> {
+        if self.next()? != b'"' {
+            return None;
+        }
+        let (end, escaped) = self.string_end(self.at)?;
+        if escaped {
+            return None;
+        }
+        let key = self.text.get(self.at..end)?;
+        self.at = end + 1;
+        if self.next()? != b':' {
+            return None;
+        }
+        Some(key)
     }
 
     /// Past a number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
