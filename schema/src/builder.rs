@@ -11,6 +11,10 @@ use arrow::datatypes::ArrowPrimitiveType;
 use arrow::record_batch::RecordBatch;
 use xxhash_rust::xxh3::xxh3_64;
 
+mod null_runs;
+
+use null_runs::Optional;
+
 use crate::columns::events_schema;
 use crate::derive::Derived;
 use crate::model::Str;
@@ -58,52 +62,52 @@ type StrList = ListBuilder<StringBuilder>;
 pub(crate) struct EventBatchBuilder {
     cluster: StringBuilder,
     audit_id: StringBuilder,
-    stage: StringBuilder,
-    level: StringBuilder,
+    stage: Optional<StringBuilder>,
+    level: Optional<StringBuilder>,
     event_time: TimestampMicrosecondBuilder,
     stage_time: TimestampMicrosecondBuilder,
-    verb: StringBuilder,
-    request_uri: StringBuilder,
-    user_name: StringBuilder,
-    user_uid: StringBuilder,
-    user_groups: StrList,
-    user_extra: StringBuilder,
-    impersonated_user: StringBuilder,
-    impersonated_groups: StrList,
-    source_ip: StringBuilder,
-    source_ips: StrList,
-    user_agent: StringBuilder,
-    resource: StringBuilder,
-    subresource: StringBuilder,
-    namespace: StringBuilder,
-    name: StringBuilder,
-    api_group: StringBuilder,
-    api_version: StringBuilder,
-    response_code: Int32Builder,
-    response_status: StringBuilder,
-    response_reason: StringBuilder,
-    response_message: StringBuilder,
-    decision: StringBuilder,
-    decision_reason: StringBuilder,
-    annotations: StringBuilder,
-    request_object: StringBuilder,
-    response_object: StringBuilder,
+    verb: Optional<StringBuilder>,
+    request_uri: Optional<StringBuilder>,
+    user_name: Optional<StringBuilder>,
+    user_uid: Optional<StringBuilder>,
+    user_groups: Optional<StrList>,
+    user_extra: Optional<StringBuilder>,
+    impersonated_user: Optional<StringBuilder>,
+    impersonated_groups: Optional<StrList>,
+    source_ip: Optional<StringBuilder>,
+    source_ips: Optional<StrList>,
+    user_agent: Optional<StringBuilder>,
+    resource: Optional<StringBuilder>,
+    subresource: Optional<StringBuilder>,
+    namespace: Optional<StringBuilder>,
+    name: Optional<StringBuilder>,
+    api_group: Optional<StringBuilder>,
+    api_version: Optional<StringBuilder>,
+    response_code: Optional<Int32Builder>,
+    response_status: Optional<StringBuilder>,
+    response_reason: Optional<StringBuilder>,
+    response_message: Optional<StringBuilder>,
+    decision: Optional<StringBuilder>,
+    decision_reason: Optional<StringBuilder>,
+    annotations: Optional<StringBuilder>,
+    request_object: Optional<StringBuilder>,
+    response_object: Optional<StringBuilder>,
     ingested_at: TimestampMicrosecondBuilder,
-    exec_command: StringBuilder,
-    pod_images: StrList,
-    pod_privileged: BooleanBuilder,
-    pod_host_network: BooleanBuilder,
-    pod_host_pid: BooleanBuilder,
-    pod_host_ipc: BooleanBuilder,
-    pod_host_paths: StrList,
-    pod_capabilities_added: StrList,
-    pod_run_as_root: BooleanBuilder,
-    pod_allow_privilege_escalation: BooleanBuilder,
-    pod_service_account: StringBuilder,
-    role_ref: StringBuilder,
-    subjects: StrList,
-    rule_verbs: StrList,
-    rule_resources: StrList,
+    exec_command: Optional<StringBuilder>,
+    pod_images: Optional<StrList>,
+    pod_privileged: Optional<BooleanBuilder>,
+    pod_host_network: Optional<BooleanBuilder>,
+    pod_host_pid: Optional<BooleanBuilder>,
+    pod_host_ipc: Optional<BooleanBuilder>,
+    pod_host_paths: Optional<StrList>,
+    pod_capabilities_added: Optional<StrList>,
+    pod_run_as_root: Optional<BooleanBuilder>,
+    pod_allow_privilege_escalation: Optional<BooleanBuilder>,
+    pod_service_account: Optional<StringBuilder>,
+    role_ref: Optional<StringBuilder>,
+    subjects: Optional<StrList>,
+    rule_verbs: Optional<StrList>,
+    rule_resources: Optional<StrList>,
     event_hash: UInt64Builder,
     /// Scratch space for the row being hashed, reused across rows.
     hash_buf: Vec<u8>,
@@ -208,70 +212,58 @@ impl Hasher<'_> {
     }
 }
 
-fn append_list<S: AsRef<str>>(builder: &mut StrList, items: Option<&[S]>) {
-    match items {
-        Some(items) => {
-            for item in items {
-                builder.values().append_value(item.as_ref());
-            }
-            builder.append(true);
-        }
-        None => builder.append(false),
-    }
-}
-
 impl EventBatchBuilder {
     pub(crate) fn new() -> Self {
         let s = StringBuilder::new;
         Self {
             cluster: s(),
             audit_id: s(),
-            stage: s(),
-            level: s(),
+            stage: Optional::new(s()),
+            level: Optional::new(s()),
             event_time: ts(),
             stage_time: ts(),
-            verb: s(),
-            request_uri: s(),
-            user_name: s(),
-            user_uid: s(),
-            user_groups: list(),
-            user_extra: s(),
-            impersonated_user: s(),
-            impersonated_groups: list(),
-            source_ip: s(),
-            source_ips: list(),
-            user_agent: s(),
-            resource: s(),
-            subresource: s(),
-            namespace: s(),
-            name: s(),
-            api_group: s(),
-            api_version: s(),
-            response_code: Int32Builder::new(),
-            response_status: s(),
-            response_reason: s(),
-            response_message: s(),
-            decision: s(),
-            decision_reason: s(),
-            annotations: s(),
-            request_object: s(),
-            response_object: s(),
+            verb: Optional::new(s()),
+            request_uri: Optional::new(s()),
+            user_name: Optional::new(s()),
+            user_uid: Optional::new(s()),
+            user_groups: Optional::new(list()),
+            user_extra: Optional::new(s()),
+            impersonated_user: Optional::new(s()),
+            impersonated_groups: Optional::new(list()),
+            source_ip: Optional::new(s()),
+            source_ips: Optional::new(list()),
+            user_agent: Optional::new(s()),
+            resource: Optional::new(s()),
+            subresource: Optional::new(s()),
+            namespace: Optional::new(s()),
+            name: Optional::new(s()),
+            api_group: Optional::new(s()),
+            api_version: Optional::new(s()),
+            response_code: Optional::new(Int32Builder::new()),
+            response_status: Optional::new(s()),
+            response_reason: Optional::new(s()),
+            response_message: Optional::new(s()),
+            decision: Optional::new(s()),
+            decision_reason: Optional::new(s()),
+            annotations: Optional::new(s()),
+            request_object: Optional::new(s()),
+            response_object: Optional::new(s()),
             ingested_at: ts(),
-            exec_command: s(),
-            pod_images: list(),
-            pod_privileged: BooleanBuilder::new(),
-            pod_host_network: BooleanBuilder::new(),
-            pod_host_pid: BooleanBuilder::new(),
-            pod_host_ipc: BooleanBuilder::new(),
-            pod_host_paths: list(),
-            pod_capabilities_added: list(),
-            pod_run_as_root: BooleanBuilder::new(),
-            pod_allow_privilege_escalation: BooleanBuilder::new(),
-            pod_service_account: s(),
-            role_ref: s(),
-            subjects: list(),
-            rule_verbs: list(),
-            rule_resources: list(),
+            exec_command: Optional::new(s()),
+            pod_images: Optional::new(list()),
+            pod_privileged: Optional::new(BooleanBuilder::new()),
+            pod_host_network: Optional::new(BooleanBuilder::new()),
+            pod_host_pid: Optional::new(BooleanBuilder::new()),
+            pod_host_ipc: Optional::new(BooleanBuilder::new()),
+            pod_host_paths: Optional::new(list()),
+            pod_capabilities_added: Optional::new(list()),
+            pod_run_as_root: Optional::new(BooleanBuilder::new()),
+            pod_allow_privilege_escalation: Optional::new(BooleanBuilder::new()),
+            pod_service_account: Optional::new(s()),
+            role_ref: Optional::new(s()),
+            subjects: Optional::new(list()),
+            rule_verbs: Optional::new(list()),
+            rule_resources: Optional::new(list()),
             event_hash: UInt64Builder::new(),
             hash_buf: Vec::with_capacity(4096),
         }
@@ -287,7 +279,7 @@ impl EventBatchBuilder {
         let mut h = Hasher(&mut self.hash_buf);
         macro_rules! text {
             ($($field:ident),*) => {$(
-                self.$field.append_option(row.$field);
+                self.$field.push(row.$field);
                 h.str(row.$field);
             )*};
         }
@@ -301,17 +293,17 @@ impl EventBatchBuilder {
         h.int(Some(row.event_time));
         h.int(Some(row.stage_time));
         text!(verb, request_uri, user_name, user_uid);
-        append_list(&mut self.user_groups, row.user_groups);
+        self.user_groups.push(row.user_groups);
         h.list(row.user_groups);
         text!(user_extra, impersonated_user);
-        append_list(&mut self.impersonated_groups, row.impersonated_groups);
+        self.impersonated_groups.push(row.impersonated_groups);
         h.list(row.impersonated_groups);
-        self.source_ip.append_option(
+        self.source_ip.push(
             row.source_ips
                 .and_then(|ips| ips.first())
                 .map(|ip| ip.as_ref()),
         );
-        append_list(&mut self.source_ips, row.source_ips);
+        self.source_ips.push(row.source_ips);
         h.list(row.source_ips);
         text!(
             user_agent,
@@ -322,7 +314,7 @@ impl EventBatchBuilder {
             api_group,
             api_version
         );
-        self.response_code.append_option(row.response_code);
+        self.response_code.push(row.response_code);
         h.int(row.response_code.map(i64::from));
         text!(
             response_status,
@@ -336,39 +328,30 @@ impl EventBatchBuilder {
         );
         self.ingested_at.append_value(ingested_at);
         // Derived columns are a function of the fields above, so they need no hashing.
-        self.exec_command
-            .append_option(derived.exec_command.as_deref());
+        self.exec_command.push(derived.exec_command.as_deref());
         let pod = derived.pod.as_ref();
-        append_list(&mut self.pod_images, pod.map(|p| p.images.as_slice()));
-        self.pod_privileged.append_option(pod.map(|p| p.privileged));
-        self.pod_host_network
-            .append_option(pod.map(|p| p.host_network));
-        self.pod_host_pid.append_option(pod.map(|p| p.host_pid));
-        self.pod_host_ipc.append_option(pod.map(|p| p.host_ipc));
-        append_list(
-            &mut self.pod_host_paths,
-            pod.map(|p| p.host_paths.as_slice()),
-        );
-        append_list(
-            &mut self.pod_capabilities_added,
-            pod.map(|p| p.capabilities_added.as_slice()),
-        );
-        self.pod_run_as_root
-            .append_option(pod.map(|p| p.run_as_root));
+        self.pod_images.push(pod.map(|p| p.images.as_slice()));
+        self.pod_privileged.push(pod.map(|p| p.privileged));
+        self.pod_host_network.push(pod.map(|p| p.host_network));
+        self.pod_host_pid.push(pod.map(|p| p.host_pid));
+        self.pod_host_ipc.push(pod.map(|p| p.host_ipc));
+        self.pod_host_paths
+            .push(pod.map(|p| p.host_paths.as_slice()));
+        self.pod_capabilities_added
+            .push(pod.map(|p| p.capabilities_added.as_slice()));
+        self.pod_run_as_root.push(pod.map(|p| p.run_as_root));
         self.pod_allow_privilege_escalation
-            .append_option(pod.map(|p| p.allow_privilege_escalation));
+            .push(pod.map(|p| p.allow_privilege_escalation));
         self.pod_service_account
-            .append_option(pod.and_then(|p| p.service_account.as_deref()));
+            .push(pod.and_then(|p| p.service_account.as_deref()));
         let binding = derived.binding.as_ref();
         self.role_ref
-            .append_option(binding.and_then(|b| b.role_ref.as_deref()));
-        append_list(&mut self.subjects, binding.map(|b| b.subjects.as_slice()));
+            .push(binding.and_then(|b| b.role_ref.as_deref()));
+        self.subjects.push(binding.map(|b| b.subjects.as_slice()));
         let role = derived.role.as_ref();
-        append_list(&mut self.rule_verbs, role.map(|r| r.verbs.as_slice()));
-        append_list(
-            &mut self.rule_resources,
-            role.map(|r| r.resources.as_slice()),
-        );
+        self.rule_verbs.push(role.map(|r| r.verbs.as_slice()));
+        self.rule_resources
+            .push(role.map(|r| r.resources.as_slice()));
         self.event_hash.append_value(xxh3_64(&self.hash_buf));
     }
 
