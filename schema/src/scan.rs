@@ -246,6 +246,7 @@ impl<'a> Scan<'a> {
 
     /// Where the string whose contents start at `at` ends (the index of its closing quote), and
     /// whether it has escapes. Control characters are not allowed in JSON strings.
+    #[inline(always)]
     fn string_end(&self, mut at: usize) -> Maybe<(usize, bool)> {
         let bytes = self.bytes;
         let mut escaped = false;
