@@ -49,11 +49,13 @@ impl<B: NullRun> Optional<B> {
         Self { builder, nulls: 0 }
     }
 
+    #[inline]
     fn null(&mut self) {
         self.nulls += 1;
     }
 
     /// The builder, caught up with the nulls owed to it.
+    #[inline]
     fn caught_up(&mut self) -> &mut B {
         if self.nulls > 0 {
             self.builder.append_nulls(std::mem::take(&mut self.nulls));
@@ -63,6 +65,7 @@ impl<B: NullRun> Optional<B> {
 }
 
 impl Optional<StringBuilder> {
+    #[inline]
     pub(super) fn push(&mut self, value: Option<&str>) {
         match value {
             Some(v) => self.caught_up().append_value(v),
@@ -72,6 +75,7 @@ impl Optional<StringBuilder> {
 }
 
 impl Optional<StrList> {
+    #[inline]
     pub(super) fn push<S: AsRef<str>>(&mut self, items: Option<&[S]>) {
         let Some(items) = items else {
             return self.null();
@@ -85,6 +89,7 @@ impl Optional<StrList> {
 }
 
 impl Optional<BooleanBuilder> {
+    #[inline]
     pub(super) fn push(&mut self, value: Option<bool>) {
         match value {
             Some(v) => self.caught_up().append_value(v),
@@ -94,6 +99,7 @@ impl Optional<BooleanBuilder> {
 }
 
 impl Optional<Int32Builder> {
+    #[inline]
     pub(super) fn push(&mut self, value: Option<i32>) {
         match value {
             Some(v) => self.caught_up().append_value(v),
