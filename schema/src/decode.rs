@@ -259,13 +259,21 @@ fn event(
         Some(s) => timestamp("stageTimestamp", s)?,
         None => event_time,
     };
-    let authz = match env.annotations {
-        Some(raw) => match scan::authz_annotations(raw.get()) {
-            Some(authz) => authz,
-            None => serde_json::from_str::<AuthzAnnotations<'_>>(raw.get())
-                .map_err(|e| Error::not_an_event(format!("annotations: {e}")))?,
-        },
-        None => AuthzAnnotations::default(),
+    let parsed;
+    let authz = match (&env.authz, env.annotations) {
+        (Some(read), _) => read,
+        (None, Some(raw)) => {
+            parsed = match scan::authz_annotations(raw.get()) {
+                Some(authz) => authz,
+                None => serde_json::from_str::<AuthzAnnotations<'_>>(raw.get())
+                    .map_err(|e| Error::not_an_event(format!("annotations: {e}")))?,
+            };
+            &parsed
+        }
+        (None, None) => {
+            parsed = AuthzAnnotations::default();
+            &parsed
+        }
     };
     let object_ref = env.object_ref.as_ref();
     let resource = object_ref.and_then(|o| o.resource.as_deref());

@@ -127,6 +127,10 @@ pub struct Envelope<'a> {
     pub metadata: Option<Metadata<'a>>,
     #[serde(borrow)]
     pub annotations: Option<Raw<'a>>,
+    /// The authorizer's two annotations, when the scanner read them on its way through
+    /// `annotations`; serde leaves this `None`, and they are read from `annotations` instead.
+    #[serde(skip)]
+    pub authz: Option<AuthzAnnotations<'a>>,
 
     // --- EventList (webhook body) ---
     #[serde(borrow)]

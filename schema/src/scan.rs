@@ -48,7 +48,11 @@ pub(crate) fn envelope(text: &str) -> Maybe<Envelope<'_>> {
             "stageTimestamp" => scan.field(seen, 16, &mut env.stage_timestamp, Scan::string),
             "timestamp" => scan.field(seen, 17, &mut env.timestamp, Scan::string),
             "metadata" => scan.field(seen, 18, &mut env.metadata, Scan::metadata),
-            "annotations" => scan.field(seen, 19, &mut env.annotations, Scan::raw),
+            "annotations" => scan.field(seen, 19, &mut env.annotations, |scan| {
+                let (raw, authz) = scan.annotations()?;
+                env.authz = Some(authz);
+                Some(raw)
+            }),
             // A wrapper (EventList, GKE, AKS, CloudWatch, a shipper's record): serde's path.
             "items" | "protoPayload" | "insertId" | "operation" | "resource" | "labels"
             | "properties" | "resourceId" | "logEvents" | "logGroup" | "log" | "message" => None,
@@ -62,15 +66,7 @@ pub(crate) fn envelope(text: &str) -> Maybe<Envelope<'_>> {
 /// Reads an Event's `annotations` for the authorizer's two; `None` when serde_json has to decide.
 pub(crate) fn authz_annotations(text: &str) -> Maybe<AuthzAnnotations<'_>> {
     let mut scan = Scan::new(text);
-    let authz = scan.record(
-        |scan, seen, authz: &mut AuthzAnnotations<'_>, key| match key {
-            "authorization.k8s.io/decision" => {
-                scan.field(seen, 0, &mut authz.decision, Scan::string)
-            }
-            "authorization.k8s.io/reason" => scan.field(seen, 1, &mut authz.reason, Scan::string),
-            _ => scan.skip(1),
-        },
-    )?;
+    let authz = scan.authz()?;
     scan.end()?;
     Some(authz)
 }
@@ -428,6 +424,30 @@ impl<'a> Scan<'a> {
         self.text.get(start..self.at)?.parse().ok()
     }
 
+    /// The authorizer's two annotations of an `annotations` object.
+    fn authz(&mut self) -> Maybe<AuthzAnnotations<'a>> {
+        self.record(
+            |scan, seen, authz: &mut AuthzAnnotations<'a>, key| match key {
+                "authorization.k8s.io/decision" => {
+                    scan.field(seen, 0, &mut authz.decision, Scan::string)
+                }
+                "authorization.k8s.io/reason" => {
+                    scan.field(seen, 1, &mut authz.reason, Scan::string)
+                }
+                _ => scan.skip(1),
+            },
+        )
+    }
+
+    /// An Event's `annotations`, as its text and with the authorizer's two read on the way, so
+    /// that they are not scanned a second time.
+    fn annotations(&mut self) -> Maybe<(Raw<'a>, AuthzAnnotations<'a>)> {
+        self.skip_whitespace();
+        let start = self.at;
+        let authz = self.authz()?;
+        Some((Raw(self.text.get(start..self.at)?), authz))
+    }
+
     fn user(&mut self) -> Maybe<UserInfo<'a>> {
         self.record(|scan, seen, user: &mut UserInfo<'a>, key| match key {
             "username" => scan.field(seen, 0, &mut user.username, Scan::string),
@@ -540,9 +560,22 @@ mod tests {
         let Some(fast) = envelope(text) else {
             return false;
         };
+        let mut fast = fast;
         let slow: Envelope<'_> = serde_json::from_str(text).unwrap_or_else(|e| {
             panic!("the scanner accepted what serde_json rejects ({e}): {text}")
         });
+        // The authorizer's annotations the scanner read on the way are what serde_json reads
+        // from the annotations' text.
+        let read_on_the_way = fast.authz.take();
+        assert_eq!(
+            read_on_the_way.is_some(),
+            slow.annotations.is_some(),
+            "{text}"
+        );
+        if let (Some(fast), Some(raw)) = (read_on_the_way, slow.annotations) {
+            let slow: AuthzAnnotations<'_> = serde_json::from_str(raw.get()).expect("annotations");
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{text}");
+        }
         assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{text}");
         true
     }
