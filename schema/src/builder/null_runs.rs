@@ -38,6 +38,7 @@ impl NullRun for Int32Builder {
 /// end of the batch, comes. A typical event leaves about twenty columns null (no impersonation,
 /// no response body, no pod, binding or role facts), and one append per run costs far less than
 /// one per row per column.
+#[derive(Default)]
 pub(super) struct Optional<B> {
     builder: B,
     /// Nulls owed to `builder`, all of them after its last appended row.
@@ -45,10 +46,6 @@ pub(super) struct Optional<B> {
 }
 
 impl<B: NullRun> Optional<B> {
-    pub(super) fn new(builder: B) -> Self {
-        Self { builder, nulls: 0 }
-    }
-
     #[inline]
     fn null(&mut self) {
         self.nulls += 1;
@@ -122,8 +119,8 @@ mod tests {
 
     #[test]
     fn runs_of_nulls_land_where_they_were_pushed() {
-        let mut texts = Optional::new(StringBuilder::new());
-        let mut lists = Optional::new(StrList::new(StringBuilder::new()));
+        let mut texts = Optional::<StringBuilder>::default();
+        let mut lists = Optional::<StrList>::default();
         let rows: [Option<&str>; 7] = [None, None, Some("a"), None, Some(""), None, None];
         for row in rows {
             texts.push(row);
@@ -143,7 +140,7 @@ mod tests {
             assert_eq!(item.as_deref(), *row, "list row {i}");
         }
         // The builder starts the next batch empty.
-        let mut again = Optional::new(BooleanBuilder::new());
+        let mut again = Optional::<BooleanBuilder>::default();
         again.push(None);
         assert_eq!(again.take().len(), 1);
         assert_eq!(again.take().len(), 0);
