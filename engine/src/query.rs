@@ -422,7 +422,7 @@ pub(crate) mod tests {
     fn row_group_statistics_are_checked_only_for_filters_they_can_prune_with() {
         use datafusion::datasource::physical_plan::ParquetSource;
         let dir = tempfile::tempdir().expect("tempdir");
-        // Two files in one hour partition, one row group each, twenty minutes apart.
+        // Two files in one hour partition, one row group each, forty minutes apart.
         lake_of(dir.path(), "a", 3, "2025-11-03T10:05:00Z");
         lake_of(dir.path(), "b", 2, "2025-11-03T10:45:00Z");
         let engine = QueryEngine::open(dir.path(), QueryLimits::default()).expect("open");

@@ -195,15 +195,17 @@ impl LakeTable {
         projection: Option<&Vec<usize>>,
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        // The columns the scan's filters read.
+        let filter_columns: HashSet<&str> = filters
+            .iter()
+            .flat_map(|f| f.column_refs())
+            .map(|c| c.name.as_str())
+            .collect();
         let filtered: Vec<&str> = self
             .dictionary_columns
             .iter()
             .copied()
-            .filter(|c| {
-                filters
-                    .iter()
-                    .any(|f| f.column_refs().iter().any(|r| r.name == *c))
-            })
+            .filter(|c| filter_columns.contains(c))
             .collect();
         let file_schema = match filtered.is_empty() {
             true => self.schema(),
@@ -238,11 +240,9 @@ impl LakeTable {
         // The session's Parquet settings (page index, metadata size hint, pushdown): a bare
         // `ParquetFormat::default()` would read with DataFusion's defaults instead.
         let mut options = state.default_table_options().parquet;
-        options.global.pruning &= filters.iter().any(|f| {
-            f.column_refs().iter().any(|c| {
-                c.name == self.time_column || self.pruning_columns.contains(&c.name.as_str())
-            })
-        });
+        options.global.pruning &= filter_columns
+            .iter()
+            .any(|c| *c == self.time_column || self.pruning_columns.contains(c));
         let source = ParquetSource::new(TableSchema::from(self.schema()))
             .with_table_parquet_options(options.clone());
         let scan = |source: ParquetSource| {
@@ -262,13 +262,8 @@ impl LakeTable {
             let format = ParquetFormat::default().with_options(options);
             return format.create_physical_plan(state, scan(source)?).await;
         }
-        let pruned_on: HashSet<&str> = filters
-            .iter()
-            .flat_map(|f| f.column_refs())
-            .map(|c| c.name.as_str())
-            .collect();
         let mut source =
-            source.with_parquet_file_reader_factory(Arc::new(ScanReaders::new(pruned_on)));
+            source.with_parquet_file_reader_factory(Arc::new(ScanReaders::new(filter_columns)));
         if let Some(hint) = options.global.metadata_size_hint {
             source = source.with_metadata_size_hint(hint);
         }
