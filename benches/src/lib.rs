@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`amplify`]: the deterministic amplifier; [`Generator`]: seeded realistic traffic at scale.
-//! - [`decode_each`], [`decode_batches`], [`store`]: the decode loop and a rule-less lake load the benches share.
+//! - [`lines`], [`decode_each`], [`decode_batches`], [`store`]: the line split, the decode loop
+//!   and a rule-less lake load the benches share.
 //! - [`roundtrip`]: checks a replayed file against a plain `serde_json` decode.
 //! - `benches/normalize.rs`, `benches/rules.rs`, `benches/query.rs`: criterion.
 //! - `examples/generate.rs`, `decode_file.rs`, `roundtrip.rs`: the binaries `compare.sh` drives.
@@ -62,14 +63,7 @@ pub fn decode_batches(input: &[u8]) -> (Vec<RecordBatch>, usize) {
 pub fn decode_each(input: &[u8], mut consume: impl FnMut(RecordBatch)) -> usize {
     let mut decoder = Decoder::new(None);
     let mut rejected = Vec::new();
-    let mut start = 0;
-    while start < input.len() {
-        let end = memchr::memchr(b'\n', &input[start..]).map_or(input.len(), |i| start + i);
-        let line = &input[start..end];
-        start = end + 1;
-        if line.is_empty() {
-            continue;
-        }
+    for line in lines(input) {
         decoder.decode(line, &mut rejected);
         if decoder.len() >= BATCH_ROWS {
             consume(decoder.finish());
@@ -77,6 +71,22 @@ pub fn decode_each(input: &[u8], mut consume: impl FnMut(RecordBatch)) -> usize 
     }
     consume(decoder.finish());
     rejected.len()
+}
+
+/// The non-empty lines of NDJSON input.
+pub fn lines(input: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        while start < input.len() {
+            let end = memchr::memchr(b'\n', &input[start..]).map_or(input.len(), |i| start + i);
+            let line = &input[start..end];
+            start = end + 1;
+            if !line.is_empty() {
+                return Some(line);
+            }
+        }
+        None
+    })
 }
 
 /// Stores NDJSON in a lake under `data_dir` without rules; returns the events stored.
