@@ -60,6 +60,11 @@ pub struct RulesArgs {
     /// A directory (or file) of rule YAML that adds to or tunes the built-in pack; repeatable
     #[arg(long = "rules", env = "AUDITLAKE_RULES", value_delimiter = ',')]
     pub dirs: Vec<PathBuf>,
+    /// A file of IP addresses and CIDR blocks (one per line, `#` comments: a threat-intel feed,
+    /// a Tor exit list) that the built-in threat-intel rules match; repeatable, re-read when it
+    /// changes (and on SIGHUP under serve). Also `threat_intel = [...]` in the config file
+    #[arg(long = "threat-intel", env = "AUDITLAKE_THREAT_INTEL", value_delimiter = ',')]
+    pub threat_intel: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

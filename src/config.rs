@@ -17,6 +17,9 @@ pub const DEFAULT_DATA_DIR: &str = "auditlake-data";
 struct FileConfig {
     data_dir: Option<PathBuf>,
     cluster: Option<String>,
+    /// Threat-intel list files, used when neither `--threat-intel` nor its variable is given.
+    #[serde(default)]
+    threat_intel: Vec<PathBuf>,
 }
 
 /// Settings every command shares.
@@ -25,6 +28,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Default cluster name from the config file; `--cluster` overrides it.
     pub cluster: Option<String>,
+    /// Threat-intel list files from the config file; `--threat-intel` replaces them.
+    pub threat_intel: Vec<PathBuf>,
 }
 
 impl Settings {
@@ -40,6 +45,7 @@ impl Settings {
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             cluster: file.cluster,
+            threat_intel: file.threat_intel,
         })
     }
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use arrow::array::{BooleanArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use auditlake_engine::{Pipeline, QueryEngine, QueryLimits, QueryResult};
-use auditlake_rules::{CompiledPack, RuleEngine, RuleSet, run_examples};
+use auditlake_rules::{CompiledPack, RuleEngine, RuleSet, THREAT_INTEL_LIST, run_examples};
 use auditlake_schema::alerts_schema;
 use auditlake_schema::time::{now_micros, parse_time_bound};
 
@@ -18,19 +18,29 @@ use crate::output;
 
 /// The built-in pack plus the user's directories, validated and compiled. Any error stops the
 /// command: running without the rules someone configured would be silently blind.
-pub fn load(args: &RulesArgs) -> anyhow::Result<CompiledPack> {
-    let set = RuleSet::load(&args.dirs).context("loading rules")?;
+/// `--threat-intel` files (else the config file's) feed the built-in threat-intel list.
+pub fn load(args: &RulesArgs, settings: &Settings) -> anyhow::Result<CompiledPack> {
+    let mut set = RuleSet::load(&args.dirs).context("loading rules")?;
+    let threat_intel = if args.threat_intel.is_empty() {
+        &settings.threat_intel
+    } else {
+        &args.threat_intel
+    };
+    for file in threat_intel {
+        set.add_list_file(THREAT_INTEL_LIST, file)
+            .context("loading --threat-intel")?;
+    }
     CompiledPack::compile(&set).context("loading rules")
 }
 
 pub fn run(settings: &Settings, command: RulesCommand) -> anyhow::Result<ExitCode> {
     match command {
-        RulesCommand::List { rules, format } => list(&load(&rules)?, format),
+        RulesCommand::List { rules, format } => list(&load(&rules, settings)?, format),
         RulesCommand::Test {
             rules,
             examples_dir,
         } => {
-            let pack = load(&rules)?;
+            let pack = load(&rules, settings)?;
             let report = run_examples(&pack, &examples_dir);
             for failure in &report.failures {
                 eprintln!("{failure}");
@@ -109,7 +119,7 @@ fn time_bound(flag: &str, value: &str) -> anyhow::Result<String> {
 }
 
 fn backtest(settings: &Settings, args: BacktestArgs) -> anyhow::Result<ExitCode> {
-    let pack = load(&args.rules)?;
+    let pack = load(&args.rules, settings)?;
     let rules: Vec<_> = if args.rule_ids.is_empty() {
         pack.enabled().cloned().collect()
     } else {

@@ -90,7 +90,7 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let auth = auth(&args, addr, tls.as_ref())?;
-    let pack = crate::rules::load(&args.pipeline.rules)?;
+    let pack = crate::rules::load(&args.pipeline.rules, settings)?;
     let engine = (!args.pipeline.no_rules).then(|| RuleEngine::new(&pack));
     let metrics = PrometheusBuilder::new()
         .install_recorder()
@@ -170,6 +170,9 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let health = source
         .as_ref()
         .map(|s| Arc::new(KafkaHealth(s.status())) as Arc<dyn SourceHealth>);
+    if pack.list_files().next().is_some() {
+        runtime.spawn(watch_lists(pack.clone()));
+    }
     let served = runtime.block_on(async {
         let app = app(
             data_dir,
@@ -206,6 +209,56 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     served?;
     eprintln!("auditlake: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// How often IP list files (`--threat-intel`, rule lists with a `file`) are checked for changes.
+const LIST_POLL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Re-reads the IP list files when one changes (size or modification time) and on SIGHUP. A
+/// file that became unreadable or bad keeps its list as it was, and says why in the log.
+async fn watch_lists(pack: auditlake_rules::CompiledPack) {
+    let stamp = |pack: &auditlake_rules::CompiledPack| -> Vec<Option<(u64, std::time::SystemTime)>> {
+        pack.list_files()
+            .map(|f| {
+                std::fs::metadata(f)
+                    .ok()
+                    .and_then(|m| Some((m.len(), m.modified().ok()?)))
+            })
+            .collect()
+    };
+    let mut hangup =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; list files are still polled");
+                None
+            }
+        };
+    let mut last = stamp(&pack);
+    loop {
+        let signalled = tokio::select! {
+            _ = tokio::time::sleep(LIST_POLL) => false,
+            Some(()) = async {
+                match hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => true,
+        };
+        let now = stamp(&pack);
+        if !signalled && now == last {
+            continue;
+        }
+        last = now;
+        match pack.reload_lists() {
+            Ok(changed) => tracing::info!(lists = ?changed, signalled, "ip lists re-read"),
+            Err(errors) => {
+                for error in errors {
+                    tracing::error!(error = %error, "ip list file not re-read; its list is unchanged");
+                }
+            }
+        }
+    }
 }
 
 /// Tokens from the file and the environment; refuses to run open beyond loopback.

@@ -7,19 +7,20 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::compute::concat_batches;
-use arrow::datatypes::TimestampMicrosecondType;
+use arrow::array::{ArrayRef, AsArray, RecordBatch, UInt64Array, new_null_array};
+use arrow::compute::{SortOptions, concat_batches, sort_to_indices, take_record_batch};
+use arrow::datatypes::{DataType, TimestampMicrosecondType};
 use auditlake_rules::RuleEngine;
-use auditlake_schema::alerts_schema;
 use auditlake_schema::columns::{alert, column, event};
+use auditlake_schema::{alerts_schema, events_schema};
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
 use crate::instance::Instance;
 use crate::lake::{ALERTS_DIR, AppendStats, EVENTS_DIR, LakeWriter, TableWriter};
 use crate::live::SharedLake;
-use crate::partition::{Hour, parquet_files};
+use crate::partition::{self, Hour, parquet_files};
 
 /// What one batch did.
 #[derive(Debug)]
@@ -41,6 +42,8 @@ pub struct Pipeline {
     /// Hours whose stored events the threshold rules have already seen (history is in the lake,
     /// so windows survive a restart).
     warmed: HashSet<Hour>,
+    /// Whether the first-seen and sequence rules have been given the stored history.
+    history_warmed: bool,
 }
 
 impl Pipeline {
@@ -53,6 +56,7 @@ impl Pipeline {
             alert_counts: BTreeMap::new(),
             events_dir: data_dir.join(EVENTS_DIR),
             warmed: HashSet::new(),
+            history_warmed: false,
         })
     }
 
@@ -116,8 +120,73 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Before the first batch is stored: gives the first-seen and sequence rules every stored
+    /// event from their longest history before the batch's first event on, hour by hour in time
+    /// order, reading only the columns they use. Their baselines and partial sequences are thus
+    /// the same after a restart or in a second `replay` as in one uninterrupted run.
+    fn warm_history(&mut self, batch: &RecordBatch) -> Result<()> {
+        if self.history_warmed {
+            return Ok(());
+        }
+        let Some(engine) = &mut self.rules else {
+            return Ok(());
+        };
+        let Some(history) = engine.history_micros() else {
+            return Ok(());
+        };
+        let times = column(batch, event::EVENT_TIME).as_primitive::<TimestampMicrosecondType>();
+        let Some(min) = times.values().iter().min() else {
+            return Ok(());
+        };
+        self.history_warmed = true;
+        let first = Hour::of_micros(min.saturating_sub(history));
+        let hours = partition::list(&self.events_dir).map_err(Error::io(&self.events_dir))?;
+        let schema = events_schema();
+        let wanted: Vec<&str> = engine
+            .history_columns()
+            .iter()
+            .map(|&i| schema.field(i).name().as_str())
+            .collect();
+        let started = std::time::Instant::now();
+        let mut events = 0usize;
+        for (hour, dir) in hours.into_iter().filter(|(h, _)| *h >= first) {
+            let files = match parquet_files(&dir) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&dir)(e)),
+            };
+            let mut batches = Vec::new();
+            for path in files {
+                batches.extend(read_columns(&path, &wanted)?);
+            }
+            if batches.is_empty() {
+                continue;
+            }
+            let stored = concat_batches(&schema, &batches)?;
+            let order = sort_to_indices(
+                column(&stored, event::EVENT_TIME),
+                Some(SortOptions::default()),
+                None,
+            )?;
+            let stored = take_record_batch(&stored, &order)?;
+            events += stored.num_rows();
+            engine
+                .warm_history(&stored)
+                .map_err(|source| Error::Rules { source })?;
+            tracing::debug!(hour = hour.0, rows = stored.num_rows(), "history warmed");
+        }
+        tracing::info!(
+            events,
+            seconds = started.elapsed().as_secs_f64(),
+            memory_bytes = engine.history_memory_bytes(),
+            "first-seen and sequence history read from the lake"
+        );
+        Ok(())
+    }
+
     /// Stores the new events of `batch`, runs the rules on them, stores the alerts.
     pub fn ingest(&mut self, batch: &RecordBatch) -> Result<Ingested> {
+        self.warm_history(batch)?;
         self.warm_thresholds(batch)?;
         let appended = self.lake.append(batch)?;
         let mut alerts = Vec::new();
@@ -165,6 +234,11 @@ impl Pipeline {
         Ok(alerts + self.lake.flush()?)
     }
 
+    /// Bytes the first-seen and sequence rules' state holds (0 without rules).
+    pub fn history_memory_bytes(&self) -> usize {
+        self.rules.as_ref().map_or(0, RuleEngine::history_memory_bytes)
+    }
+
     /// Events stored and duplicates skipped since opening.
     pub fn totals(&self) -> AppendStats {
         self.lake.totals()
@@ -174,4 +248,46 @@ impl Pipeline {
     pub fn alert_counts(&self) -> &BTreeMap<String, u64> {
         &self.alert_counts
     }
+}
+
+/// The `wanted` columns of a lake file as `events` batches: every other column null (a time
+/// column that may not be null repeats `event_time`, `event_hash` is 0), so files of older
+/// schemas read too.
+fn read_columns(path: &Path, wanted: &[&str]) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).map_err(Error::io(path))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet(path))?;
+    let roots: Vec<usize> = builder
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| wanted.contains(&f.name().as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(Error::parquet(path))?;
+    let schema = events_schema();
+    let mut out = Vec::new();
+    for read in reader {
+        let read = read?;
+        let rows = read.num_rows();
+        let Some(times) = read.column_by_name(event::EVENT_TIME).cloned() else {
+            continue;
+        };
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| match read.column_by_name(f.name()) {
+                Some(c) if c.data_type() == f.data_type() => Arc::clone(c),
+                _ if f.is_nullable() => new_null_array(f.data_type(), rows),
+                _ if f.data_type() == &DataType::UInt64 => Arc::new(UInt64Array::from(vec![0; rows])),
+                _ => Arc::clone(&times),
+            })
+            .collect();
+        out.push(RecordBatch::try_new(Arc::clone(&schema), columns)?);
+    }
+    Ok(out)
 }

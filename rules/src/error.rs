@@ -32,6 +32,12 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A list file (IPs and CIDR blocks) is missing or has a bad line.
+    #[error("{reason}")]
+    ListFile {
+        /// `FILE:LINE: what is wrong`, or `FILE: cannot read: why`.
+        reason: String,
+    },
     /// Evaluating a compiled rule failed on a batch.
     #[error("rule {rule}: evaluation failed")]
     Eval {

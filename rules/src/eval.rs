@@ -21,12 +21,13 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::utils::collect_columns;
-use xxhash_rust::xxh3::{Xxh3, Xxh3DefaultBuilder, xxh3_64, xxh3_128, xxh3_128_with_seed};
+use xxhash_rust::xxh3::{Xxh3DefaultBuilder, xxh3_64, xxh3_128, xxh3_128_with_seed};
 
 use crate::all_of::conjunctions;
 use crate::compile::{CompiledPack, CompiledRule, Threshold};
 use crate::dictionary;
 use crate::error::{Error, Result};
+use crate::history::{Candidate, History, alert_key};
 use crate::rewrite::{compiled_regexes, is_true, per_value};
 
 /// Open windows beyond which the newest half is kept even if all are recent. Windows are not
@@ -100,6 +101,21 @@ struct Hit {
     row: u32,
     count: i64,
     alert_id: String,
+    /// Appended to the rendered `output`: the baseline or steps a history rule compared with.
+    note: String,
+    /// The audit IDs behind the alert.
+    evidence: Vec<String>,
+}
+
+/// What a pass over a batch is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Every rule, alerts raised.
+    Evaluate,
+    /// Stored events fed to the threshold rules, no alerts.
+    WarmThresholds,
+    /// Stored events fed to the first-seen and sequence rules, no alerts.
+    WarmHistory,
 }
 
 #[derive(Default)]
@@ -135,6 +151,14 @@ pub struct RuleEngine {
     dictionaries: Vec<usize>,
     /// The batch the conditions read: `events`, one boolean per macro, the dictionaries.
     schema: SchemaRef,
+    /// Per rule, its sequence steps' conditions, narrowed like `narrow` (empty for others).
+    narrow_steps: Vec<Vec<Narrowed>>,
+    /// First-seen terms, learning entities and partial sequences.
+    history: History,
+    /// The `events` columns the first-seen and sequence rules read (their conditions, steps,
+    /// terms, keys and the macros those use), so their history is read from the lake without
+    /// the rest.
+    history_columns: Vec<usize>,
 }
 
 /// An expression rewritten to read a projection of its batch.
@@ -185,10 +209,15 @@ impl RuleEngine {
             DICTIONARY_CANDIDATES.contains(&field.name().as_str())
                 && field.data_type() == &DataType::Utf8
         };
+        let steps: Vec<&Arc<dyn PhysicalExpr>> = rules
+            .iter()
+            .flat_map(|r| r.sequence.iter().flat_map(|s| s.steps.iter().map(|s| &s.expr)))
+            .collect();
         let conditions: Vec<_> = rules
             .iter()
             .map(|r| &r.expr)
             .chain(&macros.exprs)
+            .chain(steps.iter().copied())
             .map(|e| is_true(&compiled_regexes(e), &macros.schema))
             .collect();
         let lookups = Arc::default();
@@ -218,8 +247,49 @@ impl RuleEngine {
             Narrowed::new(&conjunctions(&looked_up))
         });
         let narrow = narrowed.by_ref().take(rules.len()).collect();
-        let narrow_macros = narrowed.collect();
+        let narrow_macros = narrowed.by_ref().take(macros.exprs.len()).collect();
+        let narrow_steps = rules
+            .iter()
+            .map(|r| {
+                let n = r.sequence.as_ref().map_or(0, |s| s.steps.len());
+                narrowed.by_ref().take(n).collect()
+            })
+            .collect();
+        let events_width = macros.schema.fields().len() - macros.exprs.len();
+        let mut history_columns = Vec::new();
+        for rule in rules.iter().filter(|r| r.needs_history()) {
+            let mut exprs = vec![&rule.expr];
+            if let Some(f) = &rule.first_seen {
+                exprs.extend(&f.fields);
+                history_columns.extend(&f.learn_by);
+            }
+            for step in rule.sequence.iter().flat_map(|s| &s.steps) {
+                exprs.push(&step.expr);
+                exprs.extend(&step.by);
+            }
+            for expr in exprs {
+                for c in collect_columns(expr) {
+                    match c.index().checked_sub(events_width) {
+                        None => history_columns.push(c.index()),
+                        Some(m) => history_columns
+                            .extend(collect_columns(&macros.exprs[m]).iter().map(Column::index)),
+                    }
+                }
+            }
+        }
+        if !history_columns.is_empty() {
+            history_columns.extend(
+                [event::CLUSTER, event::AUDIT_ID, event::EVENT_TIME]
+                    .iter()
+                    .filter_map(|n| macros.schema.index_of(n).ok()),
+            );
+        }
+        history_columns.sort_unstable();
+        history_columns.dedup();
         Self {
+            history: History::new(&rules),
+            history_columns,
+            narrow_steps,
             dictionaries,
             schema,
             seen: vec![Seen::default(); rules.len()],
@@ -246,20 +316,48 @@ impl RuleEngine {
             .max()
     }
 
+    /// How far back the first-seen and sequence rules need stored events, in µs; `None` without
+    /// such rules.
+    pub fn history_micros(&self) -> Option<i64> {
+        self.rules
+            .iter()
+            .map(CompiledRule::history_micros)
+            .max()
+            .filter(|m| *m > 0)
+    }
+
+    /// The `events` columns (by index) that [`RuleEngine::warm_history`] reads; the others may
+    /// be null in the batches it is given.
+    pub fn history_columns(&self) -> &[usize] {
+        &self.history_columns
+    }
+
+    /// Bytes the first-seen and sequence state holds now.
+    pub fn history_memory_bytes(&self) -> usize {
+        self.history.memory_bytes()
+    }
+
     /// Feeds already-stored events to the threshold rules without raising alerts, so windows that
     /// began before a restart keep their counts (and a window that already reached its threshold
     /// does not alert again).
     pub fn warm(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.run(batch, true).map(drop)
+        self.run(batch, Pass::WarmThresholds).map(drop)
+    }
+
+    /// Feeds already-stored events, in time order, to the first-seen and sequence rules without
+    /// raising alerts: their baselines and partial sequences are rebuilt from the lake, so a
+    /// restart neither forgets history nor alerts again on a term already seen.
+    pub fn warm_history(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.run(batch, Pass::WarmHistory).map(drop)
     }
 
     /// Evaluates every rule on `batch` (an `events` batch) and returns the alerts raised.
     pub fn evaluate(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let hits = self.run(batch, false)?;
+        let hits = self.run(batch, Pass::Evaluate)?;
         self.build(batch, &hits)
     }
 
-    fn run(&mut self, batch: &RecordBatch, warming: bool) -> Result<Vec<Hit>> {
+    fn run(&mut self, batch: &RecordBatch, pass: Pass) -> Result<Vec<Hit>> {
         let mut hits = Vec::new();
         if batch.num_rows() == 0 {
             return Ok(hits);
@@ -275,8 +373,38 @@ impl RuleEngine {
             rule: "(macros)".into(),
             source,
         })?;
+        let history = pass != Pass::WarmThresholds && self.history.active();
+        let mut candidates = Vec::new();
+        let mut values: Vec<Vec<Vec<ArrayRef>>> = vec![Vec::new(); self.rules.len()];
         for (r, rule) in self.rules.iter().enumerate() {
-            if warming && rule.threshold.is_none() {
+            let wanted = match pass {
+                Pass::Evaluate => true,
+                Pass::WarmThresholds => rule.threshold.is_some(),
+                Pass::WarmHistory => rule.needs_history(),
+            };
+            if !wanted {
+                continue;
+            }
+            if rule.needs_history() {
+                if history {
+                    let eval_error = |source| Error::Eval {
+                        rule: rule.def.id.clone(),
+                        source,
+                    };
+                    let conditions: Vec<&Narrowed> = match &rule.sequence {
+                        Some(_) => self.narrow_steps[r].iter().collect(),
+                        None => vec![&self.narrow[r]],
+                    };
+                    let matched = Matched {
+                        r,
+                        rule,
+                        conditions,
+                        seen: &mut self.seen[r],
+                    };
+                    values[r] = matched
+                        .candidates(&extended, cluster, audit_id, times, &mut candidates)
+                        .map_err(eval_error)?;
+                }
                 continue;
             }
             let matched = self.narrow[r]
@@ -304,6 +432,8 @@ impl RuleEngine {
                             "{:032x}",
                             alert_key(&rule.def.id, &[cluster.value(row), audit_id.value(row)])
                         ),
+                        note: String::new(),
+                        evidence: vec![audit_id.value(row).to_string()],
                     }),
                     Some(t) => {
                         if let Some(hit) =
@@ -315,8 +445,19 @@ impl RuleEngine {
                 }
             }
         }
+        if history {
+            let raised = self.history.apply(&self.rules, batch, candidates, &values);
+            hits.extend(raised.into_iter().map(|h| Hit {
+                rule: h.rule,
+                row: h.row,
+                count: h.evidence.len() as i64,
+                alert_id: format!("{:032x}", h.alert_id),
+                note: h.note,
+                evidence: h.evidence,
+            }));
+        }
         self.expire_windows();
-        if warming {
+        if pass != Pass::Evaluate {
             hits.clear();
         }
         Ok(hits)
@@ -435,18 +576,105 @@ impl RuleEngine {
             copied(event::NAMESPACE)?,
             copied(event::NAME)?,
             strings(&|h| {
-                self.rules[h.rule]
+                let mut message = self.rules[h.rule]
                     .output
-                    .render(batch, h.row as usize, h.count)
+                    .render(batch, h.row as usize, h.count);
+                message.push_str(&h.note);
+                message
             }),
-            lists(&|h| rule(h).tags.clone()),
+            lists(&|h| {
+                let compiled = &self.rules[h.rule];
+                let mut tags = rule(h).tags.clone();
+                let kind = if compiled.first_seen.is_some() {
+                    Some("first-seen")
+                } else if compiled.sequence.is_some() {
+                    Some("sequence")
+                } else {
+                    None
+                };
+                if let Some(kind) = kind
+                    && !tags.iter().any(|t| t == kind)
+                {
+                    tags.push(kind.to_string());
+                }
+                tags
+            }),
             Arc::new(Int64Array::from(
                 hits.iter().map(|h| h.count).collect::<Vec<_>>(),
             )),
             Arc::new(TimestampMicrosecondArray::from(vec![now; hits.len()]).with_timezone("UTC")),
+            lists(&|h| h.evidence.clone()),
         ];
         Ok(RecordBatch::try_new(schema, columns)?)
     }
+}
+
+/// A history rule's conditions (its own, or one per sequence step) on one batch.
+struct Matched<'a> {
+    r: usize,
+    rule: &'a CompiledRule,
+    conditions: Vec<&'a Narrowed>,
+    seen: &'a mut Seen,
+}
+
+impl Matched<'_> {
+    /// The rows a first-seen rule's condition, or each step of a sequence, matched (a request
+    /// logged at several stages once), and the values each reads: the term's `fields`, or per
+    /// step its `by`.
+    fn candidates(
+        self,
+        extended: &RecordBatch,
+        cluster: &arrow::array::StringArray,
+        audit_id: &arrow::array::StringArray,
+        times: &TimestampMicrosecondArray,
+        candidates: &mut Vec<Candidate>,
+    ) -> datafusion::error::Result<Vec<Vec<ArrayRef>>> {
+        let Matched {
+            r,
+            rule,
+            conditions,
+            seen,
+        } = self;
+        let rows = extended.num_rows();
+        let evaluate = |exprs: &[Arc<dyn PhysicalExpr>]| -> datafusion::error::Result<Vec<ArrayRef>> {
+            exprs
+                .iter()
+                .map(|e| e.evaluate(extended)?.into_array(rows))
+                .collect()
+        };
+        let mut values = Vec::with_capacity(conditions.len());
+        for (step, condition) in conditions.into_iter().enumerate() {
+            let matched = condition.evaluate(extended)?;
+            let matched: &BooleanArray = matched.as_boolean();
+            let before = candidates.len();
+            for row in matched.values().set_indices() {
+                if !matched.is_valid(row) {
+                    continue;
+                }
+                let request = request_key(cluster.value(row), audit_id.value(row)) ^ step as u128;
+                if seen.insert(request, times.value(row)).is_some() {
+                    continue;
+                }
+                candidates.push(Candidate {
+                    row: row as u32,
+                    rule: r,
+                    step,
+                });
+            }
+            let exprs = match (&rule.first_seen, &rule.sequence) {
+                (Some(f), _) => f.fields.as_slice(),
+                (_, Some(s)) => s.steps[step].by.as_slice(),
+                _ => &[],
+            };
+            values.push(if candidates.len() > before {
+                evaluate(exprs)?
+            } else {
+                Vec::new()
+            });
+        }
+        Ok(values)
+    }
+
 }
 
 impl Windows {
@@ -496,6 +724,7 @@ impl Windows {
             .map(|&i| display(batch.column(i), row))
             .collect();
         let group = group.join("\u{1f}");
+        let audit_id = column(batch, event::AUDIT_ID).as_string::<i32>().value(row);
         Some(Hit {
             rule: r,
             row: row as u32,
@@ -504,12 +733,14 @@ impl Windows {
                 "{:032x}",
                 alert_key(&rule.def.id, &[&group, &start.to_string()])
             ),
+            note: String::new(),
+            evidence: vec![audit_id.to_string()],
         })
     }
 }
 
 /// A value as text, null as empty: what thresholds group and count by.
-fn display(values: &ArrayRef, row: usize) -> Cow<'_, str> {
+pub(crate) fn display(values: &ArrayRef, row: usize) -> Cow<'_, str> {
     if values.is_null(row) {
         return Cow::Borrowed("");
     }
@@ -526,16 +757,6 @@ fn request_key(cluster: &str, audit_id: &str) -> u128 {
     xxh3_128_with_seed(audit_id.as_bytes(), xxh3_64(cluster.as_bytes()))
 }
 
-/// Deterministic alert IDs: replaying the same events gives the same alerts.
-fn alert_key(rule: &str, parts: &[&str]) -> u128 {
-    let mut h = Xxh3::new();
-    h.update(rule.as_bytes());
-    for p in parts {
-        h.update(&[0x1f]);
-        h.update(p.as_bytes());
-    }
-    h.digest128()
-}
 
 #[cfg(test)]
 mod tests {

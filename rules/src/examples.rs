@@ -5,6 +5,12 @@
 //! `level` and timestamps are filled in), or a reference to a sample log: `FILE#LINE` for one line,
 //! `FILE` for the whole file, or `{repeat: N, event: {...}, vary: {PATH: [values]}}` for N copies
 //! (threshold rules need many events).
+//!
+//! Rules that need history take a story: `{history: [...], days: 10, events: [...], gap: 1m}`.
+//! Each `history` example happens once a day on each of the `days` days before, then the
+//! `events` follow `gap` apart (each may be any of the forms above); only an alert on the last
+//! event counts, so a first-seen rule is judged on the new term after its baseline, and a
+//! sequence on the step that completes it.
 
 use std::path::Path;
 
@@ -86,11 +92,22 @@ fn alerts_for(
     index: usize,
     base_dir: &Path,
 ) -> Result<usize, String> {
-    let docs: Vec<String> = match example {
-        Value::String(reference) => referenced_lines(reference, base_dir)?,
-        Value::Object(obj) if obj.contains_key("repeat") => repeated(obj, &rule.def.id, index)?,
-        Value::Object(_) => vec![complete(example, &rule.def.id, index).to_string()],
-        _ => return Err("an example is an event (a mapping) or a FILE[#LINE] reference".into()),
+    let story = example
+        .as_object()
+        .filter(|o| o.contains_key("events") || o.contains_key("history"));
+    let (docs, last) = match story {
+        Some(story) => {
+            let docs = story_events(story, &rule.def.id, index, base_dir)?;
+            let last = docs.last().and_then(|d| {
+                serde_json::from_str::<Value>(d)
+                    .ok()?
+                    .get("auditID")?
+                    .as_str()
+                    .map(String::from)
+            });
+            (docs, last)
+        }
+        None => (documents(example, &rule.def.id, index, base_dir)?, None),
     };
     let mut decoder = Decoder::new(None);
     let mut rejected = Vec::new();
@@ -111,7 +128,99 @@ fn alerts_for(
         }
         message
     })?;
-    Ok(alerts.num_rows())
+    let Some(last) = last else {
+        return Ok(alerts.num_rows());
+    };
+    let ids = arrow::array::AsArray::as_string::<i32>(auditlake_schema::columns::column(
+        &alerts,
+        auditlake_schema::columns::alert::AUDIT_ID,
+    ));
+    Ok(ids.iter().filter(|id| *id == Some(last.as_str())).count())
+}
+
+/// One example's audit events as JSON lines.
+fn documents(
+    example: &Value,
+    rule: &str,
+    index: usize,
+    base_dir: &Path,
+) -> Result<Vec<String>, String> {
+    match example {
+        Value::String(reference) => referenced_lines(reference, base_dir),
+        Value::Object(obj) if obj.contains_key("repeat") => repeated(obj, rule, index),
+        Value::Object(_) => Ok(vec![complete(example, rule, index).to_string()]),
+        _ => Err("an example is an event (a mapping) or a FILE[#LINE] reference".into()),
+    }
+}
+
+/// The events of a story, timed: the history once a day on each of `days` days before
+/// 2025-11-03T12:00Z, then the events from then on, `gap` apart. Each gets its own audit ID.
+fn story_events(
+    story: &serde_json::Map<String, Value>,
+    rule: &str,
+    index: usize,
+    base_dir: &Path,
+) -> Result<Vec<String>, String> {
+    const DAY: i64 = 86_400_000_000;
+    let base = auditlake_schema::time::parse_rfc3339_micros("2025-11-03T12:00:00Z")
+        .ok_or("the stories' start time")?;
+    let list = |key: &str| -> Result<Vec<String>, String> {
+        let mut docs = Vec::new();
+        for (i, e) in story
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            docs.extend(documents(e, rule, index * 1000 + i, base_dir)?);
+        }
+        Ok(docs)
+    };
+    let days = story.get("days").and_then(Value::as_i64).unwrap_or(10);
+    let gap = match story.get("gap").and_then(Value::as_str) {
+        Some(g) => crate::parse_duration(g)
+            .ok_or_else(|| format!("gap {g:?} is not like 30s, 1m"))?
+            .as_micros() as i64,
+        None => 60_000_000,
+    };
+    let history = list("history")?;
+    let events = list("events")?;
+    if events.is_empty() {
+        return Err("a story needs events".into());
+    }
+    let mut out = Vec::new();
+    let mut timed = |doc: &str, at: i64, n: usize| -> Result<(), String> {
+        let mut event: Value =
+            serde_json::from_str(doc).map_err(|e| format!("example event: {e}"))?;
+        let time = timestamp(at);
+        if let Some(obj) = event.as_object_mut() {
+            obj.insert("auditID".into(), format!("example-{rule}-{index}-story-{n}").into());
+            obj.insert("requestReceivedTimestamp".into(), time.clone().into());
+            obj.insert("stageTimestamp".into(), time.into());
+            obj.remove("timestamp");
+        }
+        out.push(event.to_string());
+        Ok(())
+    };
+    let mut n = 0;
+    for day in (1..=days).rev() {
+        for (i, doc) in history.iter().enumerate() {
+            timed(doc, base - day * DAY + i as i64 * 1_000_000, n)?;
+            n += 1;
+        }
+    }
+    for (i, doc) in events.iter().enumerate() {
+        timed(doc, base + i as i64 * gap, n)?;
+        n += 1;
+    }
+    Ok(out)
+}
+
+fn timestamp(micros: i64) -> String {
+    arrow::temporal_conversions::timestamp_us_to_datetime(micros)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+        .unwrap_or_default()
 }
 
 /// `{repeat: N, event: {...}, vary: {"objectRef.resource": [a, b]}}`: N copies of the event with

@@ -45,6 +45,8 @@ fn expand_at(
     if depth > MAX_DEPTH {
         return Err("macros nest too deep (does one use itself?)".into());
     }
+    let quoted = quote_ip_lists(sql, lists);
+    let sql = quoted.as_str();
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.char_indices().peekable();
     while let Some((start, c)) = chars.next() {
@@ -101,6 +103,29 @@ fn expand_at(
         }
     }
     Ok(out)
+}
+
+/// `ip_in(ip, NAME)` with `NAME` a list becomes `ip_in(ip, 'NAME')`: the function looks the list
+/// up by name at run time (so a changed list file takes effect without recompiling) instead of
+/// receiving thousands of literals.
+fn quote_ip_lists(sql: &str, lists: &Lists) -> String {
+    let call = regex::Regex::new(r"\bip_in\s*\(([^,()]*(?:\([^()]*\)[^,()]*)*),\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)")
+        .expect("a valid pattern");
+    call.replace_all(sql, |c: &regex::Captures| {
+        if lists.contains_key(&c[2]) {
+            format!("ip_in({}, '{}')", &c[1], &c[2])
+        } else {
+            c[0].to_string()
+        }
+    })
+    .into_owned()
+}
+
+/// The list names `ip_in` calls of fully expanded SQL read.
+pub(crate) fn ip_list_names(sql: &str) -> Vec<String> {
+    let call = regex::Regex::new(r"\bip_in\s*\((?:[^()']|\([^()]*\))*,\s*'([A-Za-z_][A-Za-z0-9_]*)'\s*\)")
+        .expect("a valid pattern");
+    call.captures_iter(sql).map(|c| c[1].to_string()).collect()
 }
 
 /// A YAML value as an SQL literal.
@@ -182,6 +207,7 @@ mod tests {
                 ListDef {
                     name: "write_verbs".into(),
                     items: vec!["create".into(), "o'brien".into()],
+                    file: None,
                 },
                 "f".to_string(),
             ),
@@ -201,6 +227,22 @@ mod tests {
             .expect("ok"),
             "((verb IN ('create', 'o''brien')) IS TRUE) AND name <> 'is_write' AND \"is_write\" = 1"
         );
+    }
+
+    #[test]
+    fn ip_in_takes_a_list_by_name() {
+        let (m, l) = defs();
+        let sql = expand(
+            "ip_in(source_ip, write_verbs) OR ip_in(coalesce(a, b), write_verbs) OR ip_in(x, other)",
+            &m,
+            &l,
+        )
+        .expect("ok");
+        assert_eq!(
+            sql,
+            "ip_in(source_ip, 'write_verbs') OR ip_in(coalesce(a, b), 'write_verbs') OR ip_in(x, other)"
+        );
+        assert_eq!(ip_list_names(&sql), ["write_verbs", "write_verbs"]);
     }
 
     #[test]

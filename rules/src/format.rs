@@ -66,7 +66,12 @@ pub struct ListDef {
     /// Identifier used in conditions.
     pub name: String,
     /// The values (strings; numbers are written as they are).
+    #[serde(default)]
     pub items: Vec<Value>,
+    /// A file of IP addresses and CIDR blocks, one per line (`#` or `;` starts a comment), whose
+    /// entries join `items`: a threat-intel feed or a Tor exit list the user downloads. A relative
+    /// path is relative to the rules file. Re-read when it changes ([`crate::IpLists`]).
+    pub file: Option<String>,
 }
 
 /// A reusable condition fragment.
@@ -96,13 +101,69 @@ pub struct RuleDef {
     pub tags: Vec<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Required, except for a sequence rule, where it guards every step.
+    #[serde(default)]
     pub condition: String,
     #[serde(default)]
     pub exceptions: Vec<ExceptionDef>,
     pub output: String,
     pub threshold: Option<ThresholdDef>,
+    pub first_seen: Option<FirstSeenDef>,
+    pub sequence: Option<SequenceDef>,
     #[serde(default)]
     pub examples: Examples,
+}
+
+/// Raise one alert when a matching event carries a combination of `fields` that no matching
+/// event of the last `history` carried (Elastic's `new_terms`), once per new combination.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirstSeenDef {
+    /// SQL expressions over `events` columns whose values together form the term, e.g.
+    /// `[user_name, ip_prefix(source_ip, 24)]`.
+    pub fields: Vec<String>,
+    /// How far back a term counts as known: `14d`.
+    pub history: String,
+    /// No alert until the history of the entity (`learn_by`) or else of the cluster covers this
+    /// span: `7d`. Absent: alerts from the first event on.
+    pub learn: Option<String>,
+    /// Columns naming the entity whose own history must cover `learn` (e.g. `[user_name]`): its
+    /// every request counts, not only the matching ones. Absent: the whole cluster's.
+    #[serde(default)]
+    pub learn_by: Vec<String>,
+}
+
+/// Raise one alert when events of one key match `steps` in order within `within`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceDef {
+    /// SQL expressions joining the steps (e.g. `[user_name]`); a step may read its own.
+    #[serde(default)]
+    pub by: Vec<String>,
+    /// The longest span from the first step's first event to the last step: `5m`.
+    pub within: String,
+    /// At least two, in order.
+    pub steps: Vec<StepDef>,
+}
+
+/// One step of a sequence.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepDef {
+    /// Named in the alert's message.
+    pub name: String,
+    /// SQL boolean expression, like a rule's.
+    pub condition: String,
+    /// This step's key, when it reads the joining value from other columns than `by` (e.g. the
+    /// service account a binding names, `subjects`); a list-valued key joins on any element.
+    pub by: Option<Vec<String>>,
+    /// Matching events needed to complete the step (a burst of 403s); 1 by default.
+    #[serde(default = "one")]
+    pub count: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 fn yes() -> bool {

@@ -3,7 +3,7 @@
 //! `override` a rule's condition or `enabled`.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::format::{ExceptionDef, ListDef, MacroDef, RuleDef, RuleFile};
@@ -54,7 +54,13 @@ pub struct RuleSet {
     pub macros: HashMap<String, (MacroDef, String)>,
     /// Rules in definition order.
     pub rules: Vec<SourcedRule>,
+    /// Files of IP addresses and CIDR blocks whose entries join a list's items, by list name
+    /// (a list's `file`, an `append.lists` entry's, and `--threat-intel`).
+    pub list_files: HashMap<String, Vec<PathBuf>>,
 }
+
+/// The list that `--threat-intel` files feed and the built-in threat-intel rules read.
+pub const THREAT_INTEL_LIST: &str = "threat_intel_ips";
 
 impl RuleSet {
     /// The built-in pack alone.
@@ -101,6 +107,24 @@ impl RuleSet {
         Ok(())
     }
 
+    /// Adds a file of IPs and CIDR blocks to list `name` (which must be defined), checking that
+    /// it reads and parses: the error names the file and line.
+    pub fn add_list_file(&mut self, name: &str, path: &Path) -> Result<()> {
+        if !self.lists.contains_key(name) {
+            return Err(Error::invalid(
+                &path.display().to_string(),
+                &format!("list {name}"),
+                "a file for a list that is not defined",
+            ));
+        }
+        crate::ip::read_list_file(path).map_err(|reason| Error::ListFile { reason })?;
+        self.list_files
+            .entry(name.to_string())
+            .or_default()
+            .push(path.to_path_buf());
+        Ok(())
+    }
+
     /// Merges one file's text.
     pub fn merge_text(&mut self, file: &str, text: &str) -> Result<()> {
         let parsed: RuleFile = if text.trim().is_empty() {
@@ -111,6 +135,14 @@ impl RuleSet {
                 source,
             })?
         };
+        // A list file's path is relative to the rules file that names it.
+        let relative = |name: &str| Path::new(file).parent().unwrap_or(Path::new("")).join(name);
+        let mut files = Vec::new();
+        for list in parsed.lists.iter().chain(&parsed.append.lists) {
+            if let Some(path) = &list.file {
+                files.push((list.name.clone(), relative(path)));
+            }
+        }
         for list in parsed.lists {
             if let Some((_, first)) = self.lists.get(&list.name) {
                 return Err(Error::invalid(
@@ -157,6 +189,9 @@ impl RuleSet {
                 ));
             };
             list.items.extend(add.items);
+        }
+        for (name, path) in files {
+            self.add_list_file(&name, &path)?;
         }
         for add in parsed.append.exceptions {
             let rule = self.rule_mut(file, &add.rule)?;

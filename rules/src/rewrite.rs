@@ -165,7 +165,7 @@ pub(crate) mod tests {
     /// `sql` planned over `schema` as DataFusion plans it, before any rewrite.
     fn planned(sql: &str, schema: &Schema) -> Arc<dyn PhysicalExpr> {
         let df_schema = DFSchema::try_from(schema.clone()).expect("schema");
-        let ctx = crate::compile::session();
+        let ctx = crate::compile::session(&crate::ip::IpLists::default());
         let logical = ctx.parse_sql_expr(sql, &df_schema).expect(sql);
         ctx.create_physical_expr(logical, &df_schema).expect(sql)
     }

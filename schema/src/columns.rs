@@ -85,6 +85,8 @@ pub mod alert {
     pub const TAGS: &str = "tags";
     pub const COUNT: &str = "count";
     pub const DETECTED_AT: &str = "detected_at";
+    /// The audit IDs behind the alert: the event itself, or every step of a sequence.
+    pub const EVIDENCE: &str = "evidence";
 }
 
 fn utf8(name: &str) -> Field {
@@ -192,6 +194,7 @@ static ALERTS: LazyLock<SchemaRef> = LazyLock::new(|| {
         utf8_list(TAGS),
         Field::new(COUNT, DataType::Int64, false),
         timestamp(DETECTED_AT, false),
+        utf8_list(EVIDENCE),
     ]))
 });
 

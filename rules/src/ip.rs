@@ -1,0 +1,332 @@
+//! IP lists: named sets of addresses and CIDR blocks (from a rule file's `items`, a file of one
+//! entry per line, or `--threat-intel`), matched exactly by the `ip_in(ip, list)` function, and
+//! `ip_prefix(ip, bits)`, which generalises an address to its network for first-seen terms.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, StringBuilder};
+use arrow::datatypes::DataType;
+use datafusion::common::{ScalarValue, exec_err, plan_err};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use ipnet::IpNet;
+
+/// Addresses and blocks as merged, sorted ranges of IPv6 numbers (IPv4 as `::ffff:a.b.c.d`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IpSet {
+    ranges: Vec<(u128, u128)>,
+}
+
+fn number(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// One entry: an address or a CIDR block (host bits beyond the prefix are ignored, as feeds
+/// often write `198.51.100.7/24`).
+pub fn parse_entry(text: &str) -> Result<(u128, u128), String> {
+    if let Ok(net) = text.parse::<IpNet>() {
+        let net = net.trunc();
+        return Ok((number(net.network()), number(net.broadcast())));
+    }
+    match text.parse::<IpAddr>() {
+        Ok(ip) => Ok((number(ip), number(ip))),
+        Err(_) => Err(format!("{text:?} is not an IP address or CIDR block")),
+    }
+}
+
+impl IpSet {
+    /// A set of these ranges.
+    pub fn from_ranges(mut ranges: Vec<(u128, u128)>) -> Self {
+        ranges.sort_unstable();
+        let mut merged: Vec<(u128, u128)> = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            match merged.last_mut() {
+                Some(last) if start <= last.1.saturating_add(1) => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        Self { ranges: merged }
+    }
+
+    /// Parses a list file's text: one entry a line, `#` or `;` starts a comment, blank lines
+    /// skipped. The error names the line.
+    pub fn parse(text: &str) -> Result<Self, (usize, String)> {
+        let mut ranges = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let entry = line.split(['#', ';']).next().unwrap_or("").trim();
+            if entry.is_empty() {
+                continue;
+            }
+            // Some feeds put a second column after the address (`1.2.3.4 tor-exit`).
+            let entry = entry.split_whitespace().next().unwrap_or(entry);
+            ranges.push(parse_entry(entry).map_err(|e| (n + 1, e))?);
+        }
+        Ok(Self::from_ranges(ranges))
+    }
+
+    /// Whether `text` is an address inside the set (an unparsable text is not).
+    pub fn contains(&self, text: &str) -> bool {
+        let Ok(ip) = text.trim().parse::<IpAddr>() else {
+            return false;
+        };
+        let n = number(ip);
+        let at = self.ranges.partition_point(|(start, _)| *start <= n);
+        at > 0 && self.ranges[at - 1].1 >= n
+    }
+
+    /// The merged ranges.
+    pub fn ranges(&self) -> impl Iterator<Item = (u128, u128)> + '_ {
+        self.ranges.iter().copied()
+    }
+
+    /// Ranges after merging.
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Whether the set holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+}
+
+/// The IP sets of every list, by name, shared by the compiled rules and replaced whole when a
+/// list file changes: a rule reads the new entries from its next batch on, without recompiling.
+#[derive(Debug, Clone, Default)]
+pub struct IpLists {
+    sets: Arc<RwLock<HashMap<String, Arc<IpSet>>>>,
+}
+
+impl IpLists {
+    /// The set of a list (empty if there is none of that name).
+    pub fn get(&self, name: &str) -> Arc<IpSet> {
+        self.sets
+            .read()
+            .map(|sets| sets.get(name).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Sets (or replaces) a list's entries.
+    pub fn set(&self, name: &str, set: IpSet) {
+        if let Ok(mut sets) = self.sets.write() {
+            sets.insert(name.to_string(), Arc::new(set));
+        }
+    }
+}
+
+/// Reads a list file into ranges, naming file and line on error.
+pub fn read_list_file(path: &Path) -> Result<IpSet, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    IpSet::parse(&text).map_err(|(line, e)| format!("{}:{line}: {e}", path.display()))
+}
+
+/// `ip_in(ip, 'list')`: whether the address (or any address of a list of them) is in the named
+/// list. Conditions write the list's bare name; the expander quotes it.
+#[derive(Debug)]
+struct IpIn {
+    signature: Signature,
+    lists: IpLists,
+}
+
+impl PartialEq for IpIn {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.lists.sets, &other.lists.sets)
+    }
+}
+impl Eq for IpIn {}
+impl std::hash::Hash for IpIn {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "ip_in".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for IpIn {
+    fn name(&self) -> &str {
+        "ip_in"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> datafusion::error::Result<DataType> {
+        match args {
+            [ip, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8]
+                if ip.is_null() || matches!(ip, DataType::Utf8 | DataType::List(_)) =>
+            {
+                Ok(DataType::Boolean)
+            }
+            _ => plan_err!("ip_in takes an address (or a list of them) and a list name"),
+        }
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let [ip, list] = args.args.as_slice() else {
+            return exec_err!("ip_in takes two arguments");
+        };
+        let ColumnarValue::Scalar(
+            ScalarValue::Utf8(Some(name))
+            | ScalarValue::Utf8View(Some(name))
+            | ScalarValue::LargeUtf8(Some(name)),
+        ) = list
+        else {
+            return exec_err!("ip_in's second argument must name a list");
+        };
+        let set = self.lists.get(name);
+        let ips = ip.to_array(args.number_rows)?;
+        Ok(ColumnarValue::Array(matches(&set, &ips)))
+    }
+}
+
+fn matches(set: &IpSet, ips: &ArrayRef) -> ArrayRef {
+    let mut out = BooleanBuilder::with_capacity(ips.len());
+    if let Some(strings) = ips.as_string_opt::<i32>() {
+        for ip in strings {
+            out.append_option(ip.map(|ip| set.contains(ip)));
+        }
+    } else if let Some(lists) = ips.as_list_opt::<i32>() {
+        for row in 0..lists.len() {
+            if lists.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            let items = lists.value(row);
+            let any = items
+                .as_string_opt::<i32>()
+                .is_some_and(|s| s.iter().flatten().any(|ip| set.contains(ip)));
+            out.append_value(any);
+        }
+    } else {
+        out.append_nulls(ips.len());
+    }
+    Arc::new(out.finish())
+}
+
+/// `ip_prefix(ip, bits)`: the network of the address as `a.b.c.0/bits`, see [`prefix`]; not an
+/// address: null.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IpPrefix {
+    signature: Signature,
+}
+
+/// The network of `ip` with `bits` prefix bits for IPv4; IPv6 addresses are cut to `bits * 2`
+/// (a /24 of IPv4 is taken as a /48 of IPv6, a /16 as a /32), as providers hand out IPv6 in
+/// larger blocks.
+pub fn prefix(ip: &str, bits: u8) -> Option<String> {
+    match ip.trim().parse::<IpAddr>().ok()? {
+        IpAddr::V4(v4) => {
+            let net = ipnet::Ipv4Net::new(v4, bits.min(32)).ok()?.trunc();
+            Some(net.to_string())
+        }
+        IpAddr::V6(v6) => {
+            let bits = (u16::from(bits) * 2).min(128) as u8;
+            let net = ipnet::Ipv6Net::new(v6, bits).ok()?.trunc();
+            Some(net.to_string())
+        }
+    }
+}
+
+impl ScalarUDFImpl for IpPrefix {
+    fn name(&self) -> &str {
+        "ip_prefix"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let [ip, bits] = args.args.as_slice() else {
+            return exec_err!("ip_prefix takes two arguments");
+        };
+        let bits = match bits {
+            ColumnarValue::Scalar(ScalarValue::Int64(Some(b))) if (0..=32).contains(b) => *b as u8,
+            _ => return exec_err!("ip_prefix's second argument must be a number of bits, 0 to 32"),
+        };
+        let ips = ip.to_array(args.number_rows)?;
+        let mut out = StringBuilder::with_capacity(ips.len(), ips.len() * 16);
+        match ips.as_string_opt::<i32>() {
+            Some(strings) => {
+                for ip in strings {
+                    out.append_option(ip.and_then(|ip| prefix(ip, bits)));
+                }
+            }
+            None => {
+                for _ in 0..ips.len() {
+                    out.append_null();
+                }
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// The two functions, reading `lists`.
+pub(crate) fn functions(lists: &IpLists) -> [ScalarUDF; 2] {
+    [
+        ScalarUDF::from(IpIn {
+            signature: Signature::any(2, Volatility::Volatile),
+            lists: lists.clone(),
+        }),
+        ScalarUDF::from(IpPrefix {
+            signature: Signature::exact(
+                vec![DataType::Utf8, DataType::Int64],
+                Volatility::Immutable,
+            ),
+        }),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    fn text(n: u128) -> String {
+        let v6 = Ipv6Addr::from(n);
+        v6.to_ipv4_mapped()
+            .map_or_else(|| v6.to_string(), |v4| v4.to_string())
+    }
+
+    #[test]
+    fn cidrs_match_exactly_and_an_address_just_outside_does_not() {
+        let set = IpSet::parse(
+            "# a feed\n198.51.100.0/24\n203.0.113.7 ; single\n\n2001:db8::/32 tor\n10.0.0.9/8\n",
+        )
+        .expect("parses");
+        assert!(set.contains("198.51.100.0"));
+        assert!(set.contains("198.51.100.255"));
+        assert!(!set.contains("198.51.101.0"));
+        assert!(!set.contains("198.51.99.255"));
+        assert!(set.contains("203.0.113.7"));
+        assert!(!set.contains("203.0.113.8"));
+        assert!(set.contains("2001:db8:ffff::1"));
+        assert!(!set.contains("2001:db9::"));
+        assert!(set.contains("10.255.255.255"), "host bits of a block are ignored");
+        assert!(!set.contains("11.0.0.0"));
+        assert!(!set.contains("not an ip"));
+        assert!(set.contains("::ffff:203.0.113.7"), "mapped IPv4 is the same address");
+    }
+
+    #[test]
+    fn a_bad_line_is_named() {
+        let err = IpSet::parse("1.2.3.4\n\n999.1.1.1\n").expect_err("bad");
+        assert_eq!(err.0, 3);
+        assert!(err.1.contains("999.1.1.1"), "{}", err.1);
+        assert_eq!(text(number("1.2.3.4".parse().expect("ip"))), "1.2.3.4");
+    }
+
+    #[test]
+    fn prefixes_generalise_addresses() {
+        assert_eq!(prefix("10.1.2.3", 24).as_deref(), Some("10.1.2.0/24"));
+        assert_eq!(prefix("10.1.2.3", 16).as_deref(), Some("10.1.0.0/16"));
+        assert_eq!(prefix("2001:db8:1:2::5", 24).as_deref(), Some("2001:db8:1::/48"));
+        assert_eq!(prefix("nope", 24), None);
+    }
+}
