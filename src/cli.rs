@@ -63,7 +63,11 @@ pub struct RulesArgs {
     /// A file of IP addresses and CIDR blocks (one per line, `#` comments: a threat-intel feed,
     /// a Tor exit list) that the built-in threat-intel rules match; repeatable, re-read when it
     /// changes (and on SIGHUP under serve). Also `threat_intel = [...]` in the config file
-    #[arg(long = "threat-intel", env = "AUDITLAKE_THREAT_INTEL", value_delimiter = ',')]
+    #[arg(
+        long = "threat-intel",
+        env = "AUDITLAKE_THREAT_INTEL",
+        value_delimiter = ','
+    )]
     pub threat_intel: Vec<PathBuf>,
 }
 

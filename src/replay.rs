@@ -49,7 +49,10 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let rules = if args.pipeline.no_rules {
         None
     } else {
-        Some(RuleEngine::new(&crate::rules::load(&args.pipeline.rules, settings)?))
+        Some(RuleEngine::new(&crate::rules::load(
+            &args.pipeline.rules,
+            settings,
+        )?))
     };
     let pipeline = Pipeline::open(&settings.data_dir, rules)
         .with_context(|| format!("cannot open the lake in {}", settings.data_dir.display()))?;

@@ -217,23 +217,23 @@ const LIST_POLL: std::time::Duration = std::time::Duration::from_secs(10);
 /// Re-reads the IP list files when one changes (size or modification time) and on SIGHUP. A
 /// file that became unreadable or bad keeps its list as it was, and says why in the log.
 async fn watch_lists(pack: auditlake_rules::CompiledPack) {
-    let stamp = |pack: &auditlake_rules::CompiledPack| -> Vec<Option<(u64, std::time::SystemTime)>> {
-        pack.list_files()
-            .map(|f| {
-                std::fs::metadata(f)
-                    .ok()
-                    .and_then(|m| Some((m.len(), m.modified().ok()?)))
-            })
-            .collect()
-    };
-    let mut hangup =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGHUP; list files are still polled");
-                None
-            }
+    let stamp =
+        |pack: &auditlake_rules::CompiledPack| -> Vec<Option<(u64, std::time::SystemTime)>> {
+            pack.list_files()
+                .map(|f| {
+                    std::fs::metadata(f)
+                        .ok()
+                        .and_then(|m| Some((m.len(), m.modified().ok()?)))
+                })
+                .collect()
         };
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; list files are still polled");
+            None
+        }
+    };
     let mut last = stamp(&pack);
     loop {
         let signalled = tokio::select! {

@@ -15,6 +15,8 @@
 #![warn(missing_docs)]
 
 pub mod generate;
+pub mod habits;
+pub mod judge;
 pub mod roundtrip;
 
 pub use generate::Generator;

@@ -236,7 +236,9 @@ impl Pipeline {
 
     /// Bytes the first-seen and sequence rules' state holds (0 without rules).
     pub fn history_memory_bytes(&self) -> usize {
-        self.rules.as_ref().map_or(0, RuleEngine::history_memory_bytes)
+        self.rules
+            .as_ref()
+            .map_or(0, RuleEngine::history_memory_bytes)
     }
 
     /// Events stored and duplicates skipped since opening.
@@ -283,7 +285,9 @@ fn read_columns(path: &Path, wanted: &[&str]) -> Result<Vec<RecordBatch>> {
             .map(|f| match read.column_by_name(f.name()) {
                 Some(c) if c.data_type() == f.data_type() => Arc::clone(c),
                 _ if f.is_nullable() => new_null_array(f.data_type(), rows),
-                _ if f.data_type() == &DataType::UInt64 => Arc::new(UInt64Array::from(vec![0; rows])),
+                _ if f.data_type() == &DataType::UInt64 => {
+                    Arc::new(UInt64Array::from(vec![0; rows]))
+                }
                 _ => Arc::clone(&times),
             })
             .collect();

@@ -271,7 +271,11 @@ fn ip_sources(set: &RuleSet, rules: &[CompiledRule]) -> Result<Vec<IpSource>> {
         for item in &list.items {
             let text = item.as_str().unwrap_or_default();
             items.push(parse_entry(text).map_err(|e| {
-                Error::invalid(file, &format!("list {name}"), format!("ip_in reads it: {e}"))
+                Error::invalid(
+                    file,
+                    &format!("list {name}"),
+                    format!("ip_in reads it: {e}"),
+                )
             })?);
         }
         sources.push(IpSource {
@@ -476,7 +480,9 @@ fn compile_rule(
                 None => None,
             };
             if learn_micros.is_some_and(|l| l > history_micros) {
-                return Err(bad("first_seen learn must not be longer than history".into()));
+                return Err(bad(
+                    "first_seen learn must not be longer than history".into()
+                ));
             }
             let mut learn_by = Vec::new();
             for c in &f.learn_by {

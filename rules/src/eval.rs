@@ -211,7 +211,11 @@ impl RuleEngine {
         };
         let steps: Vec<&Arc<dyn PhysicalExpr>> = rules
             .iter()
-            .flat_map(|r| r.sequence.iter().flat_map(|s| s.steps.iter().map(|s| &s.expr)))
+            .flat_map(|r| {
+                r.sequence
+                    .iter()
+                    .flat_map(|s| s.steps.iter().map(|s| &s.expr))
+            })
             .collect();
         let conditions: Vec<_> = rules
             .iter()
@@ -636,12 +640,13 @@ impl Matched<'_> {
             seen,
         } = self;
         let rows = extended.num_rows();
-        let evaluate = |exprs: &[Arc<dyn PhysicalExpr>]| -> datafusion::error::Result<Vec<ArrayRef>> {
-            exprs
-                .iter()
-                .map(|e| e.evaluate(extended)?.into_array(rows))
-                .collect()
-        };
+        let evaluate =
+            |exprs: &[Arc<dyn PhysicalExpr>]| -> datafusion::error::Result<Vec<ArrayRef>> {
+                exprs
+                    .iter()
+                    .map(|e| e.evaluate(extended)?.into_array(rows))
+                    .collect()
+            };
         let mut values = Vec::with_capacity(conditions.len());
         for (step, condition) in conditions.into_iter().enumerate() {
             let matched = condition.evaluate(extended)?;
@@ -674,7 +679,6 @@ impl Matched<'_> {
         }
         Ok(values)
     }
-
 }
 
 impl Windows {
@@ -756,7 +760,6 @@ pub(crate) fn display(values: &ArrayRef, row: usize) -> Cow<'_, str> {
 fn request_key(cluster: &str, audit_id: &str) -> u128 {
     xxh3_128_with_seed(audit_id.as_bytes(), xxh3_64(cluster.as_bytes()))
 }
-
 
 #[cfg(test)]
 mod tests {

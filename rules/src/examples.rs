@@ -10,7 +10,8 @@
 //! Each `history` example happens once a day on each of the `days` days before, then the
 //! `events` follow `gap` apart (each may be any of the forms above); only an alert on the last
 //! event counts, so a first-seen rule is judged on the new term after its baseline, and a
-//! sequence on the step that completes it.
+//! sequence on the step that completes it. A story's `lists: {NAME: [addresses or blocks]}` fills
+//! IP lists for its own run (the threat-intel list is empty until a user gives files).
 
 use std::path::Path;
 
@@ -118,8 +119,31 @@ fn alerts_for(
         return Err(format!("example is not a valid audit event: {r}"));
     }
     let batch: RecordBatch = decoder.finish();
+    // A story may fill IP lists (`lists: {threat_intel_ips: [192.0.2.0/24]}`) for its own run.
+    let mut restore = Vec::new();
+    for (name, items) in story
+        .and_then(|s| s.get("lists"))
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let text: Vec<&str> = items
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let set = crate::ip::IpSet::parse(&text.join("\n"))
+            .map_err(|(line, e)| format!("lists.{name}[{}]: {e}", line - 1))?;
+        restore.push((name.clone(), pack.ip_lists.get(name)));
+        pack.ip_lists.set(name, set);
+    }
     let mut engine = RuleEngine::with_rules(pack, vec![rule.clone()]);
-    let alerts = engine.evaluate(&batch).map_err(|e| {
+    let alerts = engine.evaluate(&batch);
+    for (name, set) in restore {
+        pack.ip_lists.set(&name, (*set).clone());
+    }
+    let alerts = alerts.map_err(|e| {
         let mut message = e.to_string();
         let mut source = std::error::Error::source(&e);
         while let Some(s) = source {
@@ -195,7 +219,10 @@ fn story_events(
             serde_json::from_str(doc).map_err(|e| format!("example event: {e}"))?;
         let time = timestamp(at);
         if let Some(obj) = event.as_object_mut() {
-            obj.insert("auditID".into(), format!("example-{rule}-{index}-story-{n}").into());
+            obj.insert(
+                "auditID".into(),
+                format!("example-{rule}-{index}-story-{n}").into(),
+            );
             obj.insert("requestReceivedTimestamp".into(), time.clone().into());
             obj.insert("stageTimestamp".into(), time.into());
             obj.remove("timestamp");

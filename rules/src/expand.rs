@@ -109,8 +109,10 @@ fn expand_at(
 /// up by name at run time (so a changed list file takes effect without recompiling) instead of
 /// receiving thousands of literals.
 fn quote_ip_lists(sql: &str, lists: &Lists) -> String {
-    let call = regex::Regex::new(r"\bip_in\s*\(([^,()]*(?:\([^()]*\)[^,()]*)*),\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)")
-        .expect("a valid pattern");
+    let call = regex::Regex::new(
+        r"\bip_in\s*\(([^,()]*(?:\([^()]*\)[^,()]*)*),\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)",
+    )
+    .expect("a valid pattern");
     call.replace_all(sql, |c: &regex::Captures| {
         if lists.contains_key(&c[2]) {
             format!("ip_in({}, '{}')", &c[1], &c[2])
@@ -123,8 +125,9 @@ fn quote_ip_lists(sql: &str, lists: &Lists) -> String {
 
 /// The list names `ip_in` calls of fully expanded SQL read.
 pub(crate) fn ip_list_names(sql: &str) -> Vec<String> {
-    let call = regex::Regex::new(r"\bip_in\s*\((?:[^()']|\([^()]*\))*,\s*'([A-Za-z_][A-Za-z0-9_]*)'\s*\)")
-        .expect("a valid pattern");
+    let call =
+        regex::Regex::new(r"\bip_in\s*\((?:[^()']|\([^()]*\))*,\s*'([A-Za-z_][A-Za-z0-9_]*)'\s*\)")
+            .expect("a valid pattern");
     call.captures_iter(sql).map(|c| c[1].to_string()).collect()
 }
 

@@ -161,7 +161,8 @@ impl History {
                             .iter()
                             .position(|(by, _)| *by == f.learn_by)
                             .unwrap_or_else(|| {
-                                entities.push((f.learn_by.clone(), Remembered::new(ENTITIES_LIMIT)));
+                                entities
+                                    .push((f.learn_by.clone(), Remembered::new(ENTITIES_LIMIT)));
                                 entities.len() - 1
                             })
                     });
@@ -183,7 +184,11 @@ impl History {
             rules: states,
             entities,
             clusters: HashMap::new(),
-            horizon_micros: rules.iter().map(CompiledRule::history_micros).max().unwrap_or(0),
+            horizon_micros: rules
+                .iter()
+                .map(CompiledRule::history_micros)
+                .max()
+                .unwrap_or(0),
             newest: i64::MIN,
         }
     }
@@ -237,7 +242,9 @@ impl History {
             .iter()
             .map(|(by, _)| {
                 let columns: Vec<&ArrayRef> = by.iter().map(|&c| batch.column(c)).collect();
-                (0..rows).map(|row| key(clusters.value(row), &columns, row)).collect()
+                (0..rows)
+                    .map(|row| key(clusters.value(row), &columns, row))
+                    .collect()
             })
             .collect();
         let mut next = candidates.iter().peekable();
@@ -312,10 +319,17 @@ impl History {
                     .iter()
                     .map(|&i| display(batch.column(i), row).into_owned())
                     .collect();
-                let seen = self.entities[*set].1.map.get(&entity_keys[*set][row]).copied();
+                let seen = self.entities[*set]
+                    .1
+                    .map
+                    .get(&entity_keys[*set][row])
+                    .copied();
                 (name.join(" "), seen)
             }
-            None => (format!("cluster {cluster}"), self.clusters.get(cluster).copied()),
+            None => (
+                format!("cluster {cluster}"),
+                self.clusters.get(cluster).copied(),
+            ),
         };
         let baseline = baseline.unwrap_or(Seen::new(time));
         if let Some(learn) = f.learn_micros
@@ -548,8 +562,10 @@ fn date(micros: i64) -> String {
 }
 
 fn clock(micros: i64) -> String {
-    timestamp_us_to_datetime(micros)
-        .map_or_else(|| "-".into(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    timestamp_us_to_datetime(micros).map_or_else(
+        || "-".into(),
+        |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    )
 }
 
 /// `14d`, `5m`: a window as rules write it.

@@ -157,15 +157,19 @@ impl ScalarUDFImpl for IpIn {
     }
     fn return_type(&self, args: &[DataType]) -> datafusion::error::Result<DataType> {
         match args {
-            [ip, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8]
-                if ip.is_null() || matches!(ip, DataType::Utf8 | DataType::List(_)) =>
-            {
+            [
+                ip,
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8,
+            ] if ip.is_null() || matches!(ip, DataType::Utf8 | DataType::List(_)) => {
                 Ok(DataType::Boolean)
             }
             _ => plan_err!("ip_in takes an address (or a list of them) and a list name"),
         }
     }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
         let [ip, list] = args.args.as_slice() else {
             return exec_err!("ip_in takes two arguments");
         };
@@ -241,7 +245,10 @@ impl ScalarUDFImpl for IpPrefix {
     fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
         Ok(DataType::Utf8)
     }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
         let [ip, bits] = args.args.as_slice() else {
             return exec_err!("ip_prefix takes two arguments");
         };
@@ -308,10 +315,16 @@ mod tests {
         assert!(!set.contains("203.0.113.8"));
         assert!(set.contains("2001:db8:ffff::1"));
         assert!(!set.contains("2001:db9::"));
-        assert!(set.contains("10.255.255.255"), "host bits of a block are ignored");
+        assert!(
+            set.contains("10.255.255.255"),
+            "host bits of a block are ignored"
+        );
         assert!(!set.contains("11.0.0.0"));
         assert!(!set.contains("not an ip"));
-        assert!(set.contains("::ffff:203.0.113.7"), "mapped IPv4 is the same address");
+        assert!(
+            set.contains("::ffff:203.0.113.7"),
+            "mapped IPv4 is the same address"
+        );
     }
 
     #[test]
@@ -326,7 +339,10 @@ mod tests {
     fn prefixes_generalise_addresses() {
         assert_eq!(prefix("10.1.2.3", 24).as_deref(), Some("10.1.2.0/24"));
         assert_eq!(prefix("10.1.2.3", 16).as_deref(), Some("10.1.0.0/16"));
-        assert_eq!(prefix("2001:db8:1:2::5", 24).as_deref(), Some("2001:db8:1::/48"));
+        assert_eq!(
+            prefix("2001:db8:1:2::5", 24).as_deref(),
+            Some("2001:db8:1::/48")
+        );
         assert_eq!(prefix("nope", 24), None);
     }
 }

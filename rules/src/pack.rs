@@ -34,6 +34,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     ("builtin/recon.yaml", include_str!("../builtin/recon.yaml")),
     ("builtin/other.yaml", include_str!("../builtin/other.yaml")),
+    (
+        "builtin/first-seen.yaml",
+        include_str!("../builtin/first-seen.yaml"),
+    ),
+    (
+        "builtin/sequences.yaml",
+        include_str!("../builtin/sequences.yaml"),
+    ),
 ];
 
 /// A rule with the file it came from.
