@@ -313,7 +313,11 @@ async fn sample_logs_through_a_three_partition_topic_are_stored_once_with_their_
     let out = auditlake(reference.path(), &args);
     assert!(out.status.success(), "{}", stderr(&out));
     let expected = crate::count(reference.path());
-    let alerts_sql = "SELECT rule_id, count(*) AS n FROM alerts GROUP BY rule_id ORDER BY rule_id";
+    // Sequence rules see events in arrival order, and the producer keys messages by audit ID,
+    // so one identity's steps land on different partitions consumed at different paces: they
+    // are compared by the sequence tests, not here.
+    let alerts_sql = "SELECT rule_id, count(*) AS n FROM alerts \
+                      WHERE NOT array_has(tags, 'sequence') GROUP BY rule_id ORDER BY rule_id";
     let expected_alerts = crate::by_rule(query(reference.path(), alerts_sql));
     assert!(
         expected > 150 && expected_alerts.len() > 30,

@@ -198,7 +198,7 @@ async fn alerts_filter_and_rules_list() {
 
     let (_, _, body) = send(
         &s,
-        get("/v1/alerts?rule=pod-exec-attach&severity=medium", None),
+        get("/v1/alerts?rule=pod-exec-attach&severity=low", None),
     )
     .await;
     let exec = json(&body);
