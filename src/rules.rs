@@ -150,15 +150,30 @@ fn backtest(settings: &Settings, args: BacktestArgs) -> anyhow::Result<ExitCode>
     // Threshold windows need time order.
     let sql = format!("SELECT * FROM events {where_clause} ORDER BY event_time, audit_id, stage");
     let query = QueryEngine::open_once(&settings.data_dir, QueryLimits::default())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // First-seen and sequence rules compare with what came before `--since`: their history is
+    // read first, raising nothing.
+    if let (Some(since), Some(history)) = (&args.since, engine.history_micros()) {
+        let start = parse_time_bound(since, now_micros()).unwrap_or(i64::MIN);
+        let sql = format!(
+            "SELECT * FROM events WHERE event_time >= to_timestamp_micros({}) \
+             AND event_time < to_timestamp_micros({start}) ORDER BY event_time, audit_id, stage",
+            start.saturating_sub(history)
+        );
+        runtime.block_on(query.for_each_batch(&sql, |batch| {
+            engine
+                .warm_history(&batch)
+                .map_err(|source| auditlake_engine::Error::Rules { source })
+        }))?;
+    }
     let mut store = if args.store {
         Some(Pipeline::open(&settings.data_dir, None)?)
     } else {
         None
     };
     let mut alerts = Vec::new();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(query.for_each_batch(&sql, |batch| {
         let raised = engine
             .evaluate(&batch)

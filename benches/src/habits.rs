@@ -27,8 +27,8 @@ use serde_json::{Value, json};
 
 /// Days before any anomaly: the built-in first-seen rules learn for seven.
 pub const LEARN_DAYS: u32 = 8;
-/// 2026-03-02T00:00:00Z, a Monday.
-const START_MICROS: i64 = 1_772_409_600_000_000;
+/// The first day's midnight, 2026-03-02T00:00:00Z, a Monday.
+pub const START_MICROS: i64 = 1_772_409_600_000_000;
 const DAY: i64 = 86_400_000_000;
 const HOUR: i64 = 3_600_000_000;
 const MINUTE: i64 = 60_000_000;
