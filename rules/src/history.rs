@@ -341,17 +341,14 @@ impl History {
             .iter()
             .map(|a| display(a, row).into_owned())
             .collect();
-        let mut note = format!(
-            "; first seen: {} new in {} of history ({} first seen {}, {} requests)",
-            term_text.join(", "),
+        let note = format!(
+            "; first time in {} of history: {} ({} seen since {}, {} requests)",
             span(f.history_micros),
+            term_text.join(", "),
             whose,
             date(baseline.first),
             thousands(baseline.count.saturating_sub(1)),
         );
-        if f.learn_micros.is_none() && baseline.first > time.saturating_sub(f.history_micros) {
-            let _ = write!(note, ", history since {}", date(baseline.first));
-        }
         let audit_id = column(batch, event::AUDIT_ID).as_string::<i32>().value(row);
         Some(HistoryHit {
             rule: c.rule,

@@ -106,6 +106,86 @@ fn each_scenario_raises_what_its_readme_says() {
     }
 }
 
+/// `sample-logs/history/`: ten days of habits, then anomalies that only history shows.
+#[test]
+fn history_scenario_raises_its_first_seen_sequence_and_threat_intel_alerts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let history = repo().join("sample-logs/history");
+    let out = auditlake(
+        dir.path(),
+        &[
+            "replay",
+            "--threat-intel",
+            &history.join("threat-intel.txt").display().to_string(),
+            &history
+                .join("habits-then-anomalies.log")
+                .display()
+                .to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let paged = by_rule(query(
+        dir.path(),
+        "SELECT rule_id, count(*) AS n FROM alerts \
+         WHERE severity IN ('critical', 'high', 'medium') GROUP BY rule_id",
+    ));
+    for rule in [
+        "sa-token-new-network",
+        "sa-token-new-user-agent",
+        "anomalous-permission-check",
+        "self-subject-review-new-user-agent",
+        "human-new-network",
+        "anomalous-secret-access",
+        "anomalous-exec",
+        "anomalous-role-binding-created",
+        "anomalous-role-created",
+        "anomalous-workload-deployed",
+        "anomalous-privileged-workload",
+        "anomalous-sensitive-mount",
+        "rbac-change-then-workload-write",
+        "forbidden-burst-then-sensitive-success",
+        "new-sa-cluster-admin-then-token",
+        "system-identity-new-public-network",
+        "threat-intel-source-ip",
+    ] {
+        assert!(paged.contains_key(rule), "{rule} did not page: {paged:?}");
+    }
+    // Ten days of the same habits page nobody: every paging alert is on the last day.
+    let habits = query(
+        dir.path(),
+        "SELECT count(*) AS n FROM alerts WHERE severity IN ('critical', 'high', 'medium') \
+         AND event_time < '2025-11-03T20:00:00Z'",
+    );
+    assert_eq!(habits[0]["n"], 0, "{habits:?}");
+    // Each says what it was compared with, and lists its evidence.
+    let explained = query(
+        dir.path(),
+        "SELECT message, evidence, tags FROM alerts WHERE rule_id IN ('anomalous-exec', \
+         'new-sa-cluster-admin-then-token')",
+    );
+    assert_eq!(explained.len(), 2, "{explained:?}");
+    for alert in &explained {
+        let message = alert["message"].as_str().expect("message");
+        assert!(
+            message.contains("14d of history") || message.contains("sequence within 1h"),
+            "{message}"
+        );
+    }
+    let sequence = explained
+        .iter()
+        .find(|a| a["tags"].to_string().contains("sequence"))
+        .expect("the sequence alert");
+    assert_eq!(sequence["evidence"].as_array().map(Vec::len), Some(3));
+    // Without the list, the visitor from the Tor exit is not on any list.
+    let bare = tempfile::tempdir().expect("tempdir");
+    let out = replay(bare.path(), &[history.join("habits-then-anomalies.log")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !by_rule(query(bare.path(), "SELECT rule_id, 1 AS n FROM alerts"))
+            .contains_key("threat-intel-source-ip")
+    );
+}
+
 #[test]
 fn exec_alerts_once_per_request_not_per_stage() {
     let (_dir, alerts) = replay_sample("exec-into-pod.log");
