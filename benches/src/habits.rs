@@ -161,6 +161,16 @@ const APP_NAMESPACES: &[&str] = &[
     "media",
 ];
 
+/// Developer `n` (from 1) at their own address, with kubectl `version`.
+fn person(n: u32, version: &str) -> Who {
+    Who::new(
+        &format!("dev{n:02}@corp.example"),
+        HUMAN_GROUPS,
+        &format!("192.168.10.{}", 9 + n),
+        &format!("kubectl/{version} (linux/amd64) kubernetes/4b8e4c6"),
+    )
+}
+
 fn sa(ns: &str, name: &str, ip: &str, ua: &str) -> Who {
     Who::new(
         &format!("system:serviceaccount:{ns}:{name}"),
@@ -727,12 +737,7 @@ fn anomalies(w: &mut Writer, start: i64, day: u32) {
             let id = w.emit(t, &Req::new(&me, "list", "secrets").ns("cart"));
             w.label(id, "human-new-network");
             // dev07 never opened a shell before.
-            let me = Who::new(
-                "dev07@corp.example",
-                HUMAN_GROUPS,
-                "192.168.10.16",
-                "kubectl/v1.29.2 (linux/amd64) kubernetes/4b8e4c6",
-            );
+            let me = person(7, "v1.29.2");
             let t = w.at(start, 11, 12);
             let id = w.emit(
                 t,
@@ -747,12 +752,7 @@ fn anomalies(w: &mut Writer, start: i64, day: u32) {
         }
         2 => {
             // dev09 never touched RBAC: binds itself to cluster-admin, then deploys a workload.
-            let me = Who::new(
-                "dev09@corp.example",
-                HUMAN_GROUPS,
-                "192.168.10.18",
-                "kubectl/v1.30.1 (linux/amd64) kubernetes/4b8e4c6",
-            );
+            let me = person(9, "v1.30.1");
             let t = w.at(start, 14, 15);
             let b = binding(
                 "ClusterRoleBinding",
@@ -782,12 +782,7 @@ fn anomalies(w: &mut Writer, start: i64, day: u32) {
         }
         3 => {
             // A stolen credential probing: denied six times, then a secret it may read.
-            let me = Who::new(
-                "dev12@corp.example",
-                HUMAN_GROUPS,
-                "192.168.10.21",
-                "kubectl/v1.30.1 (linux/amd64) kubernetes/4b8e4c6",
-            );
+            let me = person(12, "v1.30.1");
             let t = w.at(start, 13, 14);
             for (k, (verb, resource, ns)) in [
                 ("list", "secrets", "kube-system"),
@@ -919,12 +914,7 @@ fn anomalies(w: &mut Writer, start: i64, day: u32) {
                 w.label(id, "threat-list-address");
             }
             // dev06 starts a privileged pod mounting the host's root.
-            let me = Who::new(
-                "dev06@corp.example",
-                HUMAN_GROUPS,
-                "192.168.10.15",
-                "kubectl/v1.30.1 (linux/amd64) kubernetes/4b8e4c6",
-            );
+            let me = person(6, "v1.30.1");
             let t = w.at(start, 15, 16);
             let id = w.emit(
                 t,

@@ -486,13 +486,8 @@ impl History {
 
 /// The hash of a row's values of `columns`, within its cluster.
 fn key(cluster: &str, columns: &[&ArrayRef], row: usize) -> u128 {
-    let mut h = Xxh3::new();
-    h.update(cluster.as_bytes());
-    for c in columns {
-        h.update(&[0x1f]);
-        h.update(display(c, row).as_bytes());
-    }
-    h.digest128()
+    let values: Vec<_> = columns.iter().map(|c| display(c, row)).collect();
+    alert_key(cluster, &values)
 }
 
 /// A row's keys: one, or one per element when a value is a list (a binding's `subjects`).
@@ -531,25 +526,18 @@ fn keys(cluster: &str, columns: &[ArrayRef], row: usize) -> Vec<u128> {
     combos
         .iter()
         .filter(|values| values.iter().all(|v| !v.is_empty()))
-        .map(|values| {
-            let mut h = Xxh3::new();
-            h.update(cluster.as_bytes());
-            for v in values {
-                h.update(&[0x1f]);
-                h.update(v.as_bytes());
-            }
-            h.digest128()
-        })
+        .map(|values| alert_key(cluster, values))
         .collect()
 }
 
-/// Deterministic alert IDs: replaying the same events gives the same alerts.
-pub(crate) fn alert_key(rule: &str, parts: &[&str]) -> u128 {
+/// Deterministic alert IDs (replaying the same events gives the same alerts), and the keys of
+/// terms and sequences: `first` and `parts`, separated, hashed.
+pub(crate) fn alert_key(first: &str, parts: &[impl AsRef<str>]) -> u128 {
     let mut h = Xxh3::new();
-    h.update(rule.as_bytes());
+    h.update(first.as_bytes());
     for p in parts {
         h.update(&[0x1f]);
-        h.update(p.as_bytes());
+        h.update(p.as_ref().as_bytes());
     }
     h.digest128()
 }
