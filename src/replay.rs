@@ -90,6 +90,13 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         sink.pipeline.alert_counts(),
         args.alerts_stdout,
     );
+    let history = sink.pipeline.history_memory_bytes();
+    if history > 0 {
+        eprintln!(
+            "first-seen and sequence state: {} KiB",
+            history.div_ceil(1024)
+        );
+    }
     Ok(if summary.rejected.is_empty() {
         ExitCode::SUCCESS
     } else {
