@@ -15,10 +15,11 @@ use crate::compile::{CompiledRule, FirstSeen, Sequence};
 use crate::eval::display;
 
 /// Terms remembered per first-seen rule beyond which the least recently seen half is dropped
-/// (about 14 MiB a rule at most; a dropped term counts as new if it comes back).
-pub(crate) const TERMS_LIMIT: usize = 1 << 18;
+/// (a table of 2^18 slots of 49 bytes, about 12 MiB a rule at most; a dropped term counts as new
+/// if it comes back): 10,000 identities with 13 terms each fit.
+pub(crate) const TERMS_LIMIT: usize = 1 << 17;
 /// Entities (per `learn_by` set) remembered beyond which the least recently seen half goes.
-const ENTITIES_LIMIT: usize = 1 << 18;
+const ENTITIES_LIMIT: usize = 1 << 17;
 /// Partial sequences kept per rule beyond which the oldest half goes.
 const PARTIALS_LIMIT: usize = 1 << 16;
 /// Audit IDs kept per step as evidence.
@@ -76,14 +77,14 @@ impl Remembered {
             return;
         }
         self.map.retain(|_, s| s.last >= horizon);
-        if self.map.len() >= self.limit {
+        if self.map.len() > self.limit / 4 * 3 {
             let mut lasts: Vec<i64> = self.map.values().map(|s| s.last).collect();
             let middle = lasts.len() / 2;
             let cut = *lasts.select_nth_unstable(middle).1;
             self.map.retain(|_, s| s.last > cut);
         }
         self.map.shrink_to_fit();
-        self.prune_at = (2 * self.map.len()).max(PRUNE_FLOOR);
+        self.prune_at = (2 * self.map.len()).clamp(PRUNE_FLOOR, self.limit);
     }
 
     fn bytes(&self) -> usize {
