@@ -582,6 +582,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn remembered_keys_stay_under_their_limit_and_the_most_recent_stay() {
+        let mut terms = Remembered::new(PRUNE_FLOOR * 2);
+        for i in 0..(PRUNE_FLOOR as i64 * 10) {
+            terms.map.insert(i as u128, Seen::new(i));
+            terms.prune(0);
+            assert!(terms.map.len() <= PRUNE_FLOOR * 2, "{}", terms.map.len());
+        }
+        let newest = PRUNE_FLOOR as u128 * 10 - 1;
+        assert!(terms.map.contains_key(&newest));
+        assert!(!terms.map.contains_key(&0));
+        // Keys older than the horizon go first, whatever the limit.
+        terms.prune_at = 0;
+        terms.prune(newest as i64 - 9);
+        assert_eq!(terms.map.len(), 10);
+    }
+
+    #[test]
     fn spans_and_numbers_read_as_people_write_them() {
         assert_eq!(span(14 * 86_400_000_000), "14d");
         assert_eq!(span(300_000_000), "5m");
