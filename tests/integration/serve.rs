@@ -575,3 +575,95 @@ async fn tls_with_a_generated_certificate_and_client_certificates() {
         "plain HTTP is not served"
     );
 }
+
+/// The threat list is re-read on SIGHUP: an address added to its file matches from then on, one
+/// just outside a block never does, and a file turned bad keeps the list as it was.
+#[tokio::test]
+async fn sighup_rereads_the_threat_list() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("threat-intel.txt");
+    std::fs::write(&list, "# empty for now\n").expect("write list");
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--threat-intel", &list.display().to_string()],
+        &[],
+    );
+    let client = client();
+    let visit = |n: u32, ip: &str| {
+        serde_json::json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+            "auditID": format!("00000000-0000-4000-8000-{n:012}"), "stage": "ResponseComplete",
+            "requestURI": "/api/v1/namespaces", "verb": "list",
+            "user": {"username": format!("visitor-{n}")}, "sourceIPs": [ip],
+            "userAgent": "curl/8.4.0", "objectRef": {"resource": "namespaces"},
+            "responseStatus": {"code": 403},
+            "requestReceivedTimestamp": "2025-11-03T12:00:00.000000Z",
+            "stageTimestamp": "2025-11-03T12:00:00.001000Z",
+        })
+    };
+    let post = |events: Vec<serde_json::Value>| {
+        let client = client.clone();
+        let url = server.url.clone();
+        async move {
+            let response = client
+                .post(format!("{url}/v1/webhook"))
+                .body(event_list(&events))
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(response.status(), 200);
+        }
+    };
+    let listed = |client: reqwest::Client, url: String| async move {
+        let rows = sql(
+            &client,
+            &url,
+            "SELECT user_name FROM alerts WHERE rule_id = 'threat-intel-source-ip' ORDER BY 1",
+        )
+        .await;
+        rows["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r["user_name"].as_str().expect("user").to_string())
+            .collect::<Vec<_>>()
+    };
+    post(vec![visit(1, "185.220.101.77")]).await;
+    assert!(listed(client.clone(), server.url.clone()).await.is_empty());
+
+    std::fs::write(&list, "185.220.101.0/25 # tor exits\n").expect("rewrite list");
+    let signal = |server: &Server| {
+        let _ = std::process::Command::new("kill")
+            .args(["-HUP", &server.child.id().to_string()])
+            .status();
+    };
+    signal(&server);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.log().contains("ip lists re-read") {
+        assert!(Instant::now() < deadline, "{}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    post(vec![
+        visit(2, "185.220.101.77"),
+        visit(3, "185.220.101.128"),
+    ])
+    .await;
+    assert_eq!(
+        listed(client.clone(), server.url.clone()).await,
+        ["visitor-2"]
+    );
+
+    std::fs::write(&list, "185.220.101.0/25\nnot-an-address\n").expect("break list");
+    signal(&server);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.log().contains("not-an-address") {
+        assert!(Instant::now() < deadline, "{}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(server.log().contains(":2:"), "{}", server.log());
+    post(vec![visit(4, "185.220.101.9")]).await;
+    assert_eq!(
+        listed(client.clone(), server.url.clone()).await,
+        ["visitor-2", "visitor-4"]
+    );
+}

@@ -264,3 +264,47 @@ fn backtest_runs_rules_over_history_and_stores_only_when_asked() {
         "13:05 is outside the window: {rules:?}"
     );
 }
+
+#[test]
+fn a_bad_or_missing_threat_list_stops_replay_naming_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample = repo()
+        .join("sample-logs/exec-into-pod.log")
+        .display()
+        .to_string();
+    let list = dir.path().join("feed.txt");
+    std::fs::write(&list, "# feed\n198.51.100.0/24\n198.51.100.300\n").expect("write");
+    let list = list.display().to_string();
+    let out = auditlake(
+        &dir.path().join("a"),
+        &["replay", "--threat-intel", &list, &sample],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("{list}:3:")) && stderr(&out).contains("198.51.100.300"),
+        "{}",
+        stderr(&out)
+    );
+    let missing = dir.path().join("nope.txt").display().to_string();
+    let out = auditlake(
+        &dir.path().join("b"),
+        &["replay", "--threat-intel", &missing, &sample],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&missing), "{}", stderr(&out));
+    // From the config file: the exec scenario's address is listed, so it alerts.
+    std::fs::write(dir.path().join("feed.txt"), "198.51.100.0/24\n").expect("write");
+    let config = dir.path().join("auditlake.toml");
+    std::fs::write(&config, format!("threat_intel = [{list:?}]\n")).expect("write");
+    let data = dir.path().join("c");
+    let out = auditlake(
+        &data,
+        &["--config", &config.display().to_string(), "replay", &sample],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let alerts = by_rule(query(
+        &data,
+        "SELECT rule_id, count(*) AS n FROM alerts GROUP BY rule_id",
+    ));
+    assert_eq!(alerts.get("threat-intel-source-ip"), Some(&1), "{alerts:?}");
+}
