@@ -11,7 +11,7 @@ use arrow::array::{
     StringBuilder, TimestampMicrosecondArray, UInt32Array,
 };
 use arrow::buffer::BooleanBuffer;
-use arrow::compute::{cast, take};
+use arrow::compute::{cast, take, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use auditlake_schema::alerts_schema;
@@ -153,6 +153,9 @@ pub struct RuleEngine {
     schema: SchemaRef,
     /// Per rule, its sequence steps' conditions, narrowed like `narrow` (empty for others).
     narrow_steps: Vec<Vec<Narrowed>>,
+    /// Per rule, per condition (its own, or each step's), the expressions whose values key it:
+    /// a first-seen rule's `fields`, a step's `by`. Evaluated on the matched rows only.
+    narrow_keys: Vec<Vec<Vec<Narrowed>>>,
     /// First-seen terms, learning entities and partial sequences.
     history: History,
     /// The `events` columns the first-seen and sequence rules read (their conditions, steps,
@@ -290,7 +293,20 @@ impl RuleEngine {
         }
         history_columns.sort_unstable();
         history_columns.dedup();
+        let narrow_keys = rules
+            .iter()
+            .map(|r| match (&r.first_seen, &r.sequence) {
+                (Some(f), _) => vec![f.fields.iter().map(Narrowed::new).collect()],
+                (_, Some(q)) => q
+                    .steps
+                    .iter()
+                    .map(|s| s.by.iter().map(Narrowed::new).collect())
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
         Self {
+            narrow_keys,
             history: History::new(&rules),
             history_columns,
             narrow_steps,
@@ -403,6 +419,7 @@ impl RuleEngine {
                         r,
                         rule,
                         conditions,
+                        keyed: &self.narrow_keys[r],
                         seen: &mut self.seen[r],
                     };
                     values[r] = matched
@@ -434,7 +451,7 @@ impl RuleEngine {
                         count: 1,
                         alert_id: format!(
                             "{:032x}",
-                            alert_key(&rule.def.id, &[cluster.value(row), audit_id.value(row)])
+                            alert_key(&rule.def.id, [cluster.value(row), audit_id.value(row)])
                         ),
                         note: String::new(),
                         evidence: vec![audit_id.value(row).to_string()],
@@ -618,6 +635,8 @@ struct Matched<'a> {
     r: usize,
     rule: &'a CompiledRule,
     conditions: Vec<&'a Narrowed>,
+    /// Per condition, the term's `fields` or the step's `by`, narrowed.
+    keyed: &'a [Vec<Narrowed>],
     seen: &'a mut Seen,
 }
 
@@ -637,45 +656,46 @@ impl Matched<'_> {
             r,
             rule,
             conditions,
+            keyed,
             seen,
         } = self;
-        let rows = extended.num_rows();
-        let evaluate =
-            |exprs: &[Arc<dyn PhysicalExpr>]| -> datafusion::error::Result<Vec<ArrayRef>> {
-                exprs
-                    .iter()
-                    .map(|e| e.evaluate(extended)?.into_array(rows))
-                    .collect()
-            };
         let mut values = Vec::with_capacity(conditions.len());
         for (step, condition) in conditions.into_iter().enumerate() {
             let matched = condition.evaluate(extended)?;
             let matched: &BooleanArray = matched.as_boolean();
-            let before = candidates.len();
+            let mut rows = Vec::new();
             for row in matched.values().set_indices() {
                 if !matched.is_valid(row) {
                     continue;
                 }
-                let request = request_key(cluster.value(row), audit_id.value(row)) ^ step as u128;
-                if seen.insert(request, times.value(row)).is_some() {
-                    continue;
+                // A first-seen term seen at an earlier stage of the request is known by then;
+                // a sequence step counts a request once.
+                if rule.sequence.is_some() {
+                    let request =
+                        request_key(cluster.value(row), audit_id.value(row)) ^ step as u128;
+                    if seen.insert(request, times.value(row)).is_some() {
+                        continue;
+                    }
                 }
                 candidates.push(Candidate {
                     row: row as u32,
+                    slot: rows.len() as u32,
                     rule: r,
                     step,
+                    term: 0,
                 });
+                rows.push(row as u32);
             }
-            let exprs = match (&rule.first_seen, &rule.sequence) {
-                (Some(f), _) => f.fields.as_slice(),
-                (_, Some(s)) => s.steps[step].by.as_slice(),
-                _ => &[],
-            };
-            values.push(if candidates.len() > before {
-                evaluate(exprs)?
-            } else {
-                Vec::new()
-            });
+            // The term's or key's values of the matched rows only, in their order.
+            let rows = UInt32Array::from(rows);
+            let mut evaluated = Vec::new();
+            if !rows.is_empty() {
+                for expr in &keyed[step] {
+                    let input = take_record_batch(&extended.project(&expr.columns)?, &rows)?;
+                    evaluated.push(expr.expr.evaluate(&input)?.into_array(rows.len())?);
+                }
+            }
+            values.push(evaluated);
         }
         Ok(values)
     }
@@ -735,7 +755,7 @@ impl Windows {
             count: n as i64,
             alert_id: format!(
                 "{:032x}",
-                alert_key(&rule.def.id, &[&group, &start.to_string()])
+                alert_key(&rule.def.id, [group.as_str(), &start.to_string()])
             ),
             note: String::new(),
             evidence: vec![audit_id.to_string()],

@@ -133,7 +133,11 @@ pub(crate) struct HistoryHit {
 /// A match of one history rule (and step) on one row.
 pub(crate) struct Candidate {
     pub row: u32,
+    /// Its position in the values evaluated for its rule and step (only matched rows are).
+    pub slot: u32,
     pub rule: usize,
+    /// A first-seen rule's term (filled in by [`History::apply`]).
+    pub term: u128,
     pub step: usize,
 }
 
@@ -143,8 +147,8 @@ pub(crate) struct History {
     rules: Vec<RuleState>,
     /// The distinct `learn_by` column sets, and what is known of each entity of each.
     entities: Vec<(Vec<usize>, Remembered)>,
-    /// Per cluster, when its first event was seen and how many.
-    clusters: HashMap<String, Seen>,
+    /// Per cluster, when its first event was seen and how many (a handful: a list).
+    clusters: Vec<(String, Seen)>,
     /// The longest history any rule keeps, in µs.
     horizon_micros: i64,
     newest: i64,
@@ -184,7 +188,7 @@ impl History {
         Self {
             rules: states,
             entities,
-            clusters: HashMap::new(),
+            clusters: Vec::new(),
             horizon_micros: rules
                 .iter()
                 .map(CompiledRule::history_micros)
@@ -238,27 +242,53 @@ impl History {
         // Rows in order; within a row, later steps first, so one event never completes two
         // steps of one sequence.
         candidates.sort_by(|a, b| (a.row, a.rule, b.step).cmp(&(b.row, b.rule, a.step)));
+        // Only the first event of a term in this batch can find it new; the later ones only
+        // move its last sighting, done at the end. Most matches are of known terms.
+        let mut repeats: Map<i64> = Map::default();
+        candidates.retain_mut(|c| {
+            let Some(fields) = rules[c.rule].first_seen.as_ref().map(|_| &values[c.rule][0]) else {
+                return true;
+            };
+            let row = c.row as usize;
+            c.term = key(clusters.value(row), fields.iter(), c.slot as usize);
+            let time = times.value(row);
+            match repeats.entry(alert_key_u128(c.rule, c.term)) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    *e.get_mut() = (*e.get()).max(time);
+                    false
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(time);
+                    true
+                }
+            }
+        });
         let entity_keys: Vec<Vec<u128>> = self
             .entities
             .iter()
             .map(|(by, _)| {
                 let columns: Vec<&ArrayRef> = by.iter().map(|&c| batch.column(c)).collect();
                 (0..rows)
-                    .map(|row| key(clusters.value(row), &columns, row))
+                    .map(|row| key(clusters.value(row), columns.iter().copied(), row))
                     .collect()
             })
             .collect();
         let mut next = candidates.iter().peekable();
+        let mut at = 0;
         for row in 0..rows {
             let time = times.value(row);
             self.newest = self.newest.max(time);
             let cluster = clusters.value(row);
-            match self.clusters.get_mut(cluster) {
-                Some(seen) => seen.add(time),
-                None => {
-                    self.clusters.insert(cluster.to_string(), Seen::new(time));
-                }
+            if self.clusters.get(at).is_none_or(|(name, _)| name != cluster) {
+                at = match self.clusters.iter().position(|(name, _)| name == cluster) {
+                    Some(i) => i,
+                    None => {
+                        self.clusters.push((cluster.to_string(), Seen::new(time)));
+                        self.clusters.len() - 1
+                    }
+                };
             }
+            self.clusters[at].1.add(time);
             for (set, keys) in self.entities.iter_mut().zip(&entity_keys) {
                 set.1
                     .map
@@ -276,6 +306,14 @@ impl History {
                     None
                 };
                 hits.extend(hit);
+            }
+        }
+        for c in candidates.iter().filter(|c| rules[c.rule].first_seen.is_some()) {
+            let last = repeats.get(&alert_key_u128(c.rule, c.term)).copied();
+            if let (RuleState::FirstSeen { terms, .. }, Some(last)) = (&mut self.rules[c.rule], last)
+                && let Some(seen) = terms.map.get_mut(&c.term)
+            {
+                seen.last = seen.last.max(last);
             }
         }
         self.prune(rules);
@@ -298,7 +336,8 @@ impl History {
         let RuleState::FirstSeen { terms, entities } = &mut self.rules[c.rule] else {
             return None;
         };
-        let term = key(cluster, &fields.iter().collect::<Vec<_>>(), row);
+        let slot = c.slot as usize;
+        let term = c.term;
         let known = match terms.map.get_mut(&term) {
             Some(seen) if seen.last >= time.saturating_sub(f.history_micros) => {
                 seen.add(time);
@@ -329,7 +368,10 @@ impl History {
             }
             None => (
                 format!("cluster {cluster}"),
-                self.clusters.get(cluster).copied(),
+                self.clusters
+                    .iter()
+                    .find(|(name, _)| name == cluster)
+                    .map(|(_, seen)| *seen),
             ),
         };
         let baseline = baseline.unwrap_or(Seen::new(time));
@@ -340,7 +382,7 @@ impl History {
         }
         let term_text: Vec<String> = fields
             .iter()
-            .map(|a| display(a, row).into_owned())
+            .map(|a| display(a, slot).into_owned())
             .collect();
         let note = format!(
             "; first time in {} of history: {} ({} seen since {}, {} requests)",
@@ -354,7 +396,7 @@ impl History {
         Some(HistoryHit {
             rule: c.rule,
             row: c.row,
-            alert_id: alert_key(&rule.def.id, &[cluster, audit_id]),
+            alert_id: alert_key(&rule.def.id, [cluster, audit_id]),
             note,
             evidence: vec![audit_id.to_string()],
         })
@@ -377,7 +419,7 @@ impl History {
         };
         let last = s.steps.len() - 1;
         let mut hit = None;
-        for k in keys(cluster, &by[c.step], row) {
+        for k in keys(cluster, &by[c.step], c.slot as usize) {
             if partials
                 .get(&k)
                 .is_some_and(|p| time.saturating_sub(p.start) > s.within_micros)
@@ -445,7 +487,7 @@ impl History {
             hit = Some(HistoryHit {
                 rule: c.rule,
                 row: c.row,
-                alert_id: alert_key(&rule.def.id, &[cluster, first_id, audit_id]),
+                alert_id: alert_key(&rule.def.id, [cluster, first_id, audit_id]),
                 note,
                 evidence: done.evidence.into_iter().map(|e| e.1).collect(),
             });
@@ -485,10 +527,14 @@ impl History {
     }
 }
 
+/// A rule's term as one key.
+fn alert_key_u128(rule: usize, term: u128) -> u128 {
+    term ^ (rule as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+}
+
 /// The hash of a row's values of `columns`, within its cluster.
-fn key(cluster: &str, columns: &[&ArrayRef], row: usize) -> u128 {
-    let values: Vec<_> = columns.iter().map(|c| display(c, row)).collect();
-    alert_key(cluster, &values)
+fn key<'a>(cluster: &str, columns: impl Iterator<Item = &'a ArrayRef>, row: usize) -> u128 {
+    alert_key(cluster, columns.map(|c| display(c, row)))
 }
 
 /// A row's keys: one, or one per element when a value is a list (a binding's `subjects`).
@@ -527,13 +573,13 @@ fn keys(cluster: &str, columns: &[ArrayRef], row: usize) -> Vec<u128> {
     combos
         .iter()
         .filter(|values| values.iter().all(|v| !v.is_empty()))
-        .map(|values| alert_key(cluster, values))
+        .map(|values| alert_key(cluster, values.iter()))
         .collect()
 }
 
 /// Deterministic alert IDs (replaying the same events gives the same alerts), and the keys of
 /// terms and sequences: `first` and `parts`, separated, hashed.
-pub(crate) fn alert_key(first: &str, parts: &[impl AsRef<str>]) -> u128 {
+pub(crate) fn alert_key(first: &str, parts: impl IntoIterator<Item = impl AsRef<str>>) -> u128 {
     let mut h = Xxh3::new();
     h.update(first.as_bytes());
     for p in parts {
