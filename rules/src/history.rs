@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::TimestampMicrosecondType;
 use arrow::temporal_conversions::timestamp_us_to_datetime;
 use auditlake_schema::columns::{column, event};
@@ -263,15 +263,10 @@ impl History {
                 }
             }
         });
-        let entity_keys: Vec<Vec<u128>> = self
+        let mut entity_batches: Vec<EntityBatch> = self
             .entities
             .iter()
-            .map(|(by, _)| {
-                let columns: Vec<&ArrayRef> = by.iter().map(|&c| batch.column(c)).collect();
-                (0..rows)
-                    .map(|row| key(clusters.value(row), columns.iter().copied(), row))
-                    .collect()
-            })
+            .map(|(by, _)| EntityBatch::new(batch, by, clusters))
             .collect();
         let mut next = candidates.iter().peekable();
         let mut at = 0;
@@ -289,17 +284,13 @@ impl History {
                 };
             }
             self.clusters[at].1.add(time);
-            for (set, keys) in self.entities.iter_mut().zip(&entity_keys) {
-                set.1
-                    .map
-                    .entry(keys[row])
-                    .and_modify(|s| s.add(time))
-                    .or_insert_with(|| Seen::new(time));
+            for entities in &mut entity_batches {
+                entities.add(row, time);
             }
             while let Some(c) = next.next_if(|c| c.row as usize == row) {
                 let rule = &rules[c.rule];
                 let hit = if let Some(f) = &rule.first_seen {
-                    self.first_seen(c, rule, f, batch, &entity_keys, &values[c.rule][0], time)
+                    self.first_seen(c, rule, f, batch, &entity_batches, &values[c.rule][0], time)
                 } else if let Some(s) = &rule.sequence {
                     self.sequence(c, rule, s, batch, &values[c.rule], time)
                 } else {
@@ -316,6 +307,9 @@ impl History {
                 seen.last = seen.last.max(last);
             }
         }
+        for ((_, entities), batch) in self.entities.iter_mut().zip(entity_batches) {
+            batch.merge_into(&mut entities.map);
+        }
         self.prune(rules);
         hits
     }
@@ -327,7 +321,7 @@ impl History {
         rule: &CompiledRule,
         f: &FirstSeen,
         batch: &RecordBatch,
-        entity_keys: &[Vec<u128>],
+        entity_batches: &[EntityBatch],
         fields: &[ArrayRef],
         time: i64,
     ) -> Option<HistoryHit> {
@@ -359,11 +353,7 @@ impl History {
                     .iter()
                     .map(|&i| display(batch.column(i), row).into_owned())
                     .collect();
-                let seen = self.entities[*set]
-                    .1
-                    .map
-                    .get(&entity_keys[*set][row])
-                    .copied();
+                let seen = entity_batches[*set].seen(row, &self.entities[*set].1.map);
                 (name.join(" "), seen)
             }
             None => (
@@ -523,6 +513,102 @@ impl History {
         let horizon = newest.saturating_sub(self.horizon_micros);
         for (_, entities) in &mut self.entities {
             entities.prune(horizon);
+        }
+    }
+}
+
+/// One batch's rows grouped by entity: each row's entity as a small code, and what this batch
+/// has seen of each so far, merged into the remembered entities at its end. Rows are applied in
+/// order without a hash-map operation per row.
+struct EntityBatch {
+    /// Per row, its entity's code.
+    codes: Vec<u32>,
+    /// Per code, the entity's key.
+    keys: Vec<u128>,
+    /// Per code, what this batch saw of it up to the row being applied.
+    local: Vec<Option<Seen>>,
+}
+
+impl EntityBatch {
+    fn new(batch: &RecordBatch, by: &[usize], clusters: &StringArray) -> Self {
+        let rows = batch.num_rows();
+        let one_cluster = rows == 0 || clusters.iter().all(|c| c == Some(clusters.value(0)));
+        let single = match by {
+            [c] if one_cluster => batch.column(*c).as_string_opt::<i32>(),
+            _ => None,
+        };
+        let (codes, keys) = match single {
+            // The usual case (`learn_by: [user_name]`): one hash per distinct value.
+            Some(strings) => {
+                let encoded = crate::dictionary::encode(strings);
+                let values = encoded.values().as_string::<i32>();
+                let cluster = if rows > 0 { clusters.value(0) } else { "" };
+                let keys = (0..values.len())
+                    .map(|i| alert_key(cluster, [values.value(i)]))
+                    .collect();
+                let null = values.len() as u32;
+                let codes: Vec<u32> = encoded
+                    .keys()
+                    .iter()
+                    .map(|k| k.map_or(null, |k| k as u32))
+                    .collect();
+                let mut keys: Vec<u128> = keys;
+                keys.push(alert_key(cluster, [""]));
+                (codes, keys)
+            }
+            None => {
+                let columns: Vec<&ArrayRef> = by.iter().map(|&c| batch.column(c)).collect();
+                let mut index: Map<u32> = Map::default();
+                let mut keys = Vec::new();
+                let codes = (0..rows)
+                    .map(|row| {
+                        let k = key(clusters.value(row), columns.iter().copied(), row);
+                        *index.entry(k).or_insert_with(|| {
+                            keys.push(k);
+                            keys.len() as u32 - 1
+                        })
+                    })
+                    .collect();
+                (codes, keys)
+            }
+        };
+        let local = vec![None; keys.len()];
+        Self { codes, keys, local }
+    }
+
+    fn add(&mut self, row: usize, time: i64) {
+        match &mut self.local[self.codes[row] as usize] {
+            Some(seen) => seen.add(time),
+            slot => *slot = Some(Seen::new(time)),
+        }
+    }
+
+    /// What is known of a row's entity, its rows of this batch up to now included.
+    fn seen(&self, row: usize, remembered: &Map<Seen>) -> Option<Seen> {
+        let code = self.codes[row] as usize;
+        let before = remembered.get(&self.keys[code]).copied();
+        match (before, self.local[code]) {
+            (Some(mut b), Some(l)) => {
+                b.first = b.first.min(l.first);
+                b.last = b.last.max(l.last);
+                b.count += l.count;
+                Some(b)
+            }
+            (b, l) => b.or(l),
+        }
+    }
+
+    fn merge_into(self, remembered: &mut Map<Seen>) {
+        for (key, local) in self.keys.into_iter().zip(self.local) {
+            let Some(l) = local else { continue };
+            remembered
+                .entry(key)
+                .and_modify(|b| {
+                    b.first = b.first.min(l.first);
+                    b.last = b.last.max(l.last);
+                    b.count += l.count;
+                })
+                .or_insert(l);
         }
     }
 }

@@ -188,6 +188,11 @@ impl ScalarUDFImpl for IpIn {
 }
 
 fn matches(set: &IpSet, ips: &ArrayRef) -> ArrayRef {
+    if set.is_empty() {
+        // No list given (the usual threat-intel list without files): nothing matches, and no
+        // address is parsed.
+        return Arc::new(arrow::array::BooleanArray::from(vec![false; ips.len()]));
+    }
     let mut out = BooleanBuilder::with_capacity(ips.len());
     if let Some(strings) = ips.as_string_opt::<i32>() {
         for ip in strings {
