@@ -3,7 +3,7 @@
 //! request logged at several stages alerts once, and the open threshold windows.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -21,25 +21,18 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::utils::collect_columns;
-use xxhash_rust::xxh3::{Xxh3DefaultBuilder, xxh3_64, xxh3_128, xxh3_128_with_seed};
+use xxhash_rust::xxh3::{Xxh3DefaultBuilder, xxh3_64, xxh3_128_with_seed};
 
 use crate::all_of::conjunctions;
-use crate::compile::{CompiledPack, CompiledRule, Threshold};
+use crate::compile::{CompiledPack, CompiledRule};
 use crate::dictionary;
 use crate::error::{Error, Result};
 use crate::history::{Candidate, History, alert_key};
 use crate::rewrite::{compiled_regexes, is_true, per_value};
 
-/// Open windows beyond which the newest half is kept even if all are recent. Windows are not
-/// dropped by time alone: events arrive out of order (Kafka partitions consumed at different
-/// paces, a backfill from the earliest offset), and a window dropped while its late events are
-/// still coming never fires.
-const WINDOWS_LIMIT: usize = 1 << 16;
-/// Pruning windows older than [`KEEP_WINDOWS`] window lengths behind the newest event runs when
-/// the open windows have doubled since the last pruning, and not below this many.
-const WINDOWS_PRUNE_FLOOR: usize = 1 << 14;
-/// When pruning, windows older than this many window lengths behind the newest event go first.
-const KEEP_WINDOWS: i64 = 2;
+mod threshold;
+use threshold::Windows;
+
 /// How far behind the newest event a request's alert is remembered. Every stage of a request
 /// carries the same `event_time` (when the request was received), so this only has to cover
 /// delivery delay, not how long a request ran.
@@ -86,15 +79,6 @@ pub(crate) fn dictionary_type() -> DataType {
 /// Requests (hash of cluster and audit ID) → event time.
 type Seen = HashMap<u128, i64, Xxh3DefaultBuilder>;
 
-/// The open threshold windows.
-#[derive(Default)]
-struct Windows {
-    /// (rule, hash of the group's values, window start) → window.
-    open: HashMap<(usize, u128, i64), Window, Xxh3DefaultBuilder>,
-    /// The group's values of the row being counted, to hash.
-    key: Vec<u8>,
-}
-
 /// One alert before it becomes a row.
 struct Hit {
     rule: usize,
@@ -118,14 +102,6 @@ enum Pass {
     WarmHistory,
 }
 
-#[derive(Default)]
-struct Window {
-    count: u64,
-    /// Hashes of the distinct values seen (128 bits: a collision is as likely as a cosmic ray).
-    distinct: HashSet<u128, Xxh3DefaultBuilder>,
-    fired: bool,
-}
-
 /// Runs a compiled pack over batches, statefully.
 pub struct RuleEngine {
     rules: Vec<CompiledRule>,
@@ -136,8 +112,6 @@ pub struct RuleEngine {
     seen_prune_at: usize,
     /// (rule, hash of the group's values, window start) → window.
     windows: Windows,
-    /// Windows open at which they are pruned next.
-    windows_prune_at: usize,
     newest_micros: i64,
     /// Per rule (in `rules` order), its condition over only the columns it reads, and which
     /// columns of the macro-extended batch those are. A test run on only the rows the tests
@@ -316,7 +290,6 @@ impl RuleEngine {
             seen_prune_at: SEEN_PRUNE_FLOOR,
             rules,
             windows: Windows::default(),
-            windows_prune_at: WINDOWS_PRUNE_FLOOR,
             newest_micros: i64::MIN,
             narrow,
             narrow_macros,
@@ -530,28 +503,7 @@ impl RuleEngine {
             }
             self.seen_prune_at = (2 * remembered(&self.seen)).max(SEEN_PRUNE_FLOOR);
         }
-        if self.windows.open.len() < self.windows_prune_at {
-            return;
-        }
-        let rules = &self.rules;
-        self.windows.open.retain(|(r, _, start), _| {
-            let window = rules[*r].threshold.as_ref().map_or(0, |t| t.window_micros);
-            *start >= newest.saturating_sub(KEEP_WINDOWS * window)
-        });
-        if self.windows.open.len() >= WINDOWS_LIMIT / 2 {
-            // All recent (many groups at once): keep the newer half.
-            let mut starts: Vec<i64> = self
-                .windows
-                .open
-                .keys()
-                .map(|(_, _, start)| *start)
-                .collect();
-            let middle = starts.len() / 2;
-            let cut = *starts.select_nth_unstable(middle).1;
-            self.windows.open.retain(|(_, _, start), _| *start > cut);
-        }
-        self.windows.open.shrink_to_fit();
-        self.windows_prune_at = (2 * self.windows.open.len()).max(WINDOWS_PRUNE_FLOOR);
+        self.windows.expire(&self.rules, newest);
     }
 
     fn build(&self, batch: &RecordBatch, hits: &[Hit]) -> Result<RecordBatch> {
@@ -698,68 +650,6 @@ impl Matched<'_> {
             values.push(evaluated);
         }
         Ok(values)
-    }
-}
-
-impl Windows {
-    /// Counts one matching event into its window; returns the alert when the window reaches the
-    /// threshold (once per window).
-    fn count(
-        &mut self,
-        r: usize,
-        rule: &CompiledRule,
-        t: &Threshold,
-        batch: &RecordBatch,
-        row: usize,
-        time: i64,
-    ) -> Option<Hit> {
-        self.key.clear();
-        for &i in &t.group_by {
-            self.key
-                .extend_from_slice(display(batch.column(i), row).as_bytes());
-            self.key.push(0x1f);
-        }
-        let start = time.div_euclid(t.window_micros) * t.window_micros;
-        let window = self
-            .open
-            .entry((r, xxh3_128(&self.key), start))
-            .or_default();
-        let n = match t.distinct {
-            Some(i) => {
-                let values = batch.column(i);
-                if values.is_valid(row) {
-                    let value = xxh3_128(display(values, row).as_bytes());
-                    window.distinct.insert(value);
-                }
-                window.distinct.len() as u64
-            }
-            None => {
-                window.count += 1;
-                window.count
-            }
-        };
-        if n < t.count || window.fired {
-            return None;
-        }
-        window.fired = true;
-        let group: Vec<Cow<str>> = t
-            .group_by
-            .iter()
-            .map(|&i| display(batch.column(i), row))
-            .collect();
-        let group = group.join("\u{1f}");
-        let audit_id = column(batch, event::AUDIT_ID).as_string::<i32>().value(row);
-        Some(Hit {
-            rule: r,
-            row: row as u32,
-            count: n as i64,
-            alert_id: format!(
-                "{:032x}",
-                alert_key(&rule.def.id, [group.as_str(), &start.to_string()])
-            ),
-            note: String::new(),
-            evidence: vec![audit_id.to_string()],
-        })
     }
 }
 

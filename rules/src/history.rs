@@ -246,7 +246,11 @@ impl History {
         // move its last sighting, done at the end. Most matches are of known terms.
         let mut repeats: Map<i64> = Map::default();
         candidates.retain_mut(|c| {
-            let Some(fields) = rules[c.rule].first_seen.as_ref().map(|_| &values[c.rule][0]) else {
+            let Some(fields) = rules[c.rule]
+                .first_seen
+                .as_ref()
+                .map(|_| &values[c.rule][0])
+            else {
                 return true;
             };
             let row = c.row as usize;
@@ -274,7 +278,11 @@ impl History {
             let time = times.value(row);
             self.newest = self.newest.max(time);
             let cluster = clusters.value(row);
-            if self.clusters.get(at).is_none_or(|(name, _)| name != cluster) {
+            if self
+                .clusters
+                .get(at)
+                .is_none_or(|(name, _)| name != cluster)
+            {
                 at = match self.clusters.iter().position(|(name, _)| name == cluster) {
                     Some(i) => i,
                     None => {
@@ -299,9 +307,13 @@ impl History {
                 hits.extend(hit);
             }
         }
-        for c in candidates.iter().filter(|c| rules[c.rule].first_seen.is_some()) {
+        for c in candidates
+            .iter()
+            .filter(|c| rules[c.rule].first_seen.is_some())
+        {
             let last = repeats.get(&alert_key_u128(c.rule, c.term)).copied();
-            if let (RuleState::FirstSeen { terms, .. }, Some(last)) = (&mut self.rules[c.rule], last)
+            if let (RuleState::FirstSeen { terms, .. }, Some(last)) =
+                (&mut self.rules[c.rule], last)
                 && let Some(seen) = terms.map.get_mut(&c.term)
             {
                 seen.last = seen.last.max(last);
