@@ -515,11 +515,12 @@ fn compile_rule(
                 let step_sql = with_exceptions(format!("({guard}) AND ({condition})"));
                 let by = step.by.as_deref().unwrap_or(&q.by);
                 let by_exprs = compile_values(&format!("{what} by"), by)?;
-                if by_exprs.len() != q.by.len().max(1) && !q.by.is_empty() {
+                if let Some(first) = steps.first().map(|s: &Step| s.by.len())
+                    && by_exprs.len() != first
+                {
                     return Err(bad(format!(
-                        "{what}: by has {} expressions, the sequence's by {}",
-                        by_exprs.len(),
-                        q.by.len()
+                        "{what}: by has {} expressions, the first step's {first}",
+                        by_exprs.len()
                     )));
                 }
                 if step.count == 0 {
