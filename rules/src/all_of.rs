@@ -60,7 +60,7 @@ impl AllOf {
 
 /// Tests that cost about as much over every row as finding the selected rows does: constants,
 /// column reads (the macros' booleans), per-value lookups, and comparisons of a number.
-fn cheap(e: &Arc<dyn PhysicalExpr>) -> bool {
+pub(crate) fn cheap(e: &Arc<dyn PhysicalExpr>) -> bool {
     if e.downcast_ref::<PerValue>().is_some()
         || e.downcast_ref::<Literal>().is_some()
         || e.downcast_ref::<Column>().is_some()

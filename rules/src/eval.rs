@@ -21,9 +21,9 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::utils::collect_columns;
-use xxhash_rust::xxh3::{Xxh3DefaultBuilder, xxh3_64, xxh3_128_with_seed};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_128_with_seed};
 
-use crate::all_of::conjunctions;
+use crate::all_of::{cheap, conjunctions};
 use crate::compile::{CompiledPack, CompiledRule};
 use crate::dictionary;
 use crate::error::{Error, Result};
@@ -64,6 +64,10 @@ const DICTIONARY_CANDIDATES: &[&str] = &[
     event::POD_SERVICE_ACCOUNT,
 ];
 
+/// Conditions reading a costly macro at most which it moves into rather than being computed
+/// over every row of the batch.
+const INLINE_MAX_READERS: usize = 2;
+
 /// Tests that must read a column before it is worth dictionary-encoding.
 const DICTIONARY_MIN_USES: usize = 2;
 
@@ -77,7 +81,7 @@ pub(crate) fn dictionary_type() -> DataType {
 }
 
 /// Requests (hash of cluster and audit ID) → event time.
-type Seen = HashMap<u128, i64, Xxh3DefaultBuilder>;
+type Seen = crate::history::Map<i64>;
 
 /// One alert before it becomes a row.
 struct Hit {
@@ -119,8 +123,11 @@ pub struct RuleEngine {
     /// DataFusion's `OR`); given every column, that copied the request and response bodies at
     /// each such step, and that was most of the rules' cost.
     narrow: Vec<Narrowed>,
-    /// The macros, the same way over the `events` columns they read.
-    narrow_macros: Vec<Narrowed>,
+    /// The macros computed once per batch (by index among the macros), the same way over the
+    /// `events` columns they read. A macro no rule reads, or one whose tests are costly (a
+    /// pattern over request bodies or image lists) and so run inside each condition that reads
+    /// it, on only the rows its other tests selected, is not computed over the whole batch.
+    narrow_macros: Vec<(usize, Narrowed)>,
     /// `events` columns also given dictionary-encoded, after the macro columns.
     dictionaries: Vec<usize>,
     /// The batch the conditions read: `events`, one boolean per macro, the dictionaries.
@@ -222,21 +229,85 @@ impl RuleEngine {
             }
         }
         let schema = Arc::new(Schema::new(fields));
-        let mut narrowed = conditions.iter().map(|e| {
-            let encoded = &mut |column| encoded.get(&column).cloned();
-            let looked_up = per_value(e, &macros.schema, &candidate, encoded, &lookups);
-            Narrowed::new(&conjunctions(&looked_up))
-        });
-        let narrow = narrowed.by_ref().take(rules.len()).collect();
-        let narrow_macros = narrowed.by_ref().take(macros.exprs.len()).collect();
-        let narrow_steps = rules
+        let looked_up: Vec<Arc<dyn PhysicalExpr>> = conditions
             .iter()
-            .map(|r| {
-                let n = r.sequence.as_ref().map_or(0, |s| s.steps.len());
-                narrowed.by_ref().take(n).collect()
+            .map(|e| {
+                let encoded = &mut |column| encoded.get(&column).cloned();
+                per_value(e, &macros.schema, &candidate, encoded, &lookups)
             })
             .collect();
         let events_width = macros.schema.fields().len() - macros.exprs.len();
+        let (rule_conditions, rest) = looked_up.split_at(rules.len());
+        let (macro_conditions, step_conditions) = rest.split_at(macros.exprs.len());
+        // A costly macro read by one or two conditions moves into them: there it runs on only
+        // the rows their other tests selected. One that many conditions read (`anonymous`, with
+        // its list of groups) costs less computed once.
+        let mut readers = vec![0usize; macros.exprs.len()];
+        for condition in rule_conditions.iter().chain(step_conditions) {
+            // Each column once per condition.
+            for c in collect_columns(condition) {
+                if let Some(n) = c
+                    .index()
+                    .checked_sub(events_width)
+                    .and_then(|m| readers.get_mut(m))
+                {
+                    *n += 1;
+                }
+            }
+        }
+        let costly: Vec<bool> = macro_conditions
+            .iter()
+            .zip(&readers)
+            .map(|(m, &n)| n <= INLINE_MAX_READERS && !cheap(&conjunctions(m)))
+            .collect();
+        let inline = |e: &Arc<dyn PhysicalExpr>| -> Narrowed {
+            let inlined = Arc::clone(e)
+                .transform_up(|e| {
+                    let m = e
+                        .downcast_ref::<Column>()
+                        .and_then(|c| c.index().checked_sub(events_width))
+                        .filter(|&m| m < costly.len() && costly[m]);
+                    Ok(match m {
+                        Some(m) => Transformed::yes(Arc::clone(&macro_conditions[m])),
+                        None => Transformed::no(e),
+                    })
+                })
+                .expect("the rewrite itself never fails")
+                .data;
+            Narrowed::new(&conjunctions(&inlined))
+        };
+        let narrow: Vec<Narrowed> = rule_conditions.iter().map(inline).collect();
+        let mut steps = step_conditions.iter().map(inline);
+        let narrow_steps: Vec<Vec<Narrowed>> = rules
+            .iter()
+            .map(|r| {
+                let n = r.sequence.as_ref().map_or(0, |s| s.steps.len());
+                steps.by_ref().take(n).collect()
+            })
+            .collect();
+        // The macros still read as columns: by a condition, a first-seen term or a step's key.
+        let keys = rules.iter().flat_map(|r| {
+            let fields = r.first_seen.iter().flat_map(|f| &f.fields);
+            fields.chain(
+                r.sequence
+                    .iter()
+                    .flat_map(|s| s.steps.iter().flat_map(|s| &s.by)),
+            )
+        });
+        let mut read: Vec<usize> = narrow
+            .iter()
+            .chain(narrow_steps.iter().flatten())
+            .flat_map(|n| n.columns.iter().copied())
+            .chain(keys.flat_map(|e| collect_columns(e).into_iter().map(|c| c.index())))
+            .filter_map(|c| c.checked_sub(events_width))
+            .filter(|&m| m < macros.exprs.len())
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        let narrow_macros = read
+            .into_iter()
+            .map(|m| (m, Narrowed::new(&conjunctions(&macro_conditions[m]))))
+            .collect();
         let mut history_columns = Vec::new();
         for rule in rules.iter().filter(|r| r.needs_history()) {
             let mut exprs = vec![&rule.expr];
@@ -464,7 +535,8 @@ impl RuleEngine {
         // Macros read events columns and dictionaries only, never another macro: their slots
         // hold placeholders until they are computed.
         let placeholder: ArrayRef = Arc::new(BooleanArray::from(BooleanBuffer::new_unset(rows)));
-        columns.extend(self.narrow_macros.iter().map(|_| Arc::clone(&placeholder)));
+        let macros = self.schema.fields().len() - columns.len() - self.dictionaries.len();
+        columns.extend((0..macros).map(|_| Arc::clone(&placeholder)));
         for &c in &self.dictionaries {
             columns.push(match batch.column(c).as_string_opt::<i32>() {
                 Some(strings) => Arc::new(dictionary::encode(strings)),
@@ -473,8 +545,8 @@ impl RuleEngine {
         }
         let first_macro = batch.num_columns();
         let inputs = RecordBatch::try_new(Arc::clone(&self.schema), columns.clone())?;
-        for (i, m) in self.narrow_macros.iter().enumerate() {
-            columns[first_macro + i] = m.evaluate(&inputs)?;
+        for (i, m) in &self.narrow_macros {
+            columns[first_macro + *i] = m.evaluate(&inputs)?;
         }
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
     }
@@ -709,9 +781,17 @@ mod tests {
         let batch = samples();
         assert!(batch.num_rows() > 100);
         let extended = engine.extend(&batch).expect("extends");
+        // Every macro computed the plain way, also those the engine moves into the conditions
+        // that read them or never computes.
+        let mut columns = extended.columns().to_vec();
+        for (m, expr) in pack.macros.exprs.iter().enumerate() {
+            let value = expr.evaluate(&extended).expect("plain macro");
+            columns[batch.num_columns() + m] = value.into_array(batch.num_rows()).expect("array");
+        }
+        let plain_batch = RecordBatch::try_new(extended.schema(), columns).expect("batch");
         let mut matched = 0;
         for (r, rule) in engine.rules.iter().enumerate() {
-            let plain = rule.expr.evaluate(&extended).expect("plain");
+            let plain = rule.expr.evaluate(&plain_batch).expect("plain");
             let plain = plain.into_array(batch.num_rows()).expect("array");
             let narrowed = engine.narrow[r].evaluate(&extended).expect("narrowed");
             assert_eq!(narrowed.null_count(), 0, "{}", rule.def.id);
@@ -719,13 +799,21 @@ mod tests {
             matched += narrowed.as_boolean().true_count();
         }
         assert!(matched > 0, "the samples match some rules");
-        // The plain macros agree too.
-        for (m, expr) in pack.macros.exprs.iter().enumerate() {
-            let plain = expr.evaluate(&extended).expect("plain");
-            let plain = plain.into_array(batch.num_rows()).expect("array");
+        // The macros computed once per batch agree with the plain ones; the costly ones are not.
+        let computed: Vec<usize> = engine.narrow_macros.iter().map(|(m, _)| *m).collect();
+        for &m in &computed {
             let at = batch.num_columns() + m;
-            assert_eq!(plain.as_ref(), extended.column(at).as_ref(), "macro {m}");
+            assert_eq!(plain_batch.column(at), extended.column(at), "macro {m}");
             assert_eq!(extended.column(at).null_count(), 0, "macro {m}");
         }
+        let macro_index = |name: &str| {
+            let column = crate::expand::macro_column(name);
+            pack.macros.schema.index_of(&column).expect("macro") - batch.num_columns()
+        };
+        assert!(
+            computed.contains(&macro_index("final_stage")),
+            "{computed:?}"
+        );
+        assert!(!computed.contains(&macro_index("privileged_workload_spec")));
     }
 }

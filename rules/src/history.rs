@@ -9,7 +9,7 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::TimestampMicrosecondType;
 use arrow::temporal_conversions::timestamp_us_to_datetime;
 use auditlake_schema::columns::{column, event};
-use xxhash_rust::xxh3::{Xxh3, Xxh3DefaultBuilder};
+use xxhash_rust::xxh3::xxh3_128;
 
 use crate::compile::{CompiledRule, FirstSeen, Sequence};
 use crate::eval::display;
@@ -28,7 +28,9 @@ const EVIDENCE_PER_STEP: usize = 5;
 /// not below this many entries.
 const PRUNE_FLOOR: usize = 1 << 12;
 
-type Map<V> = HashMap<u128, V, Xxh3DefaultBuilder>;
+/// Keyed by hashes already: a fast keyed hasher (randomly seeded, so no input can choose its
+/// buckets) rather than hashing a hash again in full.
+pub(crate) type Map<V> = HashMap<u128, V, foldhash::fast::RandomState>;
 
 /// What is known of one term, entity or cluster.
 #[derive(Debug, Clone, Copy)]
@@ -241,7 +243,11 @@ impl History {
         let clusters = column(batch, event::CLUSTER).as_string::<i32>();
         // Rows in order; within a row, later steps first, so one event never completes two
         // steps of one sequence.
-        candidates.sort_by(|a, b| (a.row, a.rule, b.step).cmp(&(b.row, b.rule, a.step)));
+        candidates.sort_unstable_by_key(|c| {
+            (u128::from(c.row) << 96)
+                | ((c.rule as u128) << 32)
+                | u128::from(u32::MAX - c.step as u32)
+        });
         // Only the first event of a term in this batch can find it new; the later ones only
         // move its last sighting, done at the end. Most matches are of known terms.
         let mut repeats: Map<i64> = Map::default();
@@ -677,14 +683,21 @@ fn keys(cluster: &str, columns: &[ArrayRef], row: usize) -> Vec<u128> {
 
 /// Deterministic alert IDs (replaying the same events gives the same alerts), and the keys of
 /// terms and sequences: `first` and `parts`, separated, hashed.
+/// The parts are joined in a buffer reused per thread and hashed at once (the same value as
+/// xxh3's streaming hasher over them, which costs more to set up than most keys cost to hash).
 pub(crate) fn alert_key(first: &str, parts: impl IntoIterator<Item = impl AsRef<str>>) -> u128 {
-    let mut h = Xxh3::new();
-    h.update(first.as_bytes());
-    for p in parts {
-        h.update(&[0x1f]);
-        h.update(p.as_ref().as_bytes());
+    thread_local! {
+        static JOINED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    h.digest128()
+    JOINED.with_borrow_mut(|joined| {
+        joined.clear();
+        joined.extend_from_slice(first.as_bytes());
+        for p in parts {
+            joined.push(0x1f);
+            joined.extend_from_slice(p.as_ref().as_bytes());
+        }
+        xxh3_128(joined)
+    })
 }
 
 fn date(micros: i64) -> String {
@@ -740,6 +753,27 @@ mod tests {
         terms.prune_at = 0;
         terms.prune(newest as i64 - 9);
         assert_eq!(terms.map.len(), 10);
+    }
+
+    #[test]
+    fn alert_keys_are_the_streaming_hash_of_their_parts_as_stored_alert_ids_were() {
+        // Alert IDs in existing lakes were made with xxh3's streaming hasher: a replay after an
+        // upgrade must find the same IDs.
+        let long = "x".repeat(300);
+        for parts in [
+            vec![],
+            vec!["audit-1"],
+            vec!["", "b"],
+            vec![long.as_str(), "c", long.as_str()],
+        ] {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            h.update(b"rule-id");
+            for p in &parts {
+                h.update(&[0x1f]);
+                h.update(p.as_bytes());
+            }
+            assert_eq!(alert_key("rule-id", &parts), h.digest128(), "{parts:?}");
+        }
     }
 
     #[test]

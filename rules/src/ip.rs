@@ -265,8 +265,12 @@ impl ScalarUDFImpl for IpPrefix {
         let mut out = StringBuilder::with_capacity(ips.len(), ips.len() * 16);
         match ips.as_string_opt::<i32>() {
             Some(strings) => {
+                // A batch holds few distinct addresses: each is parsed and printed once.
+                let mut done: HashMap<&str, Option<String>, foldhash::fast::RandomState> =
+                    HashMap::default();
                 for ip in strings {
-                    out.append_option(ip.and_then(|ip| prefix(ip, bits)));
+                    let network = ip.map(|ip| done.entry(ip).or_insert_with(|| prefix(ip, bits)));
+                    out.append_option(network.and_then(|n| n.as_deref()));
                 }
             }
             None => {

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use auditlake_schema::columns::{column, event};
-use xxhash_rust::xxh3::{Xxh3DefaultBuilder, xxh3_128};
+use xxhash_rust::xxh3::xxh3_128;
 
 use super::{Hit, display};
 use crate::compile::{CompiledRule, Threshold};
@@ -27,7 +27,7 @@ const KEEP_WINDOWS: i64 = 2;
 #[derive(Default)]
 pub(super) struct Windows {
     /// (rule, hash of the group's values, window start) → window.
-    open: HashMap<(usize, u128, i64), Window, Xxh3DefaultBuilder>,
+    open: HashMap<(usize, u128, i64), Window, foldhash::fast::RandomState>,
     /// The group's values of the row being counted, to hash.
     key: Vec<u8>,
     /// Windows open at which they are pruned next (at least [`WINDOWS_PRUNE_FLOOR`]).
@@ -38,7 +38,7 @@ pub(super) struct Windows {
 struct Window {
     count: u64,
     /// Hashes of the distinct values seen (128 bits: a collision is as likely as a cosmic ray).
-    distinct: HashSet<u128, Xxh3DefaultBuilder>,
+    distinct: HashSet<u128, foldhash::fast::RandomState>,
     fired: bool,
 }
 
