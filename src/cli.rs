@@ -69,6 +69,17 @@ pub struct RulesArgs {
         value_delimiter = ','
     )]
     pub threat_intel: Vec<PathBuf>,
+    /// A cloud provider's published address ranges as downloaded (AWS ip-ranges.json, Google
+    /// cloud.json, Azure Service Tags JSON, Oracle public_ip_ranges.json, or one block a line):
+    /// nodes and managed identities calling from them are routine, from other public addresses
+    /// they alert. Repeatable, re-read when it changes. Also `cloud_ranges = [...]` in the config
+    /// file
+    #[arg(
+        long = "cloud-ranges",
+        env = "AUDITLAKE_CLOUD_RANGES",
+        value_delimiter = ','
+    )]
+    pub cloud_ranges: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -20,6 +20,9 @@ struct FileConfig {
     /// Threat-intel list files, used when neither `--threat-intel` nor its variable is given.
     #[serde(default)]
     threat_intel: Vec<PathBuf>,
+    /// Cloud providers' range files, used when neither `--cloud-ranges` nor its variable is given.
+    #[serde(default)]
+    cloud_ranges: Vec<PathBuf>,
 }
 
 /// Settings every command shares.
@@ -30,6 +33,8 @@ pub struct Settings {
     pub cluster: Option<String>,
     /// Threat-intel list files from the config file; `--threat-intel` replaces them.
     pub threat_intel: Vec<PathBuf>,
+    /// Cloud providers' range files from the config file; `--cloud-ranges` replaces them.
+    pub cloud_ranges: Vec<PathBuf>,
 }
 
 impl Settings {
@@ -46,6 +51,7 @@ impl Settings {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             cluster: file.cluster,
             threat_intel: file.threat_intel,
+            cloud_ranges: file.cloud_ranges,
         })
     }
 }

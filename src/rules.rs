@@ -8,7 +8,9 @@ use anyhow::Context;
 use arrow::array::{BooleanArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use auditlake_engine::{Pipeline, QueryEngine, QueryLimits, QueryResult};
-use auditlake_rules::{CompiledPack, RuleEngine, RuleSet, THREAT_INTEL_LIST, run_examples};
+use auditlake_rules::{
+    CLOUD_RANGES_LIST, CompiledPack, RuleEngine, RuleSet, THREAT_INTEL_LIST, run_examples,
+};
 use auditlake_schema::alerts_schema;
 use auditlake_schema::time::{now_micros, parse_time_bound};
 
@@ -18,17 +20,29 @@ use crate::output;
 
 /// The built-in pack plus the user's directories, validated and compiled. Any error stops the
 /// command: running without the rules someone configured would be silently blind.
-/// `--threat-intel` files (else the config file's) feed the built-in threat-intel list.
+/// `--threat-intel` and `--cloud-ranges` files (else the config file's) feed the built-in
+/// threat-intel and cloud-ranges lists.
 pub fn load(args: &RulesArgs, settings: &Settings) -> anyhow::Result<CompiledPack> {
     let mut set = RuleSet::load(&args.dirs).context("loading rules")?;
-    let threat_intel = if args.threat_intel.is_empty() {
-        &settings.threat_intel
-    } else {
-        &args.threat_intel
-    };
-    for file in threat_intel {
-        set.add_list_file(THREAT_INTEL_LIST, file)
-            .context("loading --threat-intel")?;
+    for (flag, list, given, configured) in [
+        (
+            "--threat-intel",
+            THREAT_INTEL_LIST,
+            &args.threat_intel,
+            &settings.threat_intel,
+        ),
+        (
+            "--cloud-ranges",
+            CLOUD_RANGES_LIST,
+            &args.cloud_ranges,
+            &settings.cloud_ranges,
+        ),
+    ] {
+        let files = if given.is_empty() { configured } else { given };
+        for file in files {
+            set.add_list_file(list, file)
+                .with_context(|| format!("loading {flag}"))?;
+        }
     }
     CompiledPack::compile(&set).context("loading rules")
 }

@@ -1,5 +1,6 @@
 //! IP lists: named sets of addresses and CIDR blocks (from a rule file's `items`, a file of one
-//! entry per line, or `--threat-intel`), matched exactly by the `ip_in(ip, list)` function, and
+//! entry per line, a cloud provider's published ranges, or `--threat-intel` and `--cloud-ranges`),
+//! matched exactly by the `ip_in(ip, list)` function and counted by `ip_list_size('list')`, and
 //! `ip_prefix(ip, bits)`, which generalises an address to its network for first-seen terms.
 
 use std::collections::HashMap;
@@ -56,8 +57,12 @@ impl IpSet {
     }
 
     /// Parses a list file's text: one entry a line, `#` or `;` starts a comment, blank lines
-    /// skipped. The error names the line.
+    /// skipped; or a cloud provider's published ranges as it serves them (see
+    /// [`IpSet::parse_provider`]). The error names the line.
     pub fn parse(text: &str) -> Result<Self, (usize, String)> {
+        if text.trim_start().starts_with('{') {
+            return Self::parse_provider(text);
+        }
         let mut ranges = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let entry = line.split(['#', ';']).next().unwrap_or("").trim();
@@ -68,6 +73,75 @@ impl IpSet {
             let entry = entry.split_whitespace().next().unwrap_or(entry);
             ranges.push(parse_entry(entry).map_err(|e| (n + 1, e))?);
         }
+        Ok(Self::from_ranges(ranges))
+    }
+
+    /// A cloud provider's published address ranges, as downloaded: AWS `ip-ranges.json`
+    /// (`prefixes[].ip_prefix`, `ipv6_prefixes[].ipv6_prefix`), Google's `cloud.json` or
+    /// `goog.json` (`prefixes[].ipv4Prefix`, `ipv6Prefix`), Azure's Service Tags file
+    /// (`values[].properties.addressPrefixes[]`) and Oracle's `public_ip_ranges.json`
+    /// (`regions[].cidrs[].cidr`). A file of none of these shapes, or with no range at all, is an
+    /// error rather than an empty list.
+    pub fn parse_provider(text: &str) -> Result<Self, (usize, String)> {
+        use serde_json::Value;
+        let json: Value =
+            serde_json::from_str(text).map_err(|e| (e.line(), format!("not valid JSON: {e}")))?;
+        let mut entries: Vec<&str> = Vec::new();
+        for key in ["prefixes", "ipv6_prefixes"] {
+            for p in json
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                for field in ["ip_prefix", "ipv6_prefix", "ipv4Prefix", "ipv6Prefix"] {
+                    entries.extend(p.get(field).and_then(Value::as_str));
+                }
+            }
+        }
+        for tag in json
+            .get("values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let prefixes = tag.pointer("/properties/addressPrefixes");
+            let prefixes = prefixes.and_then(Value::as_array).into_iter().flatten();
+            entries.extend(prefixes.filter_map(Value::as_str));
+        }
+        for region in json
+            .get("regions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for cidr in region
+                .get("cidrs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                entries.extend(cidr.get("cidr").and_then(Value::as_str));
+            }
+        }
+        if entries.is_empty() {
+            return Err((
+                1,
+                "JSON with no address ranges: not AWS ip-ranges.json, Google cloud.json or \
+                 goog.json, Azure Service Tags or Oracle public_ip_ranges.json"
+                    .into(),
+            ));
+        }
+        let ranges = entries
+            .into_iter()
+            .map(|e| {
+                // The line of the bad entry, for the message.
+                let line = text
+                    .find(e)
+                    .map_or(1, |at| text[..at].lines().count().max(1));
+                parse_entry(e.trim()).map_err(|reason| (line, reason))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self::from_ranges(ranges))
     }
 
@@ -283,11 +357,57 @@ impl ScalarUDFImpl for IpPrefix {
     }
 }
 
-/// The two functions, reading `lists`.
-pub(crate) fn functions(lists: &IpLists) -> [ScalarUDF; 2] {
+/// `ip_list_size('list')`: how many blocks a list holds now (after merging), so a rule can
+/// stay off until the user gives the list's files (the cloud providers' ranges).
+#[derive(Debug)]
+struct IpListSize {
+    signature: Signature,
+    lists: IpLists,
+}
+
+impl PartialEq for IpListSize {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.lists.sets, &other.lists.sets)
+    }
+}
+impl Eq for IpListSize {}
+impl std::hash::Hash for IpListSize {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "ip_list_size".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for IpListSize {
+    fn name(&self) -> &str {
+        "ip_list_size"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Int64)
+    }
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let [ColumnarValue::Scalar(ScalarValue::Utf8(Some(name)))] = args.args.as_slice() else {
+            return exec_err!("ip_list_size takes a list's name, quoted");
+        };
+        let size = i64::try_from(self.lists.get(name).len()).unwrap_or(i64::MAX);
+        Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(size))))
+    }
+}
+
+/// The functions, reading `lists`.
+pub(crate) fn functions(lists: &IpLists) -> [ScalarUDF; 3] {
     [
         ScalarUDF::from(IpIn {
             signature: Signature::any(2, Volatility::Volatile),
+            lists: lists.clone(),
+        }),
+        ScalarUDF::from(IpListSize {
+            signature: Signature::exact(vec![DataType::Utf8], Volatility::Volatile),
             lists: lists.clone(),
         }),
         ScalarUDF::from(IpPrefix {
@@ -342,6 +462,41 @@ mod tests {
         assert_eq!(err.0, 3);
         assert!(err.1.contains("999.1.1.1"), "{}", err.1);
         assert_eq!(text(number("1.2.3.4".parse().expect("ip"))), "1.2.3.4");
+    }
+
+    #[test]
+    fn providers_published_ranges_are_read_in_their_own_shapes() {
+        // The shapes AWS, Google, Azure and Oracle publish, cut down to a few entries.
+        let aws = r#"{"syncToken": "1733000000", "createDate": "2026-12-01-00-00-00",
+            "prefixes": [{"ip_prefix": "3.5.140.0/22", "region": "ap-northeast-2", "service": "AMAZON"}],
+            "ipv6_prefixes": [{"ipv6_prefix": "2600:1f18::/36", "region": "us-east-1", "service": "EC2"}]}"#;
+        let google = r#"{"syncToken": "1733000000", "creationTime": "2026-12-01T00:00:00",
+            "prefixes": [{"ipv4Prefix": "34.80.0.0/15", "service": "Google Cloud", "scope": "asia-east1"},
+                         {"ipv6Prefix": "2600:1900:4000::/44", "service": "Google Cloud"}]}"#;
+        let azure = r#"{"changeNumber": 300, "cloud": "Public", "values": [{"name": "AzureCloud",
+            "properties": {"addressPrefixes": ["20.36.0.0/19", "2603:1000::/40"]}}]}"#;
+        let oracle = r#"{"last_updated_timestamp": "2026-12-01T00:00:00",
+            "regions": [{"region": "us-phoenix-1", "cidrs": [{"cidr": "129.146.0.0/21", "tags": ["OCI"]}]}]}"#;
+        for (text, inside, outside) in [
+            (aws, "3.5.143.255", "3.5.144.0"),
+            (aws, "2600:1f18::1", "2600:1f28::1"),
+            (google, "34.81.255.1", "34.82.0.1"),
+            (google, "2600:1900:4000::9", "2600:1900:5000::9"),
+            (azure, "20.36.31.255", "20.36.32.0"),
+            (oracle, "129.146.7.1", "129.146.8.1"),
+        ] {
+            let set = IpSet::parse(text).expect("parses");
+            assert!(set.contains(inside), "{inside}");
+            assert!(!set.contains(outside), "{outside}");
+        }
+        // Not a provider's file, a bad entry and bad JSON are errors with a line.
+        let unknown = IpSet::parse("{\"hello\": []}").expect_err("no ranges");
+        assert!(unknown.1.contains("no address ranges"), "{}", unknown.1);
+        let bad = IpSet::parse("{\n\"prefixes\": [\n{\"ip_prefix\": \"3.5.140.0/99\"}]}")
+            .expect_err("bad block");
+        assert_eq!(bad.0, 3, "{}", bad.1);
+        let broken = IpSet::parse("{\n\"prefixes\": [\n").expect_err("bad JSON");
+        assert!(broken.1.contains("not valid JSON"), "{}", broken.1);
     }
 
     #[test]

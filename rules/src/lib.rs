@@ -58,4 +58,4 @@ pub use error::{Error, Result};
 pub use eval::RuleEngine;
 pub use examples::{ExampleReport, run_examples};
 pub use ip::{IpLists, IpSet};
-pub use pack::{RuleSet, THREAT_INTEL_LIST};
+pub use pack::{CLOUD_RANGES_LIST, RuleSet, THREAT_INTEL_LIST};

@@ -70,6 +70,9 @@ pub struct RuleSet {
 /// The list that `--threat-intel` files feed and the built-in threat-intel rules read.
 pub const THREAT_INTEL_LIST: &str = "threat_intel_ips";
 
+/// The list that `--cloud-ranges` files (the providers' published ranges) feed.
+pub const CLOUD_RANGES_LIST: &str = "cloud_provider_ips";
+
 impl RuleSet {
     /// The built-in pack alone.
     pub fn builtin() -> Result<Self> {

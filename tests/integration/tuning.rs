@@ -308,3 +308,75 @@ fn a_bad_or_missing_threat_list_stops_replay_naming_file_and_line() {
     ));
     assert_eq!(alerts.get("threat-intel-source-ip"), Some(&1), "{alerts:?}");
 }
+
+#[test]
+fn cloud_ranges_in_the_providers_shape_separate_routine_managed_calls_from_stolen_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let event = |id: &str, ip: &str| {
+        serde_json::json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+            "auditID": id, "stage": "ResponseComplete", "verb": "list",
+            "requestURI": "/api/v1/secrets", "user": {"username": "eks:node-manager"},
+            "sourceIPs": [ip], "userAgent": "kubectl/v1.30.1",
+            "objectRef": {"resource": "secrets", "apiVersion": "v1"},
+            "responseStatus": {"code": 200},
+            "requestReceivedTimestamp": "2026-11-30T10:00:00.000000Z",
+            "stageTimestamp": "2026-11-30T10:00:00.100000Z"
+        })
+        .to_string()
+    };
+    let log = dir.path().join("managed.log");
+    let lines = [
+        event("a0000000-0000-0000-0000-000000000001", "3.5.143.250"),
+        event("a0000000-0000-0000-0000-000000000002", "198.51.100.7"),
+        event("a0000000-0000-0000-0000-000000000003", "2600:1f18:4::9"),
+    ];
+    std::fs::write(&log, lines.join("\n") + "\n").expect("write");
+    let log = log.display().to_string();
+    // AWS's ip-ranges.json, cut down.
+    let ranges = dir.path().join("ip-ranges.json");
+    std::fs::write(
+        &ranges,
+        r#"{"syncToken": "1", "createDate": "2026-11-30-00-00-00",
+  "prefixes": [{"ip_prefix": "3.5.140.0/22", "region": "us-east-1", "service": "AMAZON"}],
+  "ipv6_prefixes": [{"ipv6_prefix": "2600:1f18::/36", "region": "us-east-1", "service": "EC2"}]}"#,
+    )
+    .expect("write");
+    let ranges = ranges.display().to_string();
+    let outside_cloud = |data: &std::path::Path| {
+        query(
+            data,
+            "SELECT audit_id FROM alerts WHERE rule_id = 'system-identity-outside-cloud-ranges'",
+        )
+    };
+    let data = dir.path().join("with");
+    let out = auditlake(&data, &["replay", "--cloud-ranges", &ranges, &log]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let raised = outside_cloud(&data);
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(
+        raised[0]["audit_id"],
+        "a0000000-0000-0000-0000-000000000002"
+    );
+    // Without the ranges the rule cannot tell a cloud address, and stays off.
+    let data = dir.path().join("without");
+    let out = auditlake(&data, &["replay", &log]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(outside_cloud(&data).is_empty());
+    // A file of no known shape, or with a bad block, stops the run naming file and line.
+    std::fs::write(
+        dir.path().join("ip-ranges.json"),
+        "{\"prefixes\": [\n{\"ip_prefix\": \"3.5.140.0/33\"}]}",
+    )
+    .expect("write");
+    let out = auditlake(
+        &dir.path().join("bad"),
+        &["replay", "--cloud-ranges", &ranges, &log],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("{ranges}:2:")),
+        "{}",
+        stderr(&out)
+    );
+}
