@@ -86,43 +86,22 @@ impl IpSet {
         use serde_json::Value;
         let json: Value =
             serde_json::from_str(text).map_err(|e| (e.line(), format!("not valid JSON: {e}")))?;
+        // The elements of an array member (none when it is missing or not an array).
+        fn items<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
+            v.get(key).and_then(Value::as_array).into_iter().flatten()
+        }
         let mut entries: Vec<&str> = Vec::new();
-        for key in ["prefixes", "ipv6_prefixes"] {
-            for p in json
-                .get(key)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                for field in ["ip_prefix", "ipv6_prefix", "ipv4Prefix", "ipv6Prefix"] {
-                    entries.extend(p.get(field).and_then(Value::as_str));
-                }
+        for p in items(&json, "prefixes").chain(items(&json, "ipv6_prefixes")) {
+            for field in ["ip_prefix", "ipv6_prefix", "ipv4Prefix", "ipv6Prefix"] {
+                entries.extend(p.get(field).and_then(Value::as_str));
             }
         }
-        for tag in json
-            .get("values")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let prefixes = tag.pointer("/properties/addressPrefixes");
-            let prefixes = prefixes.and_then(Value::as_array).into_iter().flatten();
-            entries.extend(prefixes.filter_map(Value::as_str));
+        for tag in items(&json, "values") {
+            let properties = tag.get("properties").unwrap_or(&Value::Null);
+            entries.extend(items(properties, "addressPrefixes").filter_map(Value::as_str));
         }
-        for region in json
-            .get("regions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            for cidr in region
-                .get("cidrs")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                entries.extend(cidr.get("cidr").and_then(Value::as_str));
-            }
+        for region in items(&json, "regions") {
+            entries.extend(items(region, "cidrs").filter_map(|c| c.get("cidr")?.as_str()));
         }
         if entries.is_empty() {
             return Err((
@@ -135,11 +114,13 @@ impl IpSet {
         let ranges = entries
             .into_iter()
             .map(|e| {
-                // The line of the bad entry, for the message.
-                let line = text
-                    .find(e)
-                    .map_or(1, |at| text[..at].lines().count().max(1));
-                parse_entry(e.trim()).map_err(|reason| (line, reason))
+                parse_entry(e.trim()).map_err(|reason| {
+                    // The line of the bad entry, looked for only then (files run to megabytes).
+                    let line = text
+                        .find(e)
+                        .map_or(1, |at| text[..at].lines().count().max(1));
+                    (line, reason)
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self::from_ranges(ranges))
@@ -173,9 +154,22 @@ impl IpSet {
 
 /// The IP sets of every list, by name, shared by the compiled rules and replaced whole when a
 /// list file changes: a rule reads the new entries from its next batch on, without recompiling.
+/// Two are equal when they are the same registry (so are the functions reading them).
 #[derive(Debug, Clone, Default)]
 pub struct IpLists {
     sets: Arc<RwLock<HashMap<String, Arc<IpSet>>>>,
+}
+
+impl PartialEq for IpLists {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.sets, &other.sets)
+    }
+}
+impl Eq for IpLists {}
+impl std::hash::Hash for IpLists {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.sets).hash(state);
+    }
 }
 
 impl IpLists {
@@ -204,22 +198,10 @@ pub fn read_list_file(path: &Path) -> Result<IpSet, String> {
 
 /// `ip_in(ip, 'list')`: whether the address (or any address of a list of them) is in the named
 /// list. Conditions write the list's bare name; the expander quotes it.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 struct IpIn {
     signature: Signature,
     lists: IpLists,
-}
-
-impl PartialEq for IpIn {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.lists.sets, &other.lists.sets)
-    }
-}
-impl Eq for IpIn {}
-impl std::hash::Hash for IpIn {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        "ip_in".hash(state);
-    }
 }
 
 impl ScalarUDFImpl for IpIn {
@@ -359,22 +341,10 @@ impl ScalarUDFImpl for IpPrefix {
 
 /// `ip_list_size('list')`: how many blocks a list holds now (after merging), so a rule can
 /// stay off until the user gives the list's files (the cloud providers' ranges).
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 struct IpListSize {
     signature: Signature,
     lists: IpLists,
-}
-
-impl PartialEq for IpListSize {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.lists.sets, &other.lists.sets)
-    }
-}
-impl Eq for IpListSize {}
-impl std::hash::Hash for IpListSize {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        "ip_list_size".hash(state);
-    }
 }
 
 impl ScalarUDFImpl for IpListSize {
