@@ -21,7 +21,7 @@ use crate::output;
 /// The built-in pack plus the user's directories, validated and compiled. Any error stops the
 /// command: running without the rules someone configured would be silently blind.
 /// `--threat-intel` and `--cloud-ranges` files (else the config file's) feed the built-in
-/// threat-intel and cloud-ranges lists.
+/// threat-intel and cloud-ranges lists; the latter replace the built-in ranges snapshot.
 pub fn load(args: &RulesArgs, settings: &Settings) -> anyhow::Result<CompiledPack> {
     let mut set = RuleSet::load(&args.dirs).context("loading rules")?;
     for (flag, list, given, configured) in [
@@ -39,6 +39,10 @@ pub fn load(args: &RulesArgs, settings: &Settings) -> anyhow::Result<CompiledPac
         ),
     ] {
         let files = if given.is_empty() { configured } else { given };
+        if !files.is_empty() {
+            // The providers' current files replace the built-in snapshot.
+            set.list_defaults.remove(list);
+        }
         for file in files {
             set.add_list_file(list, file)
                 .with_context(|| format!("loading {flag}"))?;

@@ -278,6 +278,16 @@ fn ip_sources(set: &RuleSet, rules: &[CompiledRule]) -> Result<Vec<IpSource>> {
                 )
             })?);
         }
+        if let Some(text) = set.list_defaults.get(&name) {
+            let default = IpSet::parse(text).map_err(|(line, e)| {
+                Error::invalid(
+                    file,
+                    &format!("list {name}"),
+                    format!("default, line {line}: {e}"),
+                )
+            })?;
+            items.extend(default.ranges());
+        }
         sources.push(IpSource {
             files: set.list_files.get(&name).cloned().unwrap_or_default(),
             name,

@@ -435,6 +435,37 @@ mod tests {
     }
 
     #[test]
+    fn the_built_in_snapshot_holds_every_providers_networks_and_nobody_elses() {
+        let set = IpSet::parse(crate::pack::CLOUD_RANGES_SNAPSHOT).expect("parses");
+        assert!(set.len() > 4_000, "{} ranges", set.len());
+        // One address each of AWS (IPv4, IPv6), Google Cloud, Azure and Oracle Cloud.
+        for cloud in [
+            "3.5.143.250",
+            "2600:1f18:4::9",
+            "35.190.0.1",
+            "20.42.1.1",
+            "129.146.1.1",
+        ] {
+            assert!(set.contains(cloud), "{cloud}");
+        }
+        // Private, loopback and documentation networks belong to no provider.
+        for other in [
+            "10.0.0.1",
+            "192.168.1.1",
+            "127.0.0.1",
+            "198.51.100.7",
+            "2001:db8::1",
+        ] {
+            assert!(!set.contains(other), "{other}");
+        }
+        let date = crate::pack::CLOUD_RANGES_SNAPSHOT_DATE;
+        assert!(
+            crate::pack::CLOUD_RANGES_SNAPSHOT.starts_with(&format!("# Snapshot of {date}:")),
+            "the file and its constant name the same day"
+        );
+    }
+
+    #[test]
     fn providers_published_ranges_are_read_in_their_own_shapes() {
         // The shapes AWS, Google, Azure and Oracle publish, cut down to a few entries.
         let aws = r#"{"syncToken": "1733000000", "createDate": "2026-12-01-00-00-00",

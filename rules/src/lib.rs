@@ -58,4 +58,7 @@ pub use error::{Error, Result};
 pub use eval::RuleEngine;
 pub use examples::{ExampleReport, run_examples};
 pub use ip::{IpLists, IpSet};
-pub use pack::{CLOUD_RANGES_LIST, RuleSet, THREAT_INTEL_LIST};
+pub use pack::{
+    CLOUD_RANGES_LIST, CLOUD_RANGES_SNAPSHOT, CLOUD_RANGES_SNAPSHOT_DATE, RuleSet,
+    THREAT_INTEL_LIST,
+};

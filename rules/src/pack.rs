@@ -65,6 +65,9 @@ pub struct RuleSet {
     /// Files of IP addresses and CIDR blocks whose entries join a list's items, by list name
     /// (a list's `file`, an `append.lists` entry's, and `--threat-intel`).
     pub list_files: HashMap<String, Vec<PathBuf>>,
+    /// Entries (a list file's text) a list holds beside its items and files: the built-in
+    /// snapshot of the cloud providers' ranges, which `--cloud-ranges` files replace.
+    pub list_defaults: HashMap<String, &'static str>,
 }
 
 /// The list that `--threat-intel` files feed and the built-in threat-intel rules read.
@@ -73,6 +76,14 @@ pub const THREAT_INTEL_LIST: &str = "threat_intel_ips";
 /// The list that `--cloud-ranges` files (the providers' published ranges) feed.
 pub const CLOUD_RANGES_LIST: &str = "cloud_provider_ips";
 
+/// The day the embedded snapshot of the cloud providers' ranges was taken.
+pub const CLOUD_RANGES_SNAPSHOT_DATE: &str = "2025-07-25";
+
+/// AWS, Google Cloud, Azure and Oracle Cloud's published ranges of that day, merged
+/// (`scripts/cloud-ranges-snapshot` writes it): `cloud_provider_ips` until `--cloud-ranges`
+/// names the providers' current files.
+pub const CLOUD_RANGES_SNAPSHOT: &str = include_str!("../builtin/cloud-provider-ranges.txt");
+
 impl RuleSet {
     /// The built-in pack alone.
     pub fn builtin() -> Result<Self> {
@@ -80,6 +91,8 @@ impl RuleSet {
         for (file, text) in BUILTIN {
             set.merge_text(file, text)?;
         }
+        set.list_defaults
+            .insert(CLOUD_RANGES_LIST.to_string(), CLOUD_RANGES_SNAPSHOT);
         Ok(set)
     }
 

@@ -312,7 +312,7 @@ fn a_bad_or_missing_threat_list_stops_replay_naming_file_and_line() {
 #[test]
 fn cloud_ranges_in_the_providers_shape_separate_routine_managed_calls_from_stolen_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let event = |id: &str, ip: &str| {
+    let event = |id: &str, ip: &str, day: &str| {
         serde_json::json!({
             "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
             "auditID": id, "stage": "ResponseComplete", "verb": "list",
@@ -320,16 +320,42 @@ fn cloud_ranges_in_the_providers_shape_separate_routine_managed_calls_from_stole
             "sourceIPs": [ip], "userAgent": "kubectl/v1.30.1",
             "objectRef": {"resource": "secrets", "apiVersion": "v1"},
             "responseStatus": {"code": 200},
-            "requestReceivedTimestamp": "2026-11-30T10:00:00.000000Z",
-            "stageTimestamp": "2026-11-30T10:00:00.100000Z"
+            "requestReceivedTimestamp": format!("{day}T10:00:00.000000Z"),
+            "stageTimestamp": format!("{day}T10:00:00.100000Z")
         })
         .to_string()
     };
     let log = dir.path().join("managed.log");
     let lines = [
-        event("a0000000-0000-0000-0000-000000000001", "3.5.143.250"),
-        event("a0000000-0000-0000-0000-000000000002", "198.51.100.7"),
-        event("a0000000-0000-0000-0000-000000000003", "2600:1f18:4::9"),
+        // The cluster's first day, from inside: the rule learns.
+        event(
+            "a0000000-0000-0000-0000-000000000000",
+            "10.0.1.9",
+            "2026-11-29",
+        ),
+        // AWS, in the providers' file and the built-in snapshot.
+        event(
+            "a0000000-0000-0000-0000-000000000001",
+            "3.5.143.250",
+            "2026-11-30",
+        ),
+        // Nobody's cloud.
+        event(
+            "a0000000-0000-0000-0000-000000000002",
+            "198.51.100.7",
+            "2026-11-30",
+        ),
+        event(
+            "a0000000-0000-0000-0000-000000000003",
+            "2600:1f18:4::9",
+            "2026-11-30",
+        ),
+        // Google Cloud: in the snapshot, not in the AWS file that replaces it.
+        event(
+            "a0000000-0000-0000-0000-000000000004",
+            "35.190.0.1",
+            "2026-11-30",
+        ),
     ];
     std::fs::write(&log, lines.join("\n") + "\n").expect("write");
     let log = log.display().to_string();
@@ -343,26 +369,31 @@ fn cloud_ranges_in_the_providers_shape_separate_routine_managed_calls_from_stole
     )
     .expect("write");
     let ranges = ranges.display().to_string();
-    let outside_cloud = |data: &std::path::Path| {
+    let outside_cloud = |name: &str, flags: &[&str]| {
+        let data = dir.path().join(name);
+        let mut args = vec!["replay"];
+        args.extend(flags);
+        args.push(&log);
+        let out = auditlake(&data, &args);
+        assert!(out.status.success(), "{}", stderr(&out));
         query(
-            data,
-            "SELECT audit_id FROM alerts WHERE rule_id = 'system-identity-outside-cloud-ranges'",
+            &data,
+            "SELECT audit_id FROM alerts WHERE rule_id = 'system-identity-outside-cloud-ranges' \
+             ORDER BY audit_id",
         )
+        .into_iter()
+        .map(|row| row["audit_id"].as_str().unwrap_or_default()[35..].to_string())
+        .collect::<Vec<_>>()
     };
-    let data = dir.path().join("with");
-    let out = auditlake(&data, &["replay", "--cloud-ranges", &ranges, &log]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let raised = outside_cloud(&data);
-    assert_eq!(raised.len(), 1, "{raised:?}");
+    // The providers' file replaces the built-in snapshot: Google's address is outside it.
     assert_eq!(
-        raised[0]["audit_id"],
-        "a0000000-0000-0000-0000-000000000002"
+        outside_cloud("file", &["--cloud-ranges", &ranges]),
+        ["2", "4"]
     );
-    // Without the ranges the rule cannot tell a cloud address, and stays off.
-    let data = dir.path().join("without");
-    let out = auditlake(&data, &["replay", &log]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(outside_cloud(&data).is_empty());
+    // The built-in snapshot knows AWS's and Google's addresses.
+    assert_eq!(outside_cloud("snapshot", &[]), ["2"]);
+    // Emptied, the ranges cannot tell a cloud address, and the rule stays off.
+    assert!(outside_cloud("emptied", &["--cloud-ranges", "/dev/null"]).is_empty());
     // A file of no known shape, or with a bad block, stops the run naming file and line.
     std::fs::write(
         dir.path().join("ip-ranges.json"),
