@@ -219,7 +219,12 @@ impl Pipeline {
         }
         let ids = column(alerts, alert::RULE_ID).as_string::<i32>();
         for id in ids.iter().flatten() {
-            *self.alert_counts.entry(id.to_string()).or_default() += 1;
+            match self.alert_counts.get_mut(id) {
+                Some(n) => *n += 1,
+                None => {
+                    self.alert_counts.insert(id.to_string(), 1);
+                }
+            }
         }
         self.alerts.write(alerts)
     }

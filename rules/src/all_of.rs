@@ -58,6 +58,14 @@ impl AllOf {
     }
 }
 
+/// The tests `e` is the conjunction of (`e` alone when it is not one).
+pub(crate) fn tests(e: &Arc<dyn PhysicalExpr>) -> Vec<Arc<dyn PhysicalExpr>> {
+    match conjunctions(e).downcast_ref::<AllOf>() {
+        Some(all) => all.tests.clone(),
+        None => vec![Arc::clone(e)],
+    }
+}
+
 /// Tests that cost about as much over every row as finding the selected rows does: constants,
 /// column reads (the macros' booleans), per-value lookups, and comparisons of a number.
 pub(crate) fn cheap(e: &Arc<dyn PhysicalExpr>) -> bool {

@@ -19,14 +19,15 @@ use auditlake_schema::columns::{column, event};
 use auditlake_schema::time::now_micros;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::expressions::{Column, NotExpr};
 use datafusion::physical_expr::utils::collect_columns;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128_with_seed};
 
-use crate::all_of::{cheap, conjunctions};
+use crate::all_of::{self, cheap, conjunctions};
 use crate::compile::{CompiledPack, CompiledRule};
 use crate::dictionary;
 use crate::error::{Error, Result};
+use crate::format::RuleDef;
 use crate::history::{Candidate, History, alert_key};
 use crate::rewrite::{compiled_regexes, is_true, per_value};
 
@@ -240,9 +241,17 @@ impl RuleEngine {
         let (rule_conditions, rest) = looked_up.split_at(rules.len());
         let (macro_conditions, step_conditions) = rest.split_at(macros.exprs.len());
         // A costly macro read by one or two conditions moves into them: there it runs on only
-        // the rows their other tests selected. One that many conditions read (`anonymous`, with
-        // its list of groups) costs less computed once.
+        // the rows their other tests selected. So does one that every reader only excludes
+        // with (`... AND NOT trusted_node_agent_images`, after tests that select a few rows).
+        // One that many conditions select with (`anonymous`, with its list of groups) costs
+        // less computed once.
         let mut readers = vec![0usize; macros.exprs.len()];
+        let mut selects = vec![false; macros.exprs.len()];
+        let macro_of = |e: &Arc<dyn PhysicalExpr>| {
+            e.downcast_ref::<Column>()
+                .and_then(|c| c.index().checked_sub(events_width))
+                .filter(|&m| m < macros.exprs.len())
+        };
         for condition in rule_conditions.iter().chain(step_conditions) {
             // Each column once per condition.
             for c in collect_columns(condition) {
@@ -254,11 +263,28 @@ impl RuleEngine {
                     *n += 1;
                 }
             }
+            let tests = all_of::tests(condition);
+            for test in &tests {
+                let excluded = test
+                    .downcast_ref::<NotExpr>()
+                    .and_then(|not| macro_of(not.arg()))
+                    .filter(|_| tests.len() > 1);
+                if excluded.is_some() {
+                    continue;
+                }
+                for c in collect_columns(test) {
+                    if let Some(m) = macro_of(&(Arc::new(c) as Arc<dyn PhysicalExpr>)) {
+                        selects[m] = true;
+                    }
+                }
+            }
         }
         let costly: Vec<bool> = macro_conditions
             .iter()
-            .zip(&readers)
-            .map(|(m, &n)| n <= INLINE_MAX_READERS && !cheap(&conjunctions(m)))
+            .enumerate()
+            .map(|(m, e)| {
+                (readers[m] <= INLINE_MAX_READERS || !selects[m]) && !cheap(&conjunctions(e))
+            })
             .collect();
         let inline = |e: &Arc<dyn PhysicalExpr>| -> Narrowed {
             let inlined = Arc::clone(e)
@@ -484,9 +510,18 @@ impl RuleEngine {
                 if !matched.is_valid(row) {
                     continue;
                 }
-                let request = request_key(cluster.value(row), audit_id.value(row));
-                if self.seen[r].insert(request, times.value(row)).is_some() {
-                    continue;
+                // A request logged at two stages counts once; a distinct count cannot count
+                // its one value twice, so it needs no check (a busy recon rule matches a fifth
+                // of all events).
+                let distinct = rule
+                    .threshold
+                    .as_ref()
+                    .is_some_and(|t| t.distinct.is_some());
+                if !distinct {
+                    let request = request_key(cluster.value(row), audit_id.value(row));
+                    if self.seen[r].insert(request, times.value(row)).is_some() {
+                        continue;
+                    }
                 }
                 match &rule.threshold {
                     None => hits.push(Hit {
@@ -578,7 +613,7 @@ impl RuleEngine {
         self.windows.expire(&self.rules, newest);
     }
 
-    fn build(&self, batch: &RecordBatch, hits: &[Hit]) -> Result<RecordBatch> {
+    fn build<'a>(&'a self, batch: &RecordBatch, hits: &'a [Hit]) -> Result<RecordBatch> {
         let schema = alerts_schema();
         if hits.is_empty() {
             return Ok(RecordBatch::new_empty(schema));
@@ -587,28 +622,36 @@ impl RuleEngine {
         let copied = |name: &str| -> Result<ArrayRef> {
             Ok(take(column(batch, name).as_ref(), &rows, None)?)
         };
-        let rule = |h: &Hit| &self.rules[h.rule].def;
-        let strings = |f: &dyn Fn(&Hit) -> String| -> ArrayRef {
-            Arc::new(StringArray::from(hits.iter().map(f).collect::<Vec<_>>()))
+        let rule = |h: &Hit| -> &'a RuleDef { &self.rules[h.rule].def };
+        // Borrowed values: a busy hour raises tens of thousands of alerts.
+        let strings = |f: &dyn Fn(&'a Hit) -> &'a str| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(hits.iter().map(f)))
         };
-        let lists = |f: &dyn Fn(&Hit) -> Vec<String>| -> ArrayRef {
+        let lists = |f: &dyn Fn(&'a Hit, &mut dyn FnMut(&str))| -> ArrayRef {
             let mut b = ListBuilder::new(StringBuilder::new());
             for h in hits {
-                for v in f(h) {
-                    b.values().append_value(v);
-                }
+                f(h, &mut |v| b.values().append_value(v));
                 b.append(true);
             }
             Arc::new(b.finish())
         };
         let now = now_micros();
+        let mut messages = StringBuilder::new();
+        let mut message = String::new();
+        for h in hits {
+            message.clear();
+            let output = &self.rules[h.rule].output;
+            output.render_into(&mut message, batch, h.row as usize, h.count);
+            message.push_str(&h.note);
+            messages.append_value(&message);
+        }
         let columns: Vec<ArrayRef> = vec![
-            strings(&|h| h.alert_id.clone()),
-            strings(&|h| rule(h).id.clone()),
-            strings(&|h| rule(h).title.clone()),
-            strings(&|h| rule(h).severity.clone()),
-            strings(&|h| rule(h).category.clone()),
-            lists(&|h| rule(h).mitre.clone()),
+            strings(&|h| &h.alert_id),
+            strings(&|h| &rule(h).id),
+            strings(&|h| &rule(h).title),
+            strings(&|h| &rule(h).severity),
+            strings(&|h| &rule(h).category),
+            lists(&|h, add| rule(h).mitre.iter().for_each(|m| add(m))),
             copied(event::CLUSTER)?,
             copied(event::AUDIT_ID)?,
             copied(event::EVENT_TIME)?,
@@ -620,16 +663,11 @@ impl RuleEngine {
             copied(event::SUBRESOURCE)?,
             copied(event::NAMESPACE)?,
             copied(event::NAME)?,
-            strings(&|h| {
-                let mut message = self.rules[h.rule]
-                    .output
-                    .render(batch, h.row as usize, h.count);
-                message.push_str(&h.note);
-                message
-            }),
-            lists(&|h| {
+            Arc::new(messages.finish()),
+            lists(&|h, add| {
                 let compiled = &self.rules[h.rule];
-                let mut tags = rule(h).tags.clone();
+                let tags = &rule(h).tags;
+                tags.iter().for_each(|t| add(t));
                 let kind = if compiled.first_seen.is_some() {
                     Some("first-seen")
                 } else if compiled.sequence.is_some() {
@@ -640,15 +678,14 @@ impl RuleEngine {
                 if let Some(kind) = kind
                     && !tags.iter().any(|t| t == kind)
                 {
-                    tags.push(kind.to_string());
+                    add(kind);
                 }
-                tags
             }),
             Arc::new(Int64Array::from(
                 hits.iter().map(|h| h.count).collect::<Vec<_>>(),
             )),
             Arc::new(TimestampMicrosecondArray::from(vec![now; hits.len()]).with_timezone("UTC")),
-            lists(&|h| h.evidence.clone()),
+            lists(&|h, add| h.evidence.iter().for_each(|e| add(e))),
         ];
         Ok(RecordBatch::try_new(schema, columns)?)
     }

@@ -2,7 +2,9 @@
 //! expand null-safe (`(..) IS TRUE`), exceptions too.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
+use regex::Regex;
 use serde_json::Value;
 
 use crate::format::{ExceptionDef, ListDef, MacroDef};
@@ -109,11 +111,16 @@ fn expand_at(
 /// up by name at run time (so a changed list file takes effect without recompiling) instead of
 /// receiving thousands of literals.
 fn quote_ip_lists(sql: &str, lists: &Lists) -> String {
-    let call = regex::Regex::new(
-        r"\bip_in\s*\(([^,()]*(?:\([^()]*\)[^,()]*)*),\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)",
-    )
-    .expect("a valid pattern");
-    call.replace_all(sql, |c: &regex::Captures| {
+    // Compiled once: a pack expands hundreds of conditions, and building the automaton cost
+    // more than all of them.
+    static CALL: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\bip_in\s*\(([^,()]*(?:\([^()]*\)[^,()]*)*),\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)")
+            .expect("a valid pattern")
+    });
+    if !sql.contains("ip_in") {
+        return sql.to_string();
+    }
+    CALL.replace_all(sql, |c: &regex::Captures| {
         if lists.contains_key(&c[2]) {
             format!("ip_in({}, '{}')", &c[1], &c[2])
         } else {
@@ -125,10 +132,14 @@ fn quote_ip_lists(sql: &str, lists: &Lists) -> String {
 
 /// The list names `ip_in` calls of fully expanded SQL read.
 pub(crate) fn ip_list_names(sql: &str) -> Vec<String> {
-    let call =
-        regex::Regex::new(r"\bip_in\s*\((?:[^()']|\([^()]*\))*,\s*'([A-Za-z_][A-Za-z0-9_]*)'\s*\)")
-            .expect("a valid pattern");
-    call.captures_iter(sql).map(|c| c[1].to_string()).collect()
+    static CALL: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\bip_in\s*\((?:[^()']|\([^()]*\))*,\s*'([A-Za-z_][A-Za-z0-9_]*)'\s*\)")
+            .expect("a valid pattern")
+    });
+    if !sql.contains("ip_in") {
+        return Vec::new();
+    }
+    CALL.captures_iter(sql).map(|c| c[1].to_string()).collect()
 }
 
 /// A YAML value as an SQL literal.

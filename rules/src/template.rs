@@ -51,19 +51,24 @@ impl Template {
         Ok(Self { parts })
     }
 
-    /// Renders the template for one row of an `events` batch; nulls render as `-`.
-    pub(crate) fn render(&self, batch: &RecordBatch, row: usize, count: i64) -> String {
-        let mut out = String::new();
+    /// Appends the template rendered for one row of an `events` batch to `out`; nulls render
+    /// as `-`.
+    pub(crate) fn render_into(
+        &self,
+        out: &mut String,
+        batch: &RecordBatch,
+        row: usize,
+        count: i64,
+    ) {
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
                 Part::Count => {
                     let _ = write!(out, "{count}");
                 }
-                Part::Column(i) => push_value(&mut out, batch.column(*i), row),
+                Part::Column(i) => push_value(out, batch.column(*i), row),
             }
         }
-        out
     }
 }
 
