@@ -247,33 +247,24 @@ impl RuleEngine {
         // less computed once.
         let mut readers = vec![0usize; macros.exprs.len()];
         let mut selects = vec![false; macros.exprs.len()];
-        let macro_of = |e: &Arc<dyn PhysicalExpr>| {
-            e.downcast_ref::<Column>()
-                .and_then(|c| c.index().checked_sub(events_width))
+        let macro_of = |c: &Column| {
+            c.index()
+                .checked_sub(events_width)
                 .filter(|&m| m < macros.exprs.len())
         };
         for condition in rule_conditions.iter().chain(step_conditions) {
             // Each column once per condition.
-            for c in collect_columns(condition) {
-                if let Some(n) = c
-                    .index()
-                    .checked_sub(events_width)
-                    .and_then(|m| readers.get_mut(m))
-                {
-                    *n += 1;
-                }
+            for m in collect_columns(condition).iter().filter_map(macro_of) {
+                readers[m] += 1;
             }
             let tests = all_of::tests(condition);
             for test in &tests {
                 let excluded = test
                     .downcast_ref::<NotExpr>()
-                    .and_then(|not| macro_of(not.arg()))
-                    .filter(|_| tests.len() > 1);
-                if excluded.is_some() {
-                    continue;
-                }
-                for c in collect_columns(test) {
-                    if let Some(m) = macro_of(&(Arc::new(c) as Arc<dyn PhysicalExpr>)) {
+                    .and_then(|not| not.arg().downcast_ref::<Column>())
+                    .is_some_and(|c| macro_of(c).is_some() && tests.len() > 1);
+                if !excluded {
+                    for m in collect_columns(test).iter().filter_map(macro_of) {
                         selects[m] = true;
                     }
                 }
@@ -505,18 +496,17 @@ impl RuleEngine {
                     source,
                 })?;
             let matched: &BooleanArray = matched.as_boolean();
+            // A request logged at two stages counts once; a distinct count cannot count its one
+            // value twice, so it needs no check (a busy recon rule matches a fifth of all events).
+            let distinct = rule
+                .threshold
+                .as_ref()
+                .is_some_and(|t| t.distinct.is_some());
             // Set bits only: most rules match few rows of a batch.
             for row in matched.values().set_indices() {
                 if !matched.is_valid(row) {
                     continue;
                 }
-                // A request logged at two stages counts once; a distinct count cannot count
-                // its one value twice, so it needs no check (a busy recon rule matches a fifth
-                // of all events).
-                let distinct = rule
-                    .threshold
-                    .as_ref()
-                    .is_some_and(|t| t.distinct.is_some());
                 if !distinct {
                     let request = request_key(cluster.value(row), audit_id.value(row));
                     if self.seen[r].insert(request, times.value(row)).is_some() {
@@ -613,6 +603,7 @@ impl RuleEngine {
         self.windows.expire(&self.rules, newest);
     }
 
+    #[allow(clippy::type_complexity)]
     fn build<'a>(&'a self, batch: &RecordBatch, hits: &'a [Hit]) -> Result<RecordBatch> {
         let schema = alerts_schema();
         if hits.is_empty() {
@@ -627,6 +618,7 @@ impl RuleEngine {
         let strings = |f: &dyn Fn(&'a Hit) -> &'a str| -> ArrayRef {
             Arc::new(StringArray::from_iter_values(hits.iter().map(f)))
         };
+        // Hands each value of one list column of an alert (its tags, say) to `add`.
         let lists = |f: &dyn Fn(&'a Hit, &mut dyn FnMut(&str))| -> ArrayRef {
             let mut b = ListBuilder::new(StringBuilder::new());
             for h in hits {
