@@ -72,8 +72,8 @@ pub struct RulesArgs {
     /// A cloud provider's published address ranges as downloaded (AWS ip-ranges.json, Google
     /// cloud.json, Azure Service Tags JSON, Oracle public_ip_ranges.json, or one block a line):
     /// nodes and managed identities calling from them are routine, from other public addresses
-    /// they alert. Repeatable, re-read when it changes. Also `cloud_ranges = [...]` in the config
-    /// file
+    /// they alert. Replaces the built-in snapshot of 2025-07-25 (`/dev/null`: no ranges).
+    /// Repeatable, re-read when it changes. Also `cloud_ranges = [...]` in the config file
     #[arg(
         long = "cloud-ranges",
         env = "AUDITLAKE_CLOUD_RANGES",
