@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListBuilder, RecordBatch, StringArray,
-    StringBuilder, TimestampMicrosecondArray, UInt32Array,
+    Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, ListBuilder, RecordBatch,
+    StringArray, StringBuilder, TimestampMicrosecondArray, UInt32Array,
 };
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::{cast, take, take_record_batch};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimestampMicrosecondType};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use auditlake_schema::alerts_schema;
 use auditlake_schema::columns::{column, event};
@@ -455,6 +455,18 @@ impl RuleEngine {
             source,
         })?;
         let history = pass != Pass::WarmThresholds && self.history.active();
+        // Per column of `extended`, its dictionary's keys (when it has one), to tell rows with
+        // the same values apart cheaply; only within one cluster.
+        let one_cluster = cluster.iter().all(|c| c == Some(cluster.value(0)));
+        let first_dictionary = extended.num_columns() - self.dictionaries.len();
+        let codes = |c: usize| -> Option<&Int32Array> {
+            let at = if c >= first_dictionary {
+                c
+            } else {
+                first_dictionary + self.dictionaries.iter().position(|&d| d == c)?
+            };
+            Some(extended.column(at).as_dictionary_opt::<Int32Type>()?.keys())
+        };
         let mut candidates = Vec::new();
         let mut values: Vec<Vec<Vec<ArrayRef>>> = vec![Vec::new(); self.rules.len()];
         for (r, rule) in self.rules.iter().enumerate() {
@@ -476,12 +488,32 @@ impl RuleEngine {
                         Some(_) => self.narrow_steps[r].iter().collect(),
                         None => vec![&self.narrow[r]],
                     };
+                    // The codes of every column a first-seen rule's term reads: rows alike in
+                    // all of them have the same term.
+                    let term_codes =
+                        rule.first_seen
+                            .as_ref()
+                            .filter(|_| one_cluster)
+                            .and_then(|_| {
+                                let mut columns: Vec<usize> = self.narrow_keys[r][0]
+                                    .iter()
+                                    .flat_map(|k| k.columns.iter().copied())
+                                    .collect();
+                                columns.sort_unstable();
+                                columns.dedup();
+                                (columns.len() <= 4)
+                                    .then(|| {
+                                        columns.into_iter().map(codes).collect::<Option<Vec<_>>>()
+                                    })
+                                    .flatten()
+                            });
                     let matched = Matched {
                         r,
                         rule,
                         conditions,
                         keyed: &self.narrow_keys[r],
                         seen: &mut self.seen[r],
+                        term_codes,
                     };
                     values[r] = matched
                         .candidates(&extended, cluster, audit_id, times, &mut candidates)
@@ -691,6 +723,8 @@ struct Matched<'a> {
     /// Per condition, the term's `fields` or the step's `by`, narrowed.
     keyed: &'a [Vec<Narrowed>],
     seen: &'a mut Seen,
+    /// A first-seen rule's: the dictionary keys of every column its term reads.
+    term_codes: Option<Vec<&'a Int32Array>>,
 }
 
 impl Matched<'_> {
@@ -711,8 +745,13 @@ impl Matched<'_> {
             conditions,
             keyed,
             seen,
+            term_codes,
         } = self;
         let mut values = Vec::with_capacity(conditions.len());
+        // Rows whose term columns hold the same codes as an earlier row's: only the first of
+        // them can find its term new, the rest only move its last sighting. Kept out before
+        // their terms are evaluated and hashed (a busy identity's requests repeat their terms).
+        let mut firsts: crate::history::Map<usize> = Default::default();
         for (step, condition) in conditions.into_iter().enumerate() {
             let matched = condition.evaluate(extended)?;
             let matched: &BooleanArray = matched.as_boolean();
@@ -720,6 +759,27 @@ impl Matched<'_> {
             for row in matched.values().set_indices() {
                 if !matched.is_valid(row) {
                     continue;
+                }
+                if let Some(codes) = &term_codes {
+                    let alike = codes.iter().fold(0u128, |key, keys| {
+                        let code = if keys.is_valid(row) {
+                            keys.value(row) as u32
+                        } else {
+                            u32::MAX
+                        };
+                        (key << 32) | u128::from(code)
+                    });
+                    let time = times.value(row);
+                    match firsts.entry(alike) {
+                        std::collections::hash_map::Entry::Occupied(first) => {
+                            let first: &mut Candidate = &mut candidates[*first.get()];
+                            first.latest = first.latest.max(time);
+                            continue;
+                        }
+                        std::collections::hash_map::Entry::Vacant(slot) => {
+                            slot.insert(candidates.len());
+                        }
+                    }
                 }
                 // A first-seen term seen at an earlier stage of the request is known by then;
                 // a sequence step counts a request once.
@@ -736,6 +796,7 @@ impl Matched<'_> {
                     rule: r,
                     step,
                     term: 0,
+                    latest: times.value(row),
                 });
                 rows.push(row as u32);
             }

@@ -141,6 +141,8 @@ pub(crate) struct Candidate {
     /// A first-seen rule's term (filled in by [`History::apply`]).
     pub term: u128,
     pub step: usize,
+    /// The latest time of its row and of the rows alike it stands for.
+    pub latest: i64,
 }
 
 /// The state of every history rule of an engine.
@@ -261,7 +263,7 @@ impl History {
             };
             let row = c.row as usize;
             c.term = key(clusters.value(row), fields.iter(), c.slot as usize);
-            let time = times.value(row);
+            let time = c.latest;
             match repeats.entry(alert_key_u128(c.rule, c.term)) {
                 std::collections::hash_map::Entry::Occupied(mut e) => {
                     *e.get_mut() = (*e.get()).max(time);
