@@ -136,6 +136,9 @@ pub struct RuleEngine {
     /// Per rule, per condition (its own, or each step's), the expressions whose values key it:
     /// a first-seen rule's `fields`, a step's `by`. Evaluated on the matched rows only.
     narrow_keys: Vec<Vec<Vec<Narrowed>>>,
+    /// Per first-seen rule, the columns its term reads (four at most, else none): rows alike
+    /// in all of them have the same term.
+    term_columns: Vec<Option<Vec<usize>>>,
     /// First-seen terms, learning entities and partial sequences.
     history: History,
     /// The `events` columns the first-seen and sequence rules read (their conditions, steps,
@@ -280,8 +283,8 @@ impl RuleEngine {
                 .transform_up(|e| {
                     let m = e
                         .downcast_ref::<Column>()
-                        .and_then(|c| c.index().checked_sub(events_width))
-                        .filter(|&m| m < costly.len() && costly[m]);
+                        .and_then(macro_of)
+                        .filter(|&m| costly[m]);
                     Ok(match m {
                         Some(m) => Transformed::yes(Arc::clone(&macro_conditions[m])),
                         None => Transformed::no(e),
@@ -364,9 +367,24 @@ impl RuleEngine {
                     .collect(),
                 _ => Vec::new(),
             })
+            .collect::<Vec<Vec<Vec<Narrowed>>>>();
+        let term_columns = rules
+            .iter()
+            .zip(&narrow_keys)
+            .map(|(r, keys)| {
+                r.first_seen.as_ref()?;
+                let mut columns: Vec<usize> = keys[0]
+                    .iter()
+                    .flat_map(|k| k.columns.iter().copied())
+                    .collect();
+                columns.sort_unstable();
+                columns.dedup();
+                (columns.len() <= 4).then_some(columns)
+            })
             .collect();
         Self {
             narrow_keys,
+            term_columns,
             history: History::new(&rules),
             history_columns,
             narrow_steps,
@@ -486,25 +504,10 @@ impl RuleEngine {
                         Some(_) => self.narrow_steps[r].iter().collect(),
                         None => vec![&self.narrow[r]],
                     };
-                    // The codes of every column a first-seen rule's term reads: rows alike in
-                    // all of them have the same term.
-                    let term_codes =
-                        rule.first_seen
-                            .as_ref()
-                            .filter(|_| one_cluster)
-                            .and_then(|_| {
-                                let mut columns: Vec<usize> = self.narrow_keys[r][0]
-                                    .iter()
-                                    .flat_map(|k| k.columns.iter().copied())
-                                    .collect();
-                                columns.sort_unstable();
-                                columns.dedup();
-                                (columns.len() <= 4)
-                                    .then(|| {
-                                        columns.into_iter().map(codes).collect::<Option<Vec<_>>>()
-                                    })
-                                    .flatten()
-                            });
+                    let term_codes = self.term_columns[r]
+                        .as_ref()
+                        .filter(|_| one_cluster)
+                        .and_then(|columns| columns.iter().map(|&c| codes(c)).collect());
                     let matched = Matched {
                         r,
                         rule,
