@@ -62,6 +62,12 @@ pub enum Error {
         /// The instance.
         instance: String,
     },
+    /// A caller's request the engine refuses (a triage note too long).
+    #[error("{reason}")]
+    Invalid {
+        /// Why.
+        reason: String,
+    },
     /// The query ran longer than its time limit.
     #[error("query exceeded its time limit of {seconds} s")]
     Timeout {
@@ -96,7 +102,7 @@ impl Error {
                     | D::NotImplemented(..)
                     | D::ResourcesExhausted(..)
             ),
-            Error::Timeout { .. } => true,
+            Error::Timeout { .. } | Error::Invalid { .. } => true,
             _ => false,
         }
     }

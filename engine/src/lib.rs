@@ -20,6 +20,7 @@
 //! - [`pipeline`]: [`Pipeline`], events stored, rules run on the new ones, alerts stored.
 //! - [`table`]: [`LakeTable`], a DataFusion table that prunes partitions by time filters.
 //! - [`query`]: [`QueryEngine`], read-only SQL with limits.
+//! - [`triage`]: [`TriageStore`], investigators' verdicts on alerts, and its tables.
 //!
 //! # Example
 //! ```no_run
@@ -52,6 +53,7 @@ pub mod query;
 pub mod service;
 mod short_eq;
 pub mod table;
+pub mod triage;
 pub mod wal;
 mod wrapped;
 
@@ -63,3 +65,4 @@ pub use pipeline::{Ingested, Pipeline};
 pub use query::{QueryEngine, QueryLimits, QueryResult};
 pub use service::{AlertHook, Readiness, Reservation, Service, ServiceConfig};
 pub use table::LakeTable;
+pub use triage::{Status, TriageChange, TriageStore, TriageUpdate};

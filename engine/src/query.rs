@@ -196,6 +196,17 @@ impl QueryEngine {
         })
     }
 
+    /// Registers the tables `triage` (each alert's latest verdict) and `triage_log` (every
+    /// change) over `store`.
+    pub fn register_triage(&self, store: Arc<crate::triage::TriageStore>) -> Result<()> {
+        use crate::triage::TriageTable;
+        self.ctx
+            .register_table("triage", Arc::new(TriageTable::current(Arc::clone(&store))))?;
+        self.ctx
+            .register_table("triage_log", Arc::new(TriageTable::log(store)))?;
+        Ok(())
+    }
+
     /// The limits queries run under.
     pub fn limits(&self) -> &QueryLimits {
         &self.limits
