@@ -55,7 +55,7 @@ pub enum Command {
 }
 
 /// Where rules come from: the built-in pack, then each `--rules DIR` in order.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RulesArgs {
     /// A directory (or file) of rule YAML that adds to or tunes the built-in pack; repeatable
     #[arg(long = "rules", env = "AUDITLAKE_RULES", value_delimiter = ',')]
@@ -142,7 +142,7 @@ pub struct ServeArgs {
     /// Address to listen on; anything but loopback needs tokens (or --insecure-no-auth)
     #[arg(long, env = "AUDITLAKE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// File of tokens, one `NAME SCOPES TOKEN` per line (scopes: ingest, query, admin)
+    /// File of tokens, one `NAME SCOPES TOKEN` per line (scopes: ingest, query, triage, admin)
     #[arg(long, env = "AUDITLAKE_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
     /// Serve without authentication even when listening beyond loopback
@@ -189,6 +189,10 @@ pub struct ServeArgs {
     /// Name of this server among several sharing the data directory (each its own log and files)
     #[arg(long, env = "AUDITLAKE_INSTANCE_ID")]
     pub instance_id: Option<String>,
+    /// Rules file the console appends false-positive exceptions to; loaded after --rules at
+    /// start (exceptions added while running apply from the next start)
+    #[arg(long, env = "AUDITLAKE_EXCEPTIONS_FILE")]
+    pub exceptions_file: Option<PathBuf>,
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use auditlake_engine::{
     AlertHook, Instance, QueryEngine, QueryLimits, Reservation, Service, ServiceConfig,
+    TriageStore,
 };
 use auditlake_ingest::kafka::{AlertPublisher, KafkaConfig, KafkaSource, KafkaStatus};
 use auditlake_ingest::webhook::{self, DurableSink, WebhookState};
@@ -90,7 +91,11 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let auth = auth(&args, addr, tls.as_ref())?;
-    let pack = crate::rules::load(&args.pipeline.rules, settings)?;
+    let mut rules = args.pipeline.rules.clone();
+    if let Some(file) = args.exceptions_file.as_ref().filter(|f| f.exists()) {
+        rules.dirs.push(file.clone());
+    }
+    let pack = crate::rules::load(&rules, settings)?;
     let engine = (!args.pipeline.no_rules).then(|| RuleEngine::new(&pack));
     let metrics = PrometheusBuilder::new()
         .install_recorder()
@@ -276,11 +281,12 @@ fn auth(args: &ServeArgs, addr: SocketAddr, tls: Option<&Tls>) -> anyhow::Result
     let client_scopes = args
         .tls_client_scopes
         .iter()
-        .map(|s| match s.as_str() {
-            "ingest" => Ok(Scope::Ingest),
-            "query" => Ok(Scope::Query),
-            "admin" => Ok(Scope::Admin),
-            other => bail!("--tls-client-scopes: unknown scope {other:?} (ingest, query, admin)"),
+        .map(|s| {
+            Scope::parse(s).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--tls-client-scopes: unknown scope {s:?} (ingest, query, triage, admin)"
+                )
+            })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let client_certs = tls.is_some_and(|t| t.verifies_clients());
@@ -324,7 +330,17 @@ fn app(
     };
     let query = QueryEngine::open_shared(data_dir, limits, service.shared())
         .context("opening the query engine")?;
+    let triage = Arc::new(
+        TriageStore::open(data_dir)
+            .with_context(|| format!("opening the triage log in {}", data_dir.display()))?,
+    );
+    query
+        .register_triage(Arc::clone(&triage))
+        .context("registering the triage tables")?;
     let mut state = ApiState::new(Arc::new(query), pack, auth);
+    state.triage = Some(triage);
+    state.data_dir = Some(data_dir.to_path_buf());
+    state.exceptions_file = args.exceptions_file.clone();
     state.service = Some(Arc::clone(&service));
     state.metrics = Some(metrics);
     state.sources = sources;

@@ -13,7 +13,7 @@ use datafusion::datasource::object_store::ObjectStoreUrl;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 
 use crate::error::{Error, Result};
@@ -58,25 +58,6 @@ pub struct QueryResult {
     pub batches: Vec<RecordBatch>,
     /// Whether `max_rows` cut the result.
     pub truncated: bool,
-}
-
-/// Filters of `GET /v1/alerts`, all optional.
-#[derive(Debug, Clone, Default)]
-pub struct AlertFilter {
-    /// Alerts on events at or after this time (µs since the epoch).
-    pub since: Option<i64>,
-    /// Alerts on events before this time (µs since the epoch).
-    pub until: Option<i64>,
-    /// Only this rule id.
-    pub rule: Option<String>,
-    /// Only this severity.
-    pub severity: Option<String>,
-    /// Only this category.
-    pub category: Option<String>,
-    /// Only this cluster.
-    pub cluster: Option<String>,
-    /// Newest this many.
-    pub limit: usize,
 }
 
 /// Whether a session keeps the Parquet footers it has read.
@@ -222,43 +203,23 @@ impl QueryEngine {
         self.bounded(run).await
     }
 
-    /// The newest alerts matching `filter`, newest first.
-    pub async fn alerts(&self, filter: &AlertFilter) -> Result<QueryResult> {
-        use datafusion::prelude::{col, lit};
+    /// Runs the query `build` makes of the table `table` (filters, sorts, aggregates built as
+    /// DataFusion expressions, so no value is spliced into SQL text), under the same limits as
+    /// [`QueryEngine::query`]. With `sql`, also gives the plan back as SQL, to show what ran.
+    pub async fn frame(
+        &self,
+        table: &str,
+        build: impl FnOnce(DataFrame) -> datafusion::error::Result<DataFrame>,
+    ) -> Result<(QueryResult, String)> {
         let _files = self.hold_files().await;
         let run = async {
-            let mut frame = self.ctx.table("alerts").await?;
-            let time = |micros: i64| {
-                lit(datafusion::common::ScalarValue::TimestampMicrosecond(
-                    Some(micros),
-                    Some("UTC".into()),
-                ))
-            };
-            if let Some(since) = filter.since {
-                frame = frame.filter(col(alert::EVENT_TIME).gt_eq(time(since)))?;
-            }
-            if let Some(until) = filter.until {
-                frame = frame.filter(col(alert::EVENT_TIME).lt(time(until)))?;
-            }
-            for (name, value) in [
-                (alert::RULE_ID, &filter.rule),
-                (alert::SEVERITY, &filter.severity),
-                (alert::CATEGORY, &filter.category),
-                (alert::CLUSTER, &filter.cluster),
-            ] {
-                if let Some(value) = value {
-                    frame = frame.filter(col(name).eq(lit(value.as_str())))?;
-                }
-            }
-            let frame = frame
-                .sort(vec![
-                    col(alert::EVENT_TIME).sort(false, false),
-                    col(alert::ALERT_ID).sort(true, false),
-                ])?
-                .limit(0, Some(filter.limit))?;
+            let frame = build(self.ctx.table(table).await?)?;
+            let sql = datafusion::sql::unparser::plan_to_sql(frame.logical_plan())
+                .map(|s| s.to_string())
+                .unwrap_or_default();
             let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
             let stream = frame.execute_stream().await?;
-            self.collect(schema, stream).await
+            Ok((self.collect(schema, stream).await?, sql))
         };
         self.bounded(run).await
     }

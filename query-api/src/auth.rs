@@ -1,7 +1,7 @@
 //! Who may call what: bearer tokens with scopes, and client certificates the TLS layer verified.
 //!
 //! Tokens are configured as lines `NAME SCOPES TOKEN` (scopes comma-separated from `ingest`,
-//! `query`, `admin`; `admin` implies the others). Only a SHA-256 digest of each token is kept, and
+//! `query`, `triage`, `admin`; `admin` implies the others). Only a SHA-256 digest of each token is kept, and
 //! a presented token is compared against every digest in constant time, so neither timing nor
 //! a memory dump reveals a token.
 
@@ -23,6 +23,8 @@ pub enum Scope {
     Ingest,
     /// Run SQL, read alerts and rules.
     Query,
+    /// Change alerts' triage state and add exceptions from false positives.
+    Triage,
     /// Everything, and `/metrics`.
     Admin,
 }
@@ -33,14 +35,17 @@ impl Scope {
         match self {
             Scope::Ingest => "ingest",
             Scope::Query => "query",
+            Scope::Triage => "triage",
             Scope::Admin => "admin",
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    /// The scope named `s`.
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "ingest" => Some(Scope::Ingest),
             "query" => Some(Scope::Query),
+            "triage" => Some(Scope::Triage),
             "admin" => Some(Scope::Admin),
             _ => None,
         }
@@ -120,7 +125,7 @@ impl Auth {
                 .map(|s| {
                     Scope::parse(s).ok_or_else(|| {
                         format!(
-                            "entry {}: unknown scope `{s}` (ingest, query, admin)",
+                            "entry {}: unknown scope `{s}` (ingest, query, triage, admin)",
                             i + 1
                         )
                     })

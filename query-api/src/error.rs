@@ -17,6 +17,12 @@ pub enum ApiError {
     /// Valid credentials without the scope the route needs.
     #[error("this credential lacks the `{0}` scope")]
     Forbidden(&'static str),
+    /// What the request names does not exist (an alert id).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request cannot be done with the server as configured.
+    #[error("{0}")]
+    Conflict(String),
     /// The body is over the size limit (counted after decompression).
     #[error("request body over the {limit_bytes}-byte limit")]
     PayloadTooLarge {
@@ -53,6 +59,8 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -1,8 +1,9 @@
 //! The investigator's HTTP surface of auditlake.
 //!
-//! [`router`] serves `POST /v1/query` (read-only SQL through
+//! [`router`] serves the investigator console at `/`, `POST /v1/query` (read-only SQL through
 //! [`auditlake_engine::QueryEngine`], answered as JSON, CSV or an Arrow IPC stream),
-//! `GET /v1/alerts`, `GET /v1/rules`, `GET /healthz`, `/readyz` and `/metrics`. Every failure is an
+//! `GET /v1/alerts` (and `/summary`, `/{id}`, triage with `PATCH /v1/alerts/{id}`),
+//! `GET /v1/events`, `GET /v1/rules`, `GET /v1/status`, `GET /healthz`, `/readyz` and `/metrics`. Every failure is an
 //! [`ApiError`], a JSON `{"error": ...}` with a fitting status. [`auth`] checks bearer tokens (and
 //! client certificates the server has verified) against the scope each route needs. The crate
 //! starts no server, parses no flags and reads no environment: the binary does that.
@@ -11,7 +12,11 @@
 //! - [`state`]: [`ApiState`], what every handler shares.
 //! - [`auth`]: tokens, scopes and the middleware that checks them.
 //! - `query`: `POST /v1/query`.
-//! - `alerts`: `GET /v1/alerts` and `GET /v1/rules`.
+//! - `alerts`: `GET /v1/alerts`, `/v1/alerts/summary` and `GET /v1/rules`.
+//! - `alert`: one alert with its event and context, its triage, exceptions from it.
+//! - `events`: `GET /v1/events`, events with facets and a histogram.
+//! - `params`: query-string filters, filter expressions and histograms the routes share.
+//! - `console`: the console's embedded files.
 //! - `health`: `GET /healthz`, `/readyz`, `/metrics`.
 //! - [`format`]: query results as JSON rows, CSV or Arrow IPC (shared with the CLI).
 //! - [`error`]: the [`ApiError`] type.
@@ -25,18 +30,22 @@
 //! ```
 #![warn(missing_docs)]
 
+mod alert;
 mod alerts;
 pub mod auth;
+mod console;
 pub mod error;
 pub mod format;
+mod events;
 mod health;
 pub mod log;
+mod params;
 mod query;
 pub mod state;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 
 pub use auth::{Auth, ClientIdentity, Scope};
 pub use error::ApiError;
@@ -49,18 +58,33 @@ pub fn router(state: ApiState) -> Router {
     let query = Router::new()
         .route("/v1/query", post(query::run))
         .route("/v1/alerts", get(alerts::list))
+        .route("/v1/alerts/summary", get(alerts::summary))
+        .route("/v1/alerts/{id}", get(alert::detail))
+        .route("/v1/alerts/{id}/exception", get(alert::exception_preview))
+        .route("/v1/events", get(events::list))
         .route("/v1/rules", get(alerts::rules))
+        .route("/v1/status", get(health::status))
         .route_layer(from_fn_with_state(
             (auth.clone(), Scope::Query),
+            auth::require,
+        ));
+    let triage = Router::new()
+        .route("/v1/alerts/{id}", patch(alert::triage))
+        .route("/v1/alerts/{id}/exception", post(alert::exception_append))
+        .route_layer(from_fn_with_state(
+            (auth.clone(), Scope::Triage),
             auth::require,
         ));
     let admin = Router::new()
         .route("/metrics", get(health::metrics))
         .route_layer(from_fn_with_state((auth, Scope::Admin), auth::require));
     Router::new()
+        .route("/", get(console::index))
+        .route("/console/{name}", get(console::asset))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(query)
+        .merge(triage)
         .merge(admin)
         .with_state(state)
 }

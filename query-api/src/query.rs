@@ -61,13 +61,7 @@ pub(crate) async fn run(
         ApiError::BadRequest(format!("the body must be JSON {{\"sql\": \"...\"}}: {e}"))
     })?;
     let encoding = Encoding::from_accept(&headers);
-    let _slot = tokio::time::timeout(state.queue_wait, state.query_slots.acquire())
-        .await
-        .map_err(|_| ApiError::Busy {
-            reason: "too many queries running".into(),
-            retry_after_secs: 5,
-        })?
-        .map_err(ApiError::internal)?;
+    let _slot = state.query_slot().await?;
 
     let started = Instant::now();
     let result = state.query.query(&request.sql).await;

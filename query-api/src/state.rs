@@ -1,14 +1,16 @@
 //! [`ApiState`]: what every handler shares, built once by the binary.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auditlake_engine::{QueryEngine, Readiness, Service};
+use auditlake_engine::{QueryEngine, Readiness, Service, TriageStore};
 use auditlake_rules::CompiledPack;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Semaphore;
 
 use crate::auth::Auth;
+use crate::error::ApiError;
 
 /// Shared state of the API routes.
 #[derive(Clone)]
@@ -29,6 +31,13 @@ pub struct ApiState {
     pub queue_wait: Duration,
     /// Sources whose health `/readyz` reports besides the writer's (the Kafka consumer).
     pub sources: Vec<Arc<dyn SourceHealth>>,
+    /// Investigators' verdicts on alerts; `None` when the server keeps none (then triage
+    /// requests are refused).
+    pub triage: Option<Arc<TriageStore>>,
+    /// The data directory, whose sizes `/v1/status` reports; `None` when not local.
+    pub data_dir: Option<PathBuf>,
+    /// The rules file false-positive exceptions are appended to, when the server was given one.
+    pub exceptions_file: Option<PathBuf>,
 }
 
 /// A source of events that `/readyz` reports on.
@@ -51,7 +60,21 @@ impl ApiState {
             query_slots: Arc::new(Semaphore::new(4)),
             queue_wait: Duration::from_secs(10),
             sources: Vec::new(),
+            triage: None,
+            data_dir: None,
+            exceptions_file: None,
         }
+    }
+
+    /// One of the query slots, waiting up to [`ApiState::queue_wait`] for it.
+    pub async fn query_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        tokio::time::timeout(self.queue_wait, self.query_slots.acquire())
+            .await
+            .map_err(|_| ApiError::Busy {
+                reason: "too many queries running".into(),
+                retry_after_secs: 5,
+            })?
+            .map_err(ApiError::internal)
     }
 
     /// Whether the writer (if any) has replayed its log.
