@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use auditlake_engine::{
-    AlertHook, Instance, QueryEngine, QueryLimits, Reservation, Service, ServiceConfig,
-    TriageStore,
+    AlertHook, Instance, QueryEngine, QueryLimits, Reservation, Service, ServiceConfig, TriageStore,
 };
 use auditlake_ingest::kafka::{AlertPublisher, KafkaConfig, KafkaSource, KafkaStatus};
 use auditlake_ingest::webhook::{self, DurableSink, WebhookState};

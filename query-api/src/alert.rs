@@ -170,14 +170,24 @@ pub(crate) async fn detail(
         Some(user) => (event::USER_NAME, Some(user)),
         None => (event::SOURCE_IP, found.text(alert::SOURCE_IP)),
     };
-    let window = || time_range(event::EVENT_TIME, Some(t - minutes * MINUTE), Some(t + minutes * MINUTE));
+    let window = || {
+        time_range(
+            event::EVENT_TIME,
+            Some(t - minutes * MINUTE),
+            Some(t + minutes * MINUTE),
+        )
+    };
     let same_identity = |column: &str| match &identity {
         Some(v) => col(column).eq(lit(v.as_str())),
         None => col(column).is_null(),
     };
 
     let trigger = {
-        let mut f = time_range(event::EVENT_TIME, Some(t - 10 * MINUTE), Some(t + 10 * MINUTE));
+        let mut f = time_range(
+            event::EVENT_TIME,
+            Some(t - 10 * MINUTE),
+            Some(t + 10 * MINUTE),
+        );
         f.push(col(event::AUDIT_ID).eq(lit(found.text(alert::AUDIT_ID).unwrap_or_default())));
         events(&state, f, 10, true)
     };
@@ -191,7 +201,11 @@ pub(crate) async fn detail(
         if evidence_ids.is_empty() {
             return Ok((serde_json::json!([]), false));
         }
-        let mut f = time_range(event::EVENT_TIME, Some(t - EVIDENCE_LOOKBACK), Some(t + MINUTE));
+        let mut f = time_range(
+            event::EVENT_TIME,
+            Some(t - EVIDENCE_LOOKBACK),
+            Some(t + MINUTE),
+        );
         f.push(col(event::AUDIT_ID).in_list(evidence_ids, false));
         events(&state, f, MAX_EVIDENCE, false).await
     };
@@ -201,7 +215,11 @@ pub(crate) async fn detail(
         events(&state, f, limit, false)
     };
     let context_alerts = async {
-        let mut f = time_range(alert::EVENT_TIME, Some(t - minutes * MINUTE), Some(t + minutes * MINUTE));
+        let mut f = time_range(
+            alert::EVENT_TIME,
+            Some(t - minutes * MINUTE),
+            Some(t + minutes * MINUTE),
+        );
         f.push(same_identity(identity_column));
         let (result, _) = state
             .query
@@ -329,13 +347,19 @@ fn exception(found: &Found, id: &str, fields: &[String]) -> Result<serde_json::V
             )));
         }
         values.push(found.text(field).ok_or_else(|| {
-            ApiError::BadRequest(format!("the alert has no {field}, so it cannot be matched on"))
+            ApiError::BadRequest(format!(
+                "the alert has no {field}, so it cannot be matched on"
+            ))
         })?);
     }
     if fields.is_empty() {
         return Err(ApiError::BadRequest("choose at least one field".into()));
     }
-    let short: String = id.chars().filter(char::is_ascii_alphanumeric).take(12).collect();
+    let short: String = id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect();
     Ok(serde_json::json!({
         "rule": found.text(alert::RULE_ID).unwrap_or_default(),
         "name": format!("triage-{short}"),

@@ -36,7 +36,11 @@ const TEXT_COLUMNS: [&str; 5] = [
 
 /// The filters of `params` as expressions over `alerts`.
 fn filters(state: &ApiState, params: &Params) -> Result<Vec<Expr>, ApiError> {
-    let mut out = time_range(alert::EVENT_TIME, params.time("since")?, params.time("until")?);
+    let mut out = time_range(
+        alert::EVENT_TIME,
+        params.time("since")?,
+        params.time("until")?,
+    );
     for (key, column) in [
         ("rule", alert::RULE_ID),
         ("severity", alert::SEVERITY),
@@ -105,7 +109,13 @@ pub(crate) fn triage_of(
         if let Some(column) = batch.column_by_name(alert::ALERT_ID) {
             let column = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8)
                 .map_err(ApiError::internal)?;
-            ids.extend(column.as_string::<i32>().iter().flatten().map(str::to_string));
+            ids.extend(
+                column
+                    .as_string::<i32>()
+                    .iter()
+                    .flatten()
+                    .map(str::to_string),
+            );
         }
     }
     let found: HashMap<_, _> = store.current_of(ids.iter().map(String::as_str))?;
@@ -207,7 +217,10 @@ mod tests {
         )
         .expect("filter");
         assert_eq!(p.get("rule"), Some("exec-into-pod"));
-        assert_eq!(p.count("limit", DEFAULT_LIMIT, MAX_LIMIT).expect("limit"), 5);
+        assert_eq!(
+            p.count("limit", DEFAULT_LIMIT, MAX_LIMIT).expect("limit"),
+            5
+        );
         assert!(p.time("since").expect("since").is_some());
         let bad = Params::parse(Some("limit=0"), &FILTERS).expect("parsed");
         assert!(bad.count("limit", DEFAULT_LIMIT, MAX_LIMIT).is_err());

@@ -14,8 +14,16 @@ connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 /// Every asset: its name under `/console/`, its type and its bytes.
 const ASSETS: [(&str, &str, &str); 12] = [
-    ("index.html", "text/html; charset=utf-8", include_str!("../console/index.html")),
-    ("style.css", "text/css; charset=utf-8", include_str!("../console/style.css")),
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_str!("../console/index.html"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../console/style.css"),
+    ),
     ("app.js", JS, include_str!("../console/app.js")),
     ("api.js", JS, include_str!("../console/api.js")),
     ("ui.js", JS, include_str!("../console/ui.js")),
@@ -25,7 +33,11 @@ const ASSETS: [(&str, &str, &str); 12] = [
     ("explore.js", JS, include_str!("../console/explore.js")),
     ("sql.js", JS, include_str!("../console/sql.js")),
     ("rules.js", JS, include_str!("../console/rules.js")),
-    ("favicon.svg", "image/svg+xml", include_str!("../console/favicon.svg")),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../console/favicon.svg"),
+    ),
 ];
 const JS: &str = "text/javascript; charset=utf-8";
 
@@ -47,7 +59,10 @@ fn serve(name: &str) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response

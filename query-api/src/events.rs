@@ -45,7 +45,11 @@ fn known() -> Vec<&'static str> {
 
 /// The filters of `params` as expressions over `events`.
 fn filters(params: &Params) -> Result<Vec<Expr>, ApiError> {
-    let mut out = time_range(event::EVENT_TIME, params.time("since")?, params.time("until")?);
+    let mut out = time_range(
+        event::EVENT_TIME,
+        params.time("since")?,
+        params.time("until")?,
+    );
     for column in FACETS.iter().chain(&OTHER_FILTERS) {
         let Some(value) = params.get(column) else {
             continue;

@@ -2,7 +2,7 @@
 //! DataFusion expressions (values are literals, never SQL text), and the time histogram.
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::ScalarValue;
 use datafusion::prelude::{DataFrame, Expr, col, lit};
 
@@ -109,10 +109,7 @@ pub(crate) fn contains_text(columns: &[&str], text: &str) -> Expr {
 }
 
 /// Every filter of `filters` and-ed onto `frame`.
-pub(crate) fn filtered(
-    frame: DataFrame,
-    filters: &[Expr],
-) -> datafusion::error::Result<DataFrame> {
+pub(crate) fn filtered(frame: DataFrame, filters: &[Expr]) -> datafusion::error::Result<DataFrame> {
     match filters.iter().cloned().reduce(Expr::and) {
         Some(all) => frame.filter(all),
         None => Ok(frame),
@@ -182,7 +179,7 @@ pub(crate) async fn histogram(
                 .await?;
             let value = |i: usize| {
                 bounds.batches.first().and_then(|b| {
-                    let a = b.column(i).as_primitive::<TimestampMicrosecondType>();
+                    let a = b.column(i).as_primitive_opt::<TimestampMicrosecondType>()?;
                     (!a.is_null(0)).then(|| a.value(0))
                 })
             };
@@ -209,8 +206,19 @@ pub(crate) async fn histogram(
         .await?;
     let mut buckets = Vec::new();
     for batch in &result.batches {
-        let start = batch.column(0).as_primitive::<TimestampMicrosecondType>();
-        let n = batch.column(1).as_primitive::<Int64Type>();
+        // The bucket's type follows the time column's; read it as µs whatever it is.
+        let start = arrow::compute::cast(
+            batch.column(0),
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        )
+        .map_err(ApiError::internal)?;
+        let start = start
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(|| ApiError::internal("histogram bucket is not a time"))?;
+        let n = batch
+            .column(1)
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| ApiError::internal("histogram count is not an integer"))?;
         for i in 0..batch.num_rows() {
             buckets.push(serde_json::json!({
                 "start_ms": start.value(i) / 1000,

@@ -109,6 +109,10 @@ pub fn rules_json(pack: &CompiledPack) -> serde_json::Value {
                     "group_by": t.group_by,
                     "distinct": t.distinct,
                 })),
+                "examples": {
+                    "fires": serde_json::to_value(&d.examples.fires).unwrap_or_default(),
+                    "silent": serde_json::to_value(&d.examples.silent).unwrap_or_default(),
+                },
                 "source": r.file,
             })
         })
