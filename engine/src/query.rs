@@ -188,6 +188,15 @@ impl QueryEngine {
         Ok(())
     }
 
+    /// Registers the triage tables of the data directory `data_dir` when it has a triage log
+    /// (a server wrote one); a query-only process creates nothing.
+    pub fn register_triage_if_kept(&self, data_dir: &Path) -> Result<()> {
+        if crate::triage::TriageStore::exists(data_dir) {
+            self.register_triage(Arc::new(crate::triage::TriageStore::open(data_dir)?))?;
+        }
+        Ok(())
+    }
+
     /// The limits queries run under.
     pub fn limits(&self) -> &QueryLimits {
         &self.limits

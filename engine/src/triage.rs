@@ -140,6 +140,11 @@ impl TriageStore {
         Ok(store)
     }
 
+    /// Whether `data_dir` has a triage log.
+    pub fn exists(data_dir: &Path) -> bool {
+        data_dir.join(TRIAGE_DIR).join(LOG_FILE).is_file()
+    }
+
     /// The state, with every change appended by anyone up to now read in.
     fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());

@@ -49,7 +49,7 @@ export async function render(root, params) {
       if (!tables.has(c.table_name)) tables.set(c.table_name, []);
       tables.get(c.table_name).push(c);
     }
-    side.replaceChildren(...[...tables].map(([t, cs]) => h('details', { open: t === 'events' || t === 'alerts' ? undefined : false },
+    side.replaceChildren(...[...tables].map(([t, cs]) => h('details', { open: t === 'events' || t === 'alerts' },
       h('summary', {}, t),
       h('ul', {}, cs.map((c) => h('li', {}, h('button', { type: 'button', class: 'link', title: c.data_type, onclick: () => insert(editor, c.column_name) }, c.column_name), ' ', h('span', { class: 'muted' }, c.data_type.replace(/\(.*/, ''))))))));
   }).catch((err) => side.replaceChildren(errorBox(err)));

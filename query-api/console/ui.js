@@ -116,7 +116,7 @@ export function dataTable(columns, rows, { pageSize = 50, render, rowClass, onRo
       h('button', { type: 'button', disabled: page === 0, onclick: () => { page -= 1; draw(); } }, '‹ Previous'),
       ` Page ${page + 1} of ${pages} `,
       h('button', { type: 'button', disabled: page >= pages - 1, onclick: () => { page += 1; draw(); } }, 'Next ›')) : null;
-    wrap.replaceChildren(h('table', { class: 'data' }, h('thead', {}, head), h('tbody', {}, body)), pager);
+    wrap.replaceChildren(...[h('table', { class: 'data' }, h('thead', {}, head), h('tbody', {}, body)), pager].filter(Boolean));
   };
   draw();
   return wrap;

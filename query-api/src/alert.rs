@@ -182,18 +182,21 @@ pub(crate) async fn detail(
         None => col(column).is_null(),
     };
 
+    let trigger_id = found.text(alert::AUDIT_ID).unwrap_or_default();
     let trigger = {
         let mut f = time_range(
             event::EVENT_TIME,
             Some(t - 10 * MINUTE),
             Some(t + 10 * MINUTE),
         );
-        f.push(col(event::AUDIT_ID).eq(lit(found.text(alert::AUDIT_ID).unwrap_or_default())));
+        f.push(col(event::AUDIT_ID).eq(lit(trigger_id.as_str())));
         events(&state, f, 10, true)
     };
+    // The other events behind a threshold or sequence alert (the triggering one is shown above).
     let evidence_ids: Vec<Expr> = found
         .evidence()
         .into_iter()
+        .filter(|id| *id != trigger_id)
         .take(MAX_EVIDENCE)
         .map(lit)
         .collect();

@@ -2,6 +2,7 @@
 
 mod alerts;
 mod bad_input;
+mod console;
 mod derived;
 mod kafka;
 mod pruning;

@@ -18,12 +18,22 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_on("127.0.0.1:0", data_dir, args, env)
+    }
+
+    /// Like [`Server::start`], listening on `listen` (to come back on the same address).
+    pub(crate) fn start_on(
+        listen: &str,
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_auditlake"));
         command
             .arg("--data-dir")
             .arg(data_dir)
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(args)
             .env_remove("AUDITLAKE_TOKENS")
             .env("RUST_LOG", "info")
