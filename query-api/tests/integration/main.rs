@@ -1,6 +1,7 @@
 //! Integration tests of the query API: every route in-process over a lake built from
 //! `sample-logs/`.
 
+mod console;
 mod routes;
 
 use std::path::Path;
