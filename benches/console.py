@@ -7,6 +7,7 @@ import os
 import statistics
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -42,8 +43,11 @@ def call(base, path, params=None, body=None):
     request = urllib.request.Request(url, data=data, headers={
         "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
     started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=120) as response:
-        payload = json.load(response)
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            payload = json.load(response)
+    except urllib.error.HTTPError as e:
+        raise SystemExit(f"{url}: {e.code} {e.read().decode(errors='replace')}")
     return (time.perf_counter() - started) * 1000, payload
 
 
@@ -69,18 +73,20 @@ def run(base):
     print(f"lake: {total} events, {alerts} alerts, newest event {newest}\n")
     print("| console call | cold ms | warm median ms | warm max ms |")
     print("| --- | --- | --- | --- |")
-    timed("alerts view: summary + newest 100", [("/v1/alerts/summary", None), ("/v1/alerts", None)])
-    timed("alerts view, severity=high, last 24 h", [
-        ("/v1/alerts/summary", {"severity": "high", "since": "24h"}),
-        ("/v1/alerts", {"severity": "high", "since": "24h"})])
+    timed("alerts view: summary + newest 100, all time", [("/v1/alerts/summary", None), ("/v1/alerts", None)])
+    end = datetime.datetime.fromisoformat(newest.replace("Z", "+00:00"))
+    day = (end - datetime.timedelta(hours=24)).isoformat().replace("+00:00", "Z")
+    timed("alerts view, severity=high, the lake's last 24 h", [
+        ("/v1/alerts/summary", {"severity": "high", "since": day}),
+        ("/v1/alerts", {"severity": "high", "since": day})])
     timed("alerts view, text search `exec`", [
         ("/v1/alerts/summary", {"q": "exec"}), ("/v1/alerts", {"q": "exec"})])
     picks = {
         "newest alert": sql(base, "SELECT alert_id, event_time FROM alerts ORDER BY event_time DESC LIMIT 1"),
         "an exec alert": sql(base, "SELECT alert_id, event_time FROM alerts WHERE category = 'exec' ORDER BY event_time DESC LIMIT 1"),
-        "an alert of the busiest user": sql(base, """
+        "an alert of the user with the most alerts": sql(base, """
             SELECT alert_id, event_time FROM alerts WHERE user_name = (
-              SELECT user_name FROM events GROUP BY user_name ORDER BY count(*) DESC LIMIT 1)
+              SELECT user_name FROM alerts GROUP BY user_name ORDER BY count(*) DESC LIMIT 1)
             ORDER BY event_time DESC LIMIT 1"""),
     }
     for name, rows in picks.items():
@@ -94,7 +100,6 @@ def run(base):
         label = (f"alert detail + ±30 min context, {name} ({len(context['events'])}"
                  f"{'+' if context['truncated'] else ''} requests)")
         timed(label, [(path, {"time": alert["event_time"]})])
-    end = datetime.datetime.fromisoformat(newest.replace("Z", "+00:00"))
     for hours in (1, 24):
         since = (end - datetime.timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
         timed(f"explore: {hours} h with facets and histogram", [("/v1/events", {"since": since})])

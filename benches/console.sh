@@ -2,7 +2,7 @@
 # Times the HTTP calls the console's pages make, against `auditlake serve` over a lake of
 # generated traffic (10M events unless --events N): the alerts view (its summary and list, bare
 # and filtered), an alert's detail with the ±30 min context timeline (the newest alert, an exec
-# alert, and an alert of the busiest user), and Explore over an hour and a day. Each call once
+# alert, and an alert of the user with the most alerts), and Explore over an hour and a day. Each call once
 # cold, then nine times; prints a Markdown table of milliseconds.
 #
 # Usage: bash benches/console.sh [--events N] [--seed N]
