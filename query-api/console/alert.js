@@ -56,7 +56,7 @@ function pivots(a, context) {
   const out = [];
   if (a.user_name) out.push(link('explore', { ...around, user_name: a.user_name }, 'same user'));
   if (a.source_ip) out.push(link('explore', { ...around, source_ip: a.source_ip }, 'same source IP'));
-  if (a.name) out.push(link('explore', { ...around, namespace: a.namespace, resource: a.resource, name: a.name }, 'same object'));
+  if (a.name && a.resource !== 'pods') out.push(link('explore', { ...around, namespace: a.namespace, resource: a.resource, name: a.name }, 'same object'));
   if (a.resource === 'pods' && a.name) out.push(link('explore', { ...around, namespace: a.namespace, resource: 'pods', name: a.name }, 'same pod'));
   if (a.user_agent) out.push(link('explore', { ...around, user_agent: a.user_agent }, 'same user agent'));
   return h('p', { class: 'pivots', id: 'pivots' }, 'Pivot to: ', out.flatMap((l, i) => (i ? [' · ', l] : [l])));
@@ -124,7 +124,13 @@ export async function render(root, params, id) {
   const data = await api.alert(id, { time: params.time, minutes });
   const a = data.alert;
   const rule = data.rule || {};
-  const alerting = new Map((data.context.alerts || []).map((x) => [x.audit_id, x]));
+  // The rules that fired on each request of the window (several may fire on one).
+  const alerting = new Map();
+  for (const x of data.context.alerts || []) {
+    const rules = alerting.get(x.audit_id) || [];
+    if (!rules.includes(x.rule_id)) rules.push(x.rule_id);
+    alerting.set(x.audit_id, rules);
+  }
   const header = h('div', { class: 'alert-head' },
     h('p', {}, link('alerts', {}, '‹ Alerts')),
     h('h1', { id: 'alert-title' }, severityBadge(a.severity), ' ', a.rule_title),
@@ -147,10 +153,10 @@ export async function render(root, params, id) {
   const ctx = data.context;
   const windowSelect = h('select', { id: 'context-minutes' }, [5, 15, 30, 60, 240, 1440].map((m) => h('option', { value: m, selected: String(m) === String(ctx.minutes) }, `±${m} min`)));
   windowSelect.addEventListener('change', () => go(`alert/${encodeURIComponent(id)}`, { ...params, minutes: windowSelect.value }));
-  const timeline = dataTable(['', ...TIMELINE], ctx.events.map((e) => ({ ...e, '': alerting.has(e.audit_id) ? alerting.get(e.audit_id).rule_id : '' })), {
+  const timeline = dataTable(['alert', ...TIMELINE], ctx.events.map((e) => ({ ...e, alert: alerting.has(e.audit_id) ? alerting.get(e.audit_id).join(', ') : '' })), {
     pageSize: 100,
     rowClass: (e) => (e.audit_id === a.audit_id ? 'alerting this' : alerting.has(e.audit_id) ? 'alerting' : undefined),
-    render: (c, e) => (c === '' ? (e[''] ? h('span', { class: 'flag', title: e[''] }, '⚑ ', e['']) : '') : c === 'event_time' ? fmtTime(e.event_time) : undefined),
+    render: (c, e) => (c === 'alert' ? (e.alert ? h('span', { class: 'flag', title: e.alert }, '⚑ ', e.alert) : '') : c === 'event_time' ? fmtTime(e.event_time) : undefined),
   });
   const contextBox = section(`Context: ${ctx.identity_column === 'user_name' ? 'user' : 'source IP'} ${ctx.identity ?? '(none)'}`,
     h('p', { class: 'muted' }, `${ctx.events.length}${ctx.truncated ? '+' : ''} requests from ${fmtTime(ctx.since_ms)} to ${fmtTime(ctx.until_ms)}, oldest first; flagged rows raised alerts. Window `, windowSelect),

@@ -75,7 +75,7 @@ impl Driver {
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--disable-quic", "--window-size=1400,1000",
+                    "--disable-sync", "--disable-quic", "--window-size=1400,1500",
                     format!("--user-data-dir={}", self._profile.path().display()),
                 ],
             }
