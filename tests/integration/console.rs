@@ -302,6 +302,7 @@ async fn an_investigator_triages_the_sample_alerts_in_a_real_browser() {
     );
     let facets = texts(&client, "#facets .facet").await.join("\n");
     assert!(facets.contains("mallory@example.com"), "{facets}");
+    screenshot(&client, "explore.png").await;
 
     // Resolving it survives a restart of the server.
     client.goto(&alert_url).await.expect("back to the alert");
