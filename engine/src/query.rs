@@ -214,7 +214,8 @@ impl QueryEngine {
 
     /// Runs the query `build` makes of the table `table` (filters, sorts, aggregates built as
     /// DataFusion expressions, so no value is spliced into SQL text), under the same limits as
-    /// [`QueryEngine::query`]. With `sql`, also gives the plan back as SQL, to show what ran.
+    /// [`QueryEngine::query`]. Also gives the plan back as SQL (empty if it has none), so that a
+    /// caller can show what ran.
     pub async fn frame(
         &self,
         table: &str,

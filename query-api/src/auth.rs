@@ -1,9 +1,9 @@
 //! Who may call what: bearer tokens with scopes, and client certificates the TLS layer verified.
 //!
 //! Tokens are configured as lines `NAME SCOPES TOKEN` (scopes comma-separated from `ingest`,
-//! `query`, `triage`, `admin`; `admin` implies the others). Only a SHA-256 digest of each token is kept, and
-//! a presented token is compared against every digest in constant time, so neither timing nor
-//! a memory dump reveals a token.
+//! `query`, `triage`, `admin`; `admin` implies the others). Only a SHA-256 digest of each token
+//! is kept, and a presented token is compared against every digest in constant time, so neither
+//! timing nor a memory dump reveals a token.
 
 use std::sync::Arc;
 

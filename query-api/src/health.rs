@@ -1,5 +1,6 @@
 //! `GET /healthz` (the process answers), `/readyz` (the write-ahead log is replayed, writes
-//! work and every source is connected) and `/metrics` (Prometheus text).
+//! work and every source is connected), `/metrics` (Prometheus text) and `/v1/status` (the same
+//! figures as JSON for the console, with the lake's sizes).
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};

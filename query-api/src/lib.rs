@@ -3,10 +3,11 @@
 //! [`router`] serves the investigator console at `/`, `POST /v1/query` (read-only SQL through
 //! [`auditlake_engine::QueryEngine`], answered as JSON, CSV or an Arrow IPC stream),
 //! `GET /v1/alerts` (and `/summary`, `/{id}`, triage with `PATCH /v1/alerts/{id}`),
-//! `GET /v1/events`, `GET /v1/rules`, `GET /v1/status`, `GET /healthz`, `/readyz` and `/metrics`. Every failure is an
-//! [`ApiError`], a JSON `{"error": ...}` with a fitting status. [`auth`] checks bearer tokens (and
-//! client certificates the server has verified) against the scope each route needs. The crate
-//! starts no server, parses no flags and reads no environment: the binary does that.
+//! `GET /v1/events`, `GET /v1/rules`, `GET /v1/status`, `GET /healthz`, `/readyz` and
+//! `/metrics`. Every failure is an [`ApiError`], a JSON `{"error": ...}` with a fitting status.
+//! [`auth`] checks bearer tokens (and client certificates the server has verified) against the
+//! scope each route needs. The crate starts no server, parses no flags and reads no environment:
+//! the binary does that.
 //!
 //! # Layout
 //! - [`state`]: [`ApiState`], what every handler shares.
@@ -17,7 +18,7 @@
 //! - `events`: `GET /v1/events`, events with facets and a histogram.
 //! - `params`: query-string filters, filter expressions and histograms the routes share.
 //! - `console`: the console's embedded files.
-//! - `health`: `GET /healthz`, `/readyz`, `/metrics`.
+//! - `health`: `GET /healthz`, `/readyz`, `/metrics`, `/v1/status`.
 //! - [`format`]: query results as JSON rows, CSV or Arrow IPC (shared with the CLI).
 //! - [`error`]: the [`ApiError`] type.
 //! - [`log`]: one structured log line per request.
