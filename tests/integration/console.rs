@@ -352,6 +352,21 @@ async fn an_investigator_triages_the_sample_alerts_in_a_real_browser() {
     wait_text(&client, "#sql-columns", |t| t.contains("exec_command")).await;
     screenshot(&client, "sql.png").await;
 
+    // The rules page lists the pack with alert counts; its health part reads the server's figures.
+    client
+        .goto(&format!("{base}/#/rules?since="))
+        .await
+        .expect("open rules");
+    let health = wait_text(&client, "#health", |t| t.contains("ready")).await;
+    assert!(health.contains("write-ahead log"), "{health}");
+    let listed = wait_text(&client, ".view-rules table", |t| {
+        t.contains("pod-exec-attach")
+    })
+    .await;
+    assert!(listed.contains("exec-from-public-ip"), "{listed}");
+    let rule_rows = texts(&client, ".view-rules table tbody tr").await;
+    assert!(rule_rows.len() >= 100, "{} rules listed", rule_rows.len());
+
     // Values from the hostile event are shown as text, and none of its script ran.
     client
         .goto(&format!("{base}/#/alerts?q=eve"))
