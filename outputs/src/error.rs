@@ -1,0 +1,24 @@
+//! Errors of alert delivery.
+
+/// What failed queueing or delivering alerts.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The outbox's log could not be written or read.
+    #[error("outbox {output}")]
+    Outbox {
+        /// The output it belongs to.
+        output: String,
+        /// Why.
+        source: auditlake_engine::Error,
+    },
+    /// An alert could not be turned into the JSON an output sends.
+    #[error("alert as JSON")]
+    Json {
+        /// Why.
+        source: arrow::error::ArrowError,
+    },
+}
+
+/// Results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
