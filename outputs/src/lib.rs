@@ -6,6 +6,10 @@
 //!
 //! # Layout
 //! - [`outbox`]: [`Outbox`], the durable, bounded queue of one output.
+//! - [`alertmanager`]: the body of Alertmanager's `POST /api/v2/alerts`.
+//! - [`webhook`]: the signature of the generic webhook, and its check.
+//! - [`slack`]: a Slack-compatible message.
+//! - [`syslog`]: RFC 5424 lines.
 //! - [`error`]: the [`Error`] type.
 //!
 //! # Example
@@ -21,8 +25,19 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod alertmanager;
 pub mod error;
 pub mod outbox;
+pub mod slack;
+pub mod syslog;
+pub mod webhook;
 
 pub use error::{Error, Result};
 pub use outbox::{Outbox, Queued};
+
+/// The text of an alert row's `key`, if it is a non-empty string.
+pub(crate) fn text<'r>(row: &'r serde_json::Value, key: &str) -> Option<&'r str> {
+    row.get(key)
+        .and_then(serde_json::Value::as_str)
+        .filter(|s| !s.is_empty())
+}
