@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`outbox`]: [`Outbox`], the durable, bounded queue of one output.
+//! - [`config`]: `[[alerts.outputs]]` tables, checked into [`config::Output`]s.
 //! - [`alertmanager`]: the body of Alertmanager's `POST /api/v2/alerts`.
 //! - [`webhook`]: the signature of the generic webhook, and its check.
 //! - [`slack`]: a Slack-compatible message.
@@ -26,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod alertmanager;
+pub mod config;
 pub mod error;
 pub mod outbox;
 pub mod slack;
