@@ -23,6 +23,21 @@ struct FileConfig {
     /// Cloud providers' range files, used when neither `--cloud-ranges` nor its variable is given.
     #[serde(default)]
     cloud_ranges: Vec<PathBuf>,
+    /// Where alerts are delivered.
+    #[serde(default)]
+    alerts: AlertsConfig,
+}
+
+/// The `[alerts]` section.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The console's address as people reach it (`https://auditlake.example`), for links in
+    /// delivered alerts.
+    pub console_url: Option<String>,
+    /// `[[alerts.outputs]]` tables.
+    #[serde(default)]
+    pub outputs: Vec<auditlake_outputs::config::OutputConfig>,
 }
 
 /// Settings every command shares.
@@ -35,6 +50,8 @@ pub struct Settings {
     pub threat_intel: Vec<PathBuf>,
     /// Cloud providers' range files from the config file; `--cloud-ranges` replaces them.
     pub cloud_ranges: Vec<PathBuf>,
+    /// Alert delivery from the config file.
+    pub alerts: AlertsConfig,
 }
 
 impl Settings {
@@ -52,6 +69,7 @@ impl Settings {
             cluster: file.cluster,
             threat_intel: file.threat_intel,
             cloud_ranges: file.cloud_ranges,
+            alerts: file.alerts,
         })
     }
 }

@@ -14,6 +14,7 @@ use auditlake_engine::{
 };
 use auditlake_ingest::kafka::{AlertPublisher, KafkaConfig, KafkaSource, KafkaStatus};
 use auditlake_ingest::webhook::{self, DurableSink, WebhookState};
+use auditlake_outputs::Delivery;
 use auditlake_query_api::{ApiState, Auth, Scope, SourceHealth};
 use auditlake_rules::RuleEngine;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -128,13 +129,25 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
         )),
         _ => None,
     };
-    let on_alerts = publisher.clone().map(|p| {
-        AlertHook(Arc::new(
-            move |alerts: &arrow::record_batch::RecordBatch| {
-                p.publish(alerts);
-            },
-        ))
-    });
+    let delivery = delivery(settings, data_dir)?;
+    let on_alerts = {
+        let publisher = publisher.clone();
+        let delivery = delivery.clone();
+        (publisher.is_some() || delivery.is_some()).then(|| {
+            AlertHook(Arc::new(
+                move |alerts: &arrow::record_batch::RecordBatch| {
+                    // Durable in every outbox before the events are acknowledged.
+                    if let Some(d) = &delivery {
+                        d.push(alerts).map_err(|e| format!("{e:#}"))?;
+                    }
+                    if let Some(p) = &publisher {
+                        p.publish(alerts);
+                    }
+                    Ok(())
+                },
+            ))
+        })
+    };
     let service = Arc::new(
         Service::start(
             data_dir,
@@ -171,9 +184,15 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
-    let health = source
+    let mut health: Vec<Arc<dyn SourceHealth>> = source
         .as_ref()
-        .map(|s| Arc::new(KafkaHealth(s.status())) as Arc<dyn SourceHealth>);
+        .map(|s| Arc::new(KafkaHealth(s.status())) as Arc<dyn SourceHealth>)
+        .into_iter()
+        .collect();
+    if let Some(d) = &delivery {
+        d.start(runtime.handle());
+        health.push(Arc::new(OutputsHealth(d.clone())));
+    }
     if pack.list_files().next().is_some() {
         runtime.spawn(watch_lists(pack.clone()));
     }
@@ -187,7 +206,7 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
             Running {
                 service: Arc::clone(&service),
                 metrics,
-                sources: health.into_iter().collect(),
+                sources: health,
             },
         )?;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -213,6 +232,51 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     served?;
     eprintln!("auditlake: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The outputs' outboxes, from the config file's `[[alerts.outputs]]`; `None` without any.
+fn delivery(settings: &Settings, data_dir: &Path) -> anyhow::Result<Option<Delivery>> {
+    if settings.alerts.outputs.is_empty() {
+        return Ok(None);
+    }
+    let mut outputs = Vec::new();
+    for table in &settings.alerts.outputs {
+        let output = table
+            .check()
+            .map_err(|e| anyhow::anyhow!("[[alerts.outputs]]: {e}"))?;
+        if outputs
+            .iter()
+            .any(|o: &auditlake_outputs::config::Output| o.name == output.name)
+        {
+            bail!(
+                "[[alerts.outputs]]: two outputs are named {:?}",
+                output.name
+            );
+        }
+        outputs.push(output);
+    }
+    let delivery = Delivery::open(data_dir, outputs, settings.alerts.console_url.clone())
+        .context("opening the alert outboxes")?;
+    Ok(Some(delivery))
+}
+
+/// The outputs in `/readyz`: shown, but a failing output does not make the server unready
+/// (ingest goes on, and its alerts wait in the outbox).
+struct OutputsHealth(Delivery);
+
+impl SourceHealth for OutputsHealth {
+    fn name(&self) -> &str {
+        "outputs"
+    }
+
+    fn check(&self) -> (bool, serde_json::Value) {
+        let mut detail = serde_json::Map::new();
+        for (name, ok, mut about) in self.0.health() {
+            about["sending"] = ok.into();
+            detail.insert(name, about);
+        }
+        (true, serde_json::Value::Object(detail))
+    }
 }
 
 /// How often IP list files (`--threat-intel`, rule lists with a `file`) are checked for changes.

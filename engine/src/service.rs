@@ -44,13 +44,20 @@ pub struct ServiceConfig {
     pub retention: Option<Duration>,
     /// Which server this is, when several share the data directory.
     pub instance: Instance,
-    /// Called with every batch of new alerts, on the pipeline thread: must not block.
+    /// Called with every batch of new alerts, on the pipeline thread, before the batch is
+    /// acknowledged: may sync to disk, must not wait on the network.
     pub on_alerts: Option<AlertHook>,
 }
 
-/// Receives new alerts as they are raised (say, to publish them); see [`ServiceConfig::on_alerts`].
+/// Receives new alerts as they are raised (say, to queue them for delivery); see
+/// [`ServiceConfig::on_alerts`]. It runs before the batch that raised them is acknowledged; an
+/// error (an outbox that cannot be written) fails the service as a failed lake write does, so
+/// nothing is acknowledged that the hook did not take.
 #[derive(Clone)]
-pub struct AlertHook(pub Arc<dyn Fn(&RecordBatch) + Send + Sync>);
+pub struct AlertHook(pub Arc<AlertFn>);
+
+/// What an [`AlertHook`] calls: new alerts in, why they could not be taken out.
+pub type AlertFn = dyn Fn(&RecordBatch) -> std::result::Result<(), String> + Send + Sync;
 
 impl std::fmt::Debug for AlertHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -444,8 +451,7 @@ impl PipelineThread {
         let hook = self.config.on_alerts.as_ref();
         let replayed = wal::replay(&self.wal_dir, before, |batch| {
             let done = pipeline.ingest(&batch)?;
-            record_ingest(&done, hook);
-            Ok(())
+            record_ingest(&done, hook)
         })?;
         self.pipeline.flush()?;
         wal::remove_replayed(&self.wal_dir, before)?;
@@ -465,8 +471,12 @@ impl PipelineThread {
         if !self.healthy() {
             return;
         }
-        match self.pipeline.ingest(batch) {
-            Ok(done) => record_ingest(&done, self.config.on_alerts.as_ref()),
+        match self
+            .pipeline
+            .ingest(batch)
+            .and_then(|done| record_ingest(&done, self.config.on_alerts.as_ref()))
+        {
+            Ok(()) => {}
             Err(e) => self.fail(&e),
         }
     }
@@ -496,15 +506,17 @@ impl PipelineThread {
     }
 }
 
-fn record_ingest(done: &crate::pipeline::Ingested, hook: Option<&AlertHook>) {
+fn record_ingest(done: &crate::pipeline::Ingested, hook: Option<&AlertHook>) -> Result<()> {
     metrics::counter!("auditlake_events_stored_total").increment(done.stats.stored);
     metrics::counter!("auditlake_events_duplicate_total").increment(done.stats.duplicates);
     let alerts = &done.alerts;
     if alerts.num_rows() == 0 {
-        return;
+        return Ok(());
     }
     if let Some(hook) = hook {
-        (hook.0)(alerts);
+        (hook.0)(alerts).map_err(|reason| Error::Unavailable {
+            reason: format!("queueing alerts for delivery: {reason}"),
+        })?;
     }
     let rules = column(alerts, alert::RULE_ID).as_string::<i32>();
     let severities = column(alerts, alert::SEVERITY).as_string::<i32>();
@@ -516,6 +528,7 @@ fn record_ingest(done: &crate::pipeline::Ingested, hook: Option<&AlertHook>) {
         )
         .increment(1);
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! `alert_id`).
 //!
 //! # Layout
+//! - [`deliver`]: [`Delivery`], every output's outbox and the task that sends from it.
 //! - [`outbox`]: [`Outbox`], the durable, bounded queue of one output.
 //! - [`config`]: `[[alerts.outputs]]` tables, checked into [`config::Output`]s.
 //! - [`alertmanager`]: the body of Alertmanager's `POST /api/v2/alerts`.
@@ -28,12 +29,14 @@
 
 pub mod alertmanager;
 pub mod config;
+pub mod deliver;
 pub mod error;
 pub mod outbox;
 pub mod slack;
 pub mod syslog;
 pub mod webhook;
 
+pub use deliver::Delivery;
 pub use error::{Error, Result};
 pub use outbox::{Outbox, Queued};
 

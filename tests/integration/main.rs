@@ -5,6 +5,7 @@ mod bad_input;
 mod console;
 mod derived;
 mod kafka;
+mod outputs;
 mod pruning;
 mod real_logs;
 mod redaction;
