@@ -1,6 +1,6 @@
 //! Alert delivery end to end: `auditlake serve` with a signed webhook output whose receiver is
-//! down while the server is killed (SIGKILL) and restarted; once the receiver is up, every alert
-//! arrives, every signature verifies.
+//! down while the server is killed (SIGKILL) and restarted (once the receiver is up, every alert
+//! arrives, every signature verifies), and with a real Prometheus Alertmanager.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -243,5 +243,167 @@ async fn every_alert_reaches_a_webhook_that_was_down_across_a_sigkill() {
         .await
         .expect("json");
     assert_eq!(ready["outputs"]["hook"]["sending"], true, "{ready}");
+    server.kill();
+}
+
+/// Alertmanager: `AUDITLAKE_ALERTMANAGER`, else Debian's, which `scripts/test` installs.
+fn alertmanager_binary() -> PathBuf {
+    let path = std::env::var_os("AUDITLAKE_ALERTMANAGER").map_or_else(
+        || PathBuf::from("/usr/bin/prometheus-alertmanager"),
+        PathBuf::from,
+    );
+    assert!(
+        path.exists(),
+        "Alertmanager is not installed at {}: run `bash scripts/test`, which installs Debian's \
+         prometheus-alertmanager",
+        path.display()
+    );
+    path
+}
+
+/// A real Alertmanager on a loopback port, in a scratch directory; killed when dropped.
+struct Alertmanager {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    fn start() -> Alertmanager {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            "route:\n  receiver: nobody\n  group_by: [alertname]\nreceivers:\n  - name: nobody\n",
+        )
+        .expect("config");
+        let port = free_port();
+        let child = std::process::Command::new(alertmanager_binary())
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("alertmanager runs");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "alertmanager did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Alertmanager {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_holds_every_alert_with_its_labels() {
+    let alertmanager = Alertmanager::start();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let data = scratch.path().join("data");
+    let config = scratch.path().join("auditlake.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[alerts.outputs]]\nname = \"pager\"\nkind = \"alertmanager\"\nurl = \"{}\"\n\
+             min_severity = \"medium\"\nalert_ttl = \"2h\"\n",
+            alertmanager.url
+        ),
+    )
+    .expect("config");
+    let config = config.display().to_string();
+    let mut server = Server::start(&data, &["--config", config.as_str()], &[]);
+    let http = client();
+    let posted = http
+        .post(format!("{}/v1/webhook/demo", server.url))
+        .body(event_list(&sample_events()))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(posted.status(), 200);
+    let answer: serde_json::Value = http
+        .post(format!("{}/v1/query", server.url))
+        .json(
+            &serde_json::json!({"sql": "SELECT alert_id, rule_id, severity FROM alerts \
+            WHERE severity IN ('medium', 'high', 'critical')"}),
+        )
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("json");
+    let expected: std::collections::BTreeMap<String, (String, String)> = answer["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().expect("text").to_string();
+            (s("alert_id"), (s("rule_id"), s("severity")))
+        })
+        .collect();
+    assert!(expected.len() > 20, "{} alerts", expected.len());
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let held = loop {
+        let held: Vec<serde_json::Value> = http
+            .get(format!("{}/api/v2/alerts", alertmanager.url))
+            .send()
+            .await
+            .expect("alertmanager answers")
+            .json()
+            .await
+            .expect("json");
+        if held.len() >= expected.len() {
+            break held;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alertmanager holds {} of {} alerts\n{}",
+            held.len(),
+            expected.len(),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        held.len(),
+        expected.len(),
+        "one alert each, low ones filtered out"
+    );
+    for alert in &held {
+        let labels = &alert["labels"];
+        let id = labels["alert_id"].as_str().expect("alert_id label");
+        let (rule, severity) = expected.get(id).expect("an alert the server raised");
+        assert_eq!(labels["alertname"], rule.as_str());
+        assert_eq!(labels["severity"], severity.as_str());
+        assert_eq!(labels["cluster"], "demo");
+        assert_eq!(labels["source"], "auditlake");
+        assert!(
+            alert["annotations"]["description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty())
+        );
+        assert_eq!(alert["status"]["state"], "active");
+        let ends = alert["endsAt"].as_str().expect("endsAt");
+        assert!(
+            ends > alert["startsAt"].as_str().expect("startsAt"),
+            "{alert}"
+        );
+    }
     server.kill();
 }
