@@ -51,14 +51,14 @@ async fn receive(
     StatusCode::OK
 }
 
-/// A webhook receiver on `port`; stops when dropped.
+/// An HTTP receiver serving `app` on `port`; stops when dropped.
 struct Receiver {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Receiver {
-    fn start(port: u16, seen: Arc<Mutex<Received>>) -> Receiver {
+    fn start(port: u16, app: axum::Router) -> Receiver {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready, listening) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -67,9 +67,6 @@ impl Receiver {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                let app = axum::Router::new()
-                    .route("/hook", axum::routing::post(receive))
-                    .with_state(seen);
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
                     .await
                     .expect("receiver port");
@@ -211,7 +208,10 @@ async fn every_alert_reaches_a_webhook_that_was_down_across_a_sigkill() {
     std::fs::remove_dir_all(data.join("wal")).expect("remove the write-ahead log");
     let mut server = Server::start(&data, &args, &env);
     let seen = Arc::new(Mutex::new(Received::default()));
-    let _receiver = Receiver::start(port, Arc::clone(&seen));
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(Arc::clone(&seen));
+    let _receiver = Receiver::start(port, app);
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let got = seen.lock().expect("lock").ids.clone();
@@ -404,6 +404,210 @@ async fn alertmanager_holds_every_alert_with_its_labels() {
             ends > alert["startsAt"].as_str().expect("startsAt"),
             "{alert}"
         );
+    }
+    server.kill();
+}
+
+/// The frames of an RFC 6587 octet-counted stream.
+fn frames(mut stream: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some((len, rest)) = stream.split_once(' ') {
+        let len: usize = len.parse().expect("a frame length");
+        out.push(rest[..len].to_string());
+        stream = &rest[len..];
+    }
+    out
+}
+
+/// The parts of an RFC 5424 line this project writes: priority, the structured data's params,
+/// the message.
+fn parse_5424(line: &str) -> (u8, std::collections::BTreeMap<String, String>, String) {
+    let (pri, rest) = line
+        .strip_prefix('<')
+        .and_then(|l| l.split_once(">1 "))
+        .expect("<PRI>1");
+    let fields: Vec<&str> = rest.splitn(6, ' ').collect();
+    assert_eq!(fields.len(), 6, "{line}");
+    auditlake_schema::time::parse_rfc3339_micros(fields[0]).expect("an RFC 3339 time");
+    assert_eq!(
+        (fields[2], fields[3], fields[4]),
+        ("auditlake", "-", "alert"),
+        "{line}"
+    );
+    let sd = fields[5]
+        .strip_prefix("[auditlake@32473")
+        .expect("structured data");
+    let mut params = std::collections::BTreeMap::new();
+    let mut chars = sd.chars().peekable();
+    loop {
+        match chars.next() {
+            Some(' ') => {
+                let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
+                assert_eq!(chars.next(), Some('"'), "{line}");
+                let mut value = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => value.push(chars.next().expect("an escaped character")),
+                        '"' => break,
+                        c => value.push(c),
+                    }
+                }
+                params.insert(name, value);
+            }
+            Some(']') => break,
+            other => panic!("unexpected {other:?} in {line}"),
+        }
+    }
+    let message: String = chars.collect();
+    let message = message
+        .strip_prefix(" \u{feff}")
+        .expect("a UTF-8 message with its BOM")
+        .to_string();
+    (pri.parse().expect("a priority"), params, message)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
+    // Slack: a local HTTP server taking incoming-webhook messages.
+    let slack_port = free_port();
+    let messages = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    let app = axum::Router::new()
+        .route(
+            "/services/T0/B0/secret",
+            axum::routing::post(
+                |State(seen): State<Arc<Mutex<Vec<serde_json::Value>>>>, body: Bytes| async move {
+                    let message = serde_json::from_slice(&body).expect("JSON");
+                    seen.lock().expect("lock").push(message);
+                    StatusCode::OK
+                },
+            ),
+        )
+        .with_state(Arc::clone(&messages));
+    let _slack = Receiver::start(slack_port, app);
+    // Syslog: a TCP listener reading octet-counted frames, and a UDP socket.
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("tcp");
+    let tcp_port = tcp.local_addr().expect("addr").port();
+    let streams = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&streams);
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        loop {
+            let (mut socket, _) = tcp.accept().await.expect("accept");
+            let mut text = String::new();
+            socket.read_to_string(&mut text).await.expect("read");
+            sink.lock().expect("lock").push_str(&text);
+        }
+    });
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("udp");
+    let udp_port = udp.local_addr().expect("addr").port();
+    let datagrams = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = Arc::clone(&datagrams);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let (n, _) = udp.recv_from(&mut buf).await.expect("recv");
+            sink.lock()
+                .expect("lock")
+                .push(String::from_utf8(buf[..n].to_vec()).expect("UTF-8"));
+        }
+    });
+
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let data = scratch.path().join("data");
+    let secret = scratch.path().join("slack-url");
+    std::fs::write(
+        &secret,
+        format!("http://127.0.0.1:{slack_port}/services/T0/B0/secret\n"),
+    )
+    .expect("secret");
+    let config = scratch.path().join("auditlake.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerts]\nconsole_url = \"https://auditlake.example\"\n\n\
+             [[alerts.outputs]]\nname = \"chat\"\nkind = \"slack\"\nsecret_file = \"{}\"\nmin_severity = \"high\"\n\n\
+             [[alerts.outputs]]\nname = \"siem\"\nkind = \"syslog\"\naddress = \"tcp://127.0.0.1:{tcp_port}\"\n\n\
+             [[alerts.outputs]]\nname = \"siem-udp\"\nkind = \"syslog\"\naddress = \"udp://127.0.0.1:{udp_port}\"\n",
+            secret.display()
+        ),
+    )
+    .expect("config");
+    let config = config.display().to_string();
+    let mut server = Server::start(&data, &["--config", config.as_str()], &[]);
+    let http = client();
+    let posted = http
+        .post(format!("{}/v1/webhook/demo", server.url))
+        .body(event_list(&sample_events()))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(posted.status(), 200);
+    let answer: serde_json::Value = http
+        .post(format!("{}/v1/query", server.url))
+        .json(&serde_json::json!({"sql": "SELECT alert_id, severity, rule_title FROM alerts"}))
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("json");
+    let alerts = answer["rows"].as_array().expect("rows").clone();
+    let high = alerts
+        .iter()
+        .filter(|a| matches!(a["severity"].as_str(), Some("high" | "critical")))
+        .count();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = (
+            messages.lock().expect("lock").len(),
+            frames(&streams.lock().expect("lock")).len(),
+            datagrams.lock().expect("lock").len(),
+        );
+        if got == (high, alerts.len(), alerts.len()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "slack, tcp, udp got {got:?} of {:?}\n{}",
+            (high, alerts.len(), alerts.len()),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for message in messages.lock().expect("lock").iter() {
+        let text = message["text"].as_str().expect("text");
+        assert!(
+            text.contains("*HIGH*") || text.contains("*CRITICAL*"),
+            "{text}"
+        );
+        assert!(
+            text.contains("<https://auditlake.example/#/alert/"),
+            "{text}"
+        );
+        assert!(text.contains("who: `"), "{text}");
+    }
+    let ids: BTreeSet<&str> = alerts
+        .iter()
+        .map(|a| a["alert_id"].as_str().expect("id"))
+        .collect();
+    for lines in [
+        frames(&streams.lock().expect("lock")),
+        datagrams.lock().expect("lock").clone(),
+    ] {
+        let mut seen = BTreeSet::new();
+        for line in &lines {
+            let (pri, params, message) = parse_5424(line);
+            assert_eq!(pri / 8, 13, "facility log audit: {line}");
+            assert!(ids.contains(params["alert_id"].as_str()), "{line}");
+            assert!(!message.is_empty());
+            seen.insert(params["alert_id"].clone());
+        }
+        assert_eq!(seen.len(), ids.len());
     }
     server.kill();
 }
