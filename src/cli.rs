@@ -52,6 +52,19 @@ pub enum Command {
     Rules(RulesCommand),
     /// Publish audit log files (any shape, gzip too, `-` for stdin) to a Kafka topic
     Produce(ProduceArgs),
+    /// Alert delivery: check an output of the config file's `[[alerts.outputs]]`
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+}
+
+/// `auditlake alerts ...`.
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Send one sample alert to the output NAME now (no outbox, no retry) and say how it went
+    TestOutput {
+        /// The output's `name` in the config file
+        name: String,
+    },
 }
 
 /// Where rules come from: the built-in pack, then each `--rules DIR` in order.

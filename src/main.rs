@@ -3,6 +3,7 @@
 //! The binary only parses flags, loads configuration, installs logging and wires the library
 //! crates together; every command lives in its own module.
 
+mod alerts;
 mod cli;
 mod config;
 mod output;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Command::Query(args) => query::run(&settings, args),
         Command::Rules(command) => rules::run(&settings, command),
         Command::Produce(args) => produce::run(args),
+        Command::Alerts(command) => alerts::run(&settings, command),
     };
     match outcome {
         Ok(code) => code,

@@ -136,36 +136,22 @@ impl Delivery {
             })
             .collect()
     }
+}
 
-    /// Sends `alerts` to the output `name` once, now, bypassing its outbox
-    /// (`auditlake alerts test-output`).
-    pub async fn send_now(
-        &self,
-        name: &str,
-        alerts: &RecordBatch,
-    ) -> std::result::Result<(), String> {
-        let channel = self
-            .channels
-            .iter()
-            .find(|c| c.output.name == name)
-            .ok_or_else(|| format!("no output named {name:?}"))?;
-        let mut outbox = Outbox::open(
-            &std::env::temp_dir().join(format!("auditlake-test-output-{}", std::process::id())),
-            name,
-            usize::MAX,
-        )
-        .map_err(|e| e.to_string())?;
-        outbox.push(alerts).map_err(|e| e.to_string())?;
-        let rows: Vec<Queued> = outbox.oldest(usize::MAX).cloned().collect();
-        let _ = std::fs::remove_dir_all(outbox.dir());
-        let client = http_client(&channel.output)?;
-        let (sent, error) =
-            send(&client, &channel.output, &rows, self.console_url.as_deref()).await;
-        match error {
-            None if sent == rows.len() => Ok(()),
-            None => Err(format!("{sent} of {} sent", rows.len())),
-            Some(e) => Err(e),
-        }
+/// Sends `alerts` to `output` once, now, with no outbox and no retry
+/// (`auditlake alerts test-output`).
+pub async fn send_now(
+    output: &Output,
+    alerts: &RecordBatch,
+    console_url: Option<&str>,
+) -> std::result::Result<(), String> {
+    let rows = crate::outbox::queued(alerts, 0).map_err(|e| e.to_string())?;
+    let client = http_client(output)?;
+    let console = console_url.map(|u| u.trim_end_matches('/'));
+    match send(&client, output, &rows, console).await {
+        (sent, None) if sent == rows.len() => Ok(()),
+        (sent, None) => Err(format!("{sent} of {} sent", rows.len())),
+        (_, Some(e)) => Err(e),
     }
 }
 

@@ -41,6 +41,38 @@ pub struct Outbox {
     dropped: u64,
 }
 
+/// The rows of `alerts` as queued alerts of `segment`.
+pub(crate) fn queued(alerts: &RecordBatch, segment: u64) -> Result<Vec<Queued>> {
+    let mut json = Vec::new();
+    {
+        let mut writer = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::LineDelimited>(&mut json);
+        writer
+            .write(alerts)
+            .and_then(|()| writer.finish())
+            .map_err(|source| Error::Json { source })?;
+    }
+    let ids = column(alerts, alert::ALERT_ID).as_string::<i32>();
+    let severities = column(alerts, alert::SEVERITY).as_string::<i32>();
+    json.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let row: serde_json::Value = serde_json::from_slice(line).map_err(|e| Error::Json {
+                source: arrow::error::ArrowError::JsonError(e.to_string()),
+            })?;
+            Ok(Queued {
+                alert_id: ids.value(i).to_string(),
+                severity: severities.value(i).to_string(),
+                row: Arc::new(row),
+                bytes: line.len(),
+                segment,
+            })
+        })
+        .collect()
+}
+
 /// Rank of a severity; unknown ones count as the lowest, so they are dropped first.
 fn rank(severity: &str) -> u8 {
     match severity {
@@ -105,33 +137,7 @@ impl Outbox {
     }
 
     fn enqueue(&mut self, alerts: &RecordBatch, segment: u64) -> Result<u64> {
-        let mut json = Vec::new();
-        {
-            let mut writer = arrow::json::WriterBuilder::new()
-                .with_explicit_nulls(true)
-                .build::<_, arrow::json::writer::LineDelimited>(&mut json);
-            writer
-                .write(alerts)
-                .and_then(|()| writer.finish())
-                .map_err(|source| Error::Json { source })?;
-        }
-        let ids = column(alerts, alert::ALERT_ID).as_string::<i32>();
-        let severities = column(alerts, alert::SEVERITY).as_string::<i32>();
-        for (i, line) in json
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .enumerate()
-        {
-            let row: serde_json::Value = serde_json::from_slice(line).map_err(|e| Error::Json {
-                source: arrow::error::ArrowError::JsonError(e.to_string()),
-            })?;
-            let queued = Queued {
-                alert_id: ids.value(i).to_string(),
-                severity: severities.value(i).to_string(),
-                row: Arc::new(row),
-                bytes: line.len(),
-                segment,
-            };
+        for queued in queued(alerts, segment)? {
             self.bytes += queued.bytes;
             self.queue.push_back(queued);
         }

@@ -610,4 +610,47 @@ async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
         assert_eq!(seen.len(), ids.len());
     }
     server.kill();
+
+    // `alerts test-output` sends one sample alert through the same formats, and says why not.
+    let before = messages.lock().expect("lock").len();
+    let out = crate::auditlake(
+        &data,
+        &["--config", config.as_str(), "alerts", "test-output", "chat"],
+    );
+    assert!(out.status.success(), "{}", crate::stderr(&out));
+    assert!(crate::stdout(&out).contains("sent a sample alert to chat"));
+    let sent = messages.lock().expect("lock")[before..].to_vec();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("auditlake test alert"))
+    );
+    let out = crate::auditlake(
+        &data,
+        &[
+            "--config",
+            config.as_str(),
+            "alerts",
+            "test-output",
+            "pager",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        crate::stderr(&out).contains("has: chat, siem, siem-udp"),
+        "{}",
+        crate::stderr(&out)
+    );
+    drop(_slack);
+    let out = crate::auditlake(
+        &data,
+        &["--config", config.as_str(), "alerts", "test-output", "chat"],
+    );
+    assert_eq!(out.status.code(), Some(1), "the receiver is gone");
+    assert!(
+        crate::stderr(&out).contains("output chat"),
+        "{}",
+        crate::stderr(&out)
+    );
 }
