@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Webhook load test: release build of the server, then 60 s of concurrent EventList posts.
-# Usage: bash benches/load.sh [--duration S] [--connections N] [--events N]
+# Usage: bash benches/load.sh [--duration S] [--connections N] [--events N] [--config FILE]
+# (--config: a config file for the server, e.g. with [[alerts.outputs]] to measure delivery's cost)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/auditlake-target}"

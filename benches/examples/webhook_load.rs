@@ -31,6 +31,8 @@ struct Options {
     duration: Duration,
     connections: usize,
     events: usize,
+    /// A config file for the server (say, with alert outputs).
+    config: Option<String>,
 }
 
 fn options() -> Options {
@@ -39,6 +41,7 @@ fn options() -> Options {
         duration: Duration::from_secs(60),
         connections: 16,
         events: 400,
+        config: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -50,6 +53,7 @@ fn options() -> Options {
             }
             "--connections" => o.connections = value.parse().expect("--connections N"),
             "--events" => o.events = value.parse().expect("--events N"),
+            "--config" => o.config = Some(value.into()),
             other => panic!("unknown option {other}"),
         }
     }
@@ -110,7 +114,11 @@ async fn main() {
     let o = options();
     let (body, marks) = template(o.events);
     let data = tempfile::tempdir().expect("tempdir");
-    let mut server = Command::new(&o.binary)
+    let mut command = Command::new(&o.binary);
+    if let Some(config) = &o.config {
+        command.args(["--config", config]);
+    }
+    let mut server = command
         .arg("--data-dir")
         .arg(data.path())
         .args(["serve", "--listen", "127.0.0.1:0"])
