@@ -43,6 +43,9 @@ pub struct OutputConfig {
     pub max_queue_bytes: Option<usize>,
     /// How long an Alertmanager alert fires without being raised again (default `1h`).
     pub alert_ttl: Option<String>,
+    /// At most one message per rule and cluster per this long (`10m`), saying how many were
+    /// grouped into it; not for Alertmanager, which groups by its own route.
+    pub group_window: Option<String>,
 }
 
 /// The kinds of output.
@@ -87,6 +90,8 @@ pub struct Output {
     pub max_queue_bytes: usize,
     /// Lifetime of an Alertmanager alert.
     pub alert_ttl: std::time::Duration,
+    /// Grouping per rule and cluster; `None` sends every alert.
+    pub group_window: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for Output {
@@ -229,6 +234,17 @@ impl OutputConfig {
             })?,
             None => std::time::Duration::from_secs(3600),
         };
+        let group_window = match &self.group_window {
+            Some(_) if kind == Kind::Alertmanager => {
+                return Err(format!(
+                    "output {name}: Alertmanager groups alerts itself (group_by, group_interval in its route); drop group_window"
+                ));
+            }
+            Some(t) => Some(auditlake_schema::time::parse_duration(t).ok_or_else(|| {
+                format!("output {name}: group_window {t:?} is not a duration such as 10m")
+            })?),
+            None => None,
+        };
         Ok(Output {
             name: name.clone(),
             kind,
@@ -242,6 +258,7 @@ impl OutputConfig {
             ca_pem,
             max_queue_bytes: self.max_queue_bytes.unwrap_or(64 << 20),
             alert_ttl,
+            group_window,
         })
     }
 }

@@ -14,6 +14,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::{Kind, Output};
 use crate::error::Result;
+use crate::group::Grouping;
 use crate::outbox::{Outbox, Queued};
 use crate::{alertmanager, slack, syslog, webhook};
 
@@ -186,6 +187,7 @@ async fn send_loop(channel: Arc<Channel>, link: Option<String>) {
         }
     };
     let mut backoff = FIRST_BACKOFF;
+    let mut grouping = Grouping::new(channel.output.group_window);
     loop {
         let rows: Vec<Queued> = lock(&channel.outbox).oldest(BATCH).cloned().collect();
         metrics::gauge!("auditlake_output_queue_alerts", "output" => name.clone())
@@ -196,9 +198,28 @@ async fn send_loop(channel: Arc<Channel>, link: Option<String>) {
             continue;
         }
         let started = Instant::now();
-        let (sent, error) = send(&client, &channel.output, &rows, link.as_deref()).await;
-        if sent > 0 {
-            if let Err(e) = lock(&channel.outbox).ack(sent) {
+        let plan = grouping.plan(&rows, started);
+        let picked: Vec<Queued> = plan.send.iter().map(|(_, q)| q.clone()).collect();
+        let (sent, error) = if picked.is_empty() {
+            (0, None)
+        } else {
+            send(&client, &channel.output, &picked, link.as_deref()).await
+        };
+        // The batch's alerts done with: all of them, or those before the first one not sent.
+        let done = match &error {
+            None => rows.len(),
+            Some(_) => plan.send.get(sent).map_or(rows.len(), |(i, _)| *i),
+        };
+        if error.is_none() {
+            let held = (rows.len() - picked.len()) as u64;
+            if held > 0 {
+                metrics::counter!("auditlake_output_grouped_total", "output" => name.clone())
+                    .increment(held);
+            }
+            grouping.commit(plan);
+        }
+        if done > 0 {
+            if let Err(e) = lock(&channel.outbox).ack(done) {
                 tracing::error!(output = %name, error = %e, "outbox could not forget sent alerts; they may be sent again");
             }
             metrics::counter!("auditlake_output_sent_total", "output" => name.clone())

@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`deliver`]: [`Delivery`], every output's outbox and the task that sends from it.
+//! - [`group`]: at most one message per rule and cluster per window.
 //! - [`outbox`]: [`Outbox`], the durable, bounded queue of one output.
 //! - [`config`]: `[[alerts.outputs]]` tables, checked into [`config::Output`]s.
 //! - [`alertmanager`]: the body of Alertmanager's `POST /api/v2/alerts`.
@@ -31,6 +32,7 @@ pub mod alertmanager;
 pub mod config;
 pub mod deliver;
 pub mod error;
+pub mod group;
 pub mod outbox;
 pub mod slack;
 pub mod syslog;

@@ -30,6 +30,20 @@ pub struct Queued {
     segment: u64,
 }
 
+impl Queued {
+    /// A queued alert of `row`, outside any outbox (tests).
+    #[cfg(test)]
+    pub(crate) fn for_test(id: &str, row: serde_json::Value) -> Self {
+        Queued {
+            alert_id: id.to_string(),
+            severity: "high".into(),
+            bytes: row.to_string().len(),
+            row: Arc::new(row),
+            segment: 0,
+        }
+    }
+}
+
 /// The queue of alerts not yet accepted by one output.
 pub struct Outbox {
     name: String,

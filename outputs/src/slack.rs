@@ -53,6 +53,12 @@ pub fn message(row: &serde_json::Value, link: Option<&str>) -> serde_json::Value
     if !facts.is_empty() {
         lines.push(facts.join("  "));
     }
+    if let Some(n) = row.get("grouped").and_then(serde_json::Value::as_u64) {
+        lines.push(format!(
+            "_{n} more alert{} of this rule in this cluster since the last message_",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
     if let Some(link) = link {
         lines.push(format!("<{}|Open in auditlake>", escape(link)));
     }

@@ -60,6 +60,9 @@ pub fn line(row: &serde_json::Value, hostname: &str, now: DateTime<Utc>) -> Stri
             data.push_str(&format!(" {key}=\"{}\"", escape(v)));
         }
     }
+    if let Some(n) = row.get("grouped").and_then(serde_json::Value::as_u64) {
+        data.push_str(&format!(" grouped=\"{n}\""));
+    }
     data.push(']');
     let message = text(row, "message")
         .unwrap_or_default()

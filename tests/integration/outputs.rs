@@ -483,6 +483,20 @@ async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
             ),
         )
         .with_state(Arc::clone(&messages));
+    let grouped = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    let app = app.merge(
+        axum::Router::new()
+            .route(
+                "/grouped",
+                axum::routing::post(
+                    |State(seen): State<Arc<Mutex<Vec<serde_json::Value>>>>, body: Bytes| async move {
+                        seen.lock().expect("lock").push(serde_json::from_slice(&body).expect("JSON"));
+                        StatusCode::OK
+                    },
+                ),
+            )
+            .with_state(Arc::clone(&grouped)),
+    );
     let _slack = Receiver::start(slack_port, app);
     // Syslog: a TCP listener reading octet-counted frames, and a UDP socket.
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -530,6 +544,8 @@ async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
         format!(
             "[alerts]\nconsole_url = \"https://auditlake.example\"\n\n\
              [[alerts.outputs]]\nname = \"chat\"\nkind = \"slack\"\nsecret_file = \"{}\"\nmin_severity = \"high\"\n\n\
+             [[alerts.outputs]]\nname = \"chat-grouped\"\nkind = \"slack\"\nurl = \"http://127.0.0.1:{slack_port}/grouped\"\n\
+             min_severity = \"high\"\ngroup_window = \"1h\"\n\n\
              [[alerts.outputs]]\nname = \"siem\"\nkind = \"syslog\"\naddress = \"tcp://127.0.0.1:{tcp_port}\"\n\n\
              [[alerts.outputs]]\nname = \"siem-udp\"\nkind = \"syslog\"\naddress = \"udp://127.0.0.1:{udp_port}\"\n",
             secret.display()
@@ -548,7 +564,7 @@ async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
     assert_eq!(posted.status(), 200);
     let answer: serde_json::Value = http
         .post(format!("{}/v1/query", server.url))
-        .json(&serde_json::json!({"sql": "SELECT alert_id, severity, rule_title FROM alerts"}))
+        .json(&serde_json::json!({"sql": "SELECT alert_id, severity, rule_title, rule_id FROM alerts"}))
         .send()
         .await
         .expect("query")
@@ -561,6 +577,11 @@ async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
         .filter(|a| matches!(a["severity"].as_str(), Some("high" | "critical")))
         .count();
 
+    let high_rules: BTreeSet<&str> = alerts
+        .iter()
+        .filter(|a| matches!(a["severity"].as_str(), Some("high" | "critical")))
+        .map(|a| a["rule_id"].as_str().expect("rule"))
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let got = (
@@ -579,6 +600,9 @@ async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Grouped per rule and cluster: one message per rule (one cluster here), and no more later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(grouped.lock().expect("lock").len(), high_rules.len());
     for message in messages.lock().expect("lock").iter() {
         let text = message["text"].as_str().expect("text");
         assert!(
@@ -638,7 +662,7 @@ async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        crate::stderr(&out).contains("has: chat, siem, siem-udp"),
+        crate::stderr(&out).contains("has: chat, chat-grouped, siem, siem-udp"),
         "{}",
         crate::stderr(&out)
     );
