@@ -132,20 +132,24 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let delivery = delivery(settings, data_dir)?;
     let on_alerts = {
         let publisher = publisher.clone();
-        let delivery = delivery.clone();
-        (publisher.is_some() || delivery.is_some()).then(|| {
-            AlertHook(Arc::new(
-                move |alerts: &arrow::record_batch::RecordBatch| {
-                    // Durable in every outbox before the events are acknowledged.
-                    if let Some(d) = &delivery {
-                        d.push(alerts).map_err(|e| format!("{e:#}"))?;
-                    }
-                    if let Some(p) = &publisher {
-                        p.publish(alerts);
-                    }
-                    Ok(())
-                },
-            ))
+        let take_delivery = delivery.clone();
+        let sync_delivery = delivery.clone();
+        (publisher.is_some() || delivery.is_some()).then(|| AlertHook {
+            // Written to every outbox before the events are acknowledged, and synced before
+            // the write-ahead log that could raise them again is deleted.
+            take: Arc::new(move |alerts: &arrow::record_batch::RecordBatch| {
+                if let Some(d) = &take_delivery {
+                    d.push(alerts).map_err(|e| format!("{e:#}"))?;
+                }
+                if let Some(p) = &publisher {
+                    p.publish(alerts);
+                }
+                Ok(())
+            }),
+            sync: Arc::new(move || match &sync_delivery {
+                Some(d) => d.sync().map_err(|e| format!("{e:#}")),
+                None => Ok(()),
+            }),
         })
     };
     let service = Arc::new(

@@ -51,10 +51,19 @@ pub struct ServiceConfig {
 
 /// Receives new alerts as they are raised (say, to queue them for delivery); see
 /// [`ServiceConfig::on_alerts`]. It runs before the batch that raised them is acknowledged; an
-/// error (an outbox that cannot be written) fails the service as a failed lake write does, so
-/// nothing is acknowledged that the hook did not take.
+/// error (an outbox that cannot be written) fails the service as a failed lake write does.
 #[derive(Clone)]
-pub struct AlertHook(pub Arc<AlertFn>);
+pub struct AlertHook {
+    /// Takes new alerts; may write them without syncing.
+    pub take: Arc<AlertFn>,
+    /// Makes every alert taken so far durable. Called before the write-ahead log segments of
+    /// the events that raised them are deleted: until then a crash replays those events and
+    /// raises the alerts again, so the hook need not sync per batch.
+    pub sync: Arc<SyncFn>,
+}
+
+/// What [`AlertHook::sync`] calls.
+pub type SyncFn = dyn Fn() -> std::result::Result<(), String> + Send + Sync;
 
 /// What an [`AlertHook`] calls: new alerts in, why they could not be taken out.
 pub type AlertFn = dyn Fn(&RecordBatch) -> std::result::Result<(), String> + Send + Sync;
@@ -441,6 +450,16 @@ impl PipelineThread {
         tracing::info!("pipeline stopped");
     }
 
+    /// Makes the alerts the hook took durable, before the log that could raise them again goes.
+    fn sync_alerts(&self) -> Result<()> {
+        match &self.config.on_alerts {
+            Some(hook) => (hook.sync)().map_err(|reason| Error::Unavailable {
+                reason: format!("syncing queued alerts: {reason}"),
+            }),
+            None => Ok(()),
+        }
+    }
+
     fn healthy(&self) -> bool {
         self.readiness.load(Ordering::Acquire) == Readiness::Ready as u8
     }
@@ -454,6 +473,7 @@ impl PipelineThread {
             record_ingest(&done, hook)
         })?;
         self.pipeline.flush()?;
+        self.sync_alerts()?;
         wal::remove_replayed(&self.wal_dir, before)?;
         if replayed.segments > 0 {
             tracing::info!(
@@ -486,7 +506,10 @@ impl PipelineThread {
         if !self.healthy() {
             return;
         }
-        match self.pipeline.flush() {
+        match self.pipeline.flush().and_then(|files| {
+            self.sync_alerts()?;
+            Ok(files)
+        }) {
             Ok(files) => {
                 metrics::counter!("auditlake_lake_files_written_total").increment(files as u64);
                 if let Some(segment) = self.last_segment {
@@ -514,7 +537,7 @@ fn record_ingest(done: &crate::pipeline::Ingested, hook: Option<&AlertHook>) -> 
         return Ok(());
     }
     if let Some(hook) = hook {
-        (hook.0)(alerts).map_err(|reason| Error::Unavailable {
+        (hook.take)(alerts).map_err(|reason| Error::Unavailable {
             reason: format!("queueing alerts for delivery: {reason}"),
         })?;
     }

@@ -81,7 +81,8 @@ impl Delivery {
         self.channels.is_empty()
     }
 
-    /// Queues each output's share of `alerts` durably (on disk when this returns).
+    /// Queues each output's share of `alerts`, written to its outbox but not synced:
+    /// [`Delivery::sync`] makes them durable.
     pub fn push(&self, alerts: &RecordBatch) -> Result<()> {
         let rules = column(alerts, alert::RULE_ID).as_string::<i32>();
         let severities = column(alerts, alert::SEVERITY).as_string::<i32>();
@@ -103,8 +104,16 @@ impl Delivery {
             if mine.num_rows() == 0 {
                 continue;
             }
-            lock(&channel.outbox).push(&mine)?;
+            lock(&channel.outbox).push_unsynced(&mine)?;
             channel.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Makes every alert pushed so far durable in its outbox.
+    pub fn sync(&self) -> Result<()> {
+        for channel in self.channels.iter() {
+            lock(&channel.outbox).sync()?;
         }
         Ok(())
     }

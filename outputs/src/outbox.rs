@@ -53,6 +53,8 @@ pub struct Outbox {
     bytes: usize,
     max_bytes: usize,
     dropped: u64,
+    /// Whether alerts were appended since the last sync.
+    unsynced: bool,
 }
 
 /// The rows of `alerts` as queued alerts of `segment`.
@@ -115,6 +117,7 @@ impl Outbox {
             bytes: 0,
             max_bytes,
             dropped: 0,
+            unsynced: false,
         };
         // Which older segment a replayed alert came from is not known: segment 0 keeps them
         // all until every replayed alert was accepted.
@@ -134,6 +137,15 @@ impl Outbox {
     /// Queues `alerts` (a batch of the `alerts` schema) durably: they are on disk when this
     /// returns. Returns how many queued alerts the bound made it drop.
     pub fn push(&mut self, alerts: &RecordBatch) -> Result<u64> {
+        let dropped = self.push_unsynced(alerts)?;
+        self.sync()?;
+        Ok(dropped)
+    }
+
+    /// Queues `alerts`, written but not yet synced to disk: [`Outbox::sync`] makes them durable.
+    /// Cheaper per batch, for a caller that can raise the alerts again after a crash until it
+    /// has synced.
+    pub fn push_unsynced(&mut self, alerts: &RecordBatch) -> Result<u64> {
         if alerts.num_rows() == 0 {
             return Ok(0);
         }
@@ -144,10 +156,22 @@ impl Outbox {
         let segment = self.log.segment();
         let record = wal::encode(alerts).map_err(fail)?;
         self.log.append(&record).map_err(fail)?;
-        self.log.sync().map_err(fail)?;
+        self.unsynced = true;
         let dropped = self.enqueue(alerts, segment)?;
         self.metrics();
         Ok(dropped)
+    }
+
+    /// Makes every alert pushed so far durable.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.unsynced {
+            self.log.sync().map_err(|source| Error::Outbox {
+                output: self.name.clone(),
+                source,
+            })?;
+            self.unsynced = false;
+        }
+        Ok(())
     }
 
     fn enqueue(&mut self, alerts: &RecordBatch, segment: u64) -> Result<u64> {

@@ -195,12 +195,16 @@ async fn every_alert_reaches_a_webhook_that_was_down_across_a_sigkill() {
         "a failing output does not stop ingest: {ready}"
     );
 
-    assert!(
-        walk(&data.join("outbox/hook"))
-            .iter()
-            .any(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0)),
-        "the alerts wait in the outbox"
-    );
+    // The outbox is synced when the lake's files are written (every second here), before the
+    // write-ahead log holding the events may go.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !walk(&data.join("outbox/hook"))
+        .iter()
+        .any(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0))
+    {
+        assert!(Instant::now() < deadline, "the outbox was not synced");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Killed while the receiver is down; the alerts wait in the outbox on disk. The write-ahead
     // log goes too, so that the restart cannot raise them again: they must come from the outbox.
