@@ -76,11 +76,6 @@ impl Delivery {
         })
     }
 
-    /// Whether any output is configured.
-    pub fn is_empty(&self) -> bool {
-        self.channels.is_empty()
-    }
-
     /// Queues each output's share of `alerts`, written to its outbox but not synced:
     /// [`Delivery::sync`] makes them durable.
     pub fn push(&self, alerts: &RecordBatch) -> Result<()> {
@@ -199,8 +194,6 @@ async fn send_loop(channel: Arc<Channel>, link: Option<String>) {
     let mut grouping = Grouping::new(channel.output.group_window);
     loop {
         let rows: Vec<Queued> = lock(&channel.outbox).oldest(BATCH).cloned().collect();
-        metrics::gauge!("auditlake_output_queue_alerts", "output" => name.clone())
-            .set(lock(&channel.outbox).len() as f64);
         if rows.is_empty() {
             // Also wakes now and then, should a notification have been missed.
             let _ = tokio::time::timeout(Duration::from_secs(5), channel.wake.notified()).await;

@@ -47,7 +47,6 @@ impl Queued {
 /// The queue of alerts not yet accepted by one output.
 pub struct Outbox {
     name: String,
-    dir: std::path::PathBuf,
     log: Wal,
     queue: VecDeque<Queued>,
     bytes: usize,
@@ -111,7 +110,6 @@ impl Outbox {
         let (log, first) = Wal::open(dir).map_err(fail)?;
         let mut outbox = Outbox {
             name: name.to_string(),
-            dir: dir.to_path_buf(),
             log,
             queue: VecDeque::new(),
             bytes: 0,
@@ -253,11 +251,6 @@ impl Outbox {
     /// Alerts the bound dropped since this outbox was opened.
     pub fn dropped(&self) -> u64 {
         self.dropped
-    }
-
-    /// The directory of the outbox's log.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     fn metrics(&self) {

@@ -28,13 +28,6 @@ fn chromedriver() -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// A ChromeDriver on a loopback port; killed when dropped, also when the test fails.
 struct Driver {
     child: Child,
@@ -44,7 +37,7 @@ struct Driver {
 
 impl Driver {
     fn start() -> Driver {
-        let port = free_port();
+        let port = crate::free_port();
         let child = Command::new(chromedriver())
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -189,21 +182,11 @@ fn hostile_event(dir: &Path) -> PathBuf {
     path
 }
 
-fn sample_logs() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("sample-logs"))
-        .expect("sample-logs")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    files.sort();
-    files
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_investigator_triages_the_sample_alerts_in_a_real_browser() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let data = scratch.path().join("data");
-    let mut files = sample_logs();
+    let mut files = crate::sample_log_files();
     files.push(hostile_event(scratch.path()));
     let out = replay(&data, &files);
     assert!(
@@ -212,7 +195,7 @@ async fn an_investigator_triages_the_sample_alerts_in_a_real_browser() {
         String::from_utf8_lossy(&out.stderr)
     );
     let tokens = format!("ops query,triage {TOKEN}\nreader query {QUERY_ONLY}\n");
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", crate::free_port());
     let env = [("AUDITLAKE_TOKENS", tokens.as_str())];
     let mut server = Server::start_on(&listen, &data, &[], &env);
     let base = server.url.clone();

@@ -13,7 +13,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::serve::{Server, client, gzip, sql};
-use crate::{auditlake, query, repo, stderr};
+use crate::{auditlake, query, stderr};
 
 /// A tansu broker on a free loopback port, storing in SQLite in its own scratch directory.
 struct Broker {
@@ -41,10 +41,7 @@ fn tansu() -> PathBuf {
 
 impl Broker {
     fn start() -> Broker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = crate::free_port();
         let mut broker = Broker {
             child: None,
             dir: tempfile::tempdir().expect("tempdir"),
@@ -190,16 +187,6 @@ fn uuid() -> String {
     )
 }
 
-fn sample_logs() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("sample-logs"))
-        .expect("sample-logs")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    files.sort();
-    files
-}
-
 /// `n` distinct events named `{prefix}-{i}` as NDJSON in `dir`.
 fn ndjson(dir: &Path, prefix: &str, n: usize) -> PathBuf {
     let path = dir.join(format!("{prefix}.ndjson"));
@@ -296,7 +283,7 @@ async fn sample_logs_through_a_three_partition_topic_are_stored_once_with_their_
     let broker = Broker::start();
     broker.create_topic("audit", 3);
     // Batch codecs, one per file (tansu 0.6 stores snappy batches but cannot serve them back).
-    let files = sample_logs();
+    let files = crate::sample_log_files();
     for (i, file) in files.iter().enumerate() {
         let codec = ["gzip", "lz4", "zstd", "none"][i % 4];
         broker.produce(

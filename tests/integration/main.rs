@@ -21,6 +21,25 @@ pub fn repo() -> PathBuf {
     auditlake_schema::package_dir(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The scenario logs of `sample-logs/`, in name order.
+pub fn sample_log_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("sample-logs"))
+        .expect("sample-logs")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A loopback TCP port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// `../shared/real-audit-logs`, next to the repository.
 pub fn real_logs() -> PathBuf {
     repo().join("../shared/real-audit-logs")

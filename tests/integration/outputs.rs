@@ -11,7 +11,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
-use crate::repo;
 use crate::serve::{Server, client, event_list};
 
 const SECRET: &str = "webhook-signing-secret-0123456789";
@@ -112,21 +111,30 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     out
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+/// Posts every sample event to `server`'s webhook, then answers `sql` with its rows.
+async fn post_samples_and_query(server: &Server, sql: &str) -> Vec<serde_json::Value> {
+    let http = client();
+    let posted = http
+        .post(format!("{}/v1/webhook/demo", server.url))
+        .body(event_list(&sample_events()))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(posted.status(), 200);
+    let answer: serde_json::Value = http
+        .post(format!("{}/v1/query", server.url))
+        .json(&serde_json::json!({ "sql": sql }))
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("json");
+    answer["rows"].as_array().expect("rows").clone()
 }
 
 fn sample_events() -> Vec<serde_json::Value> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("sample-logs"))
-        .expect("sample-logs")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    files.sort();
-    files
+    crate::sample_log_files()
         .iter()
         .flat_map(|f| {
             std::fs::read_to_string(f)
@@ -143,7 +151,7 @@ fn sample_events() -> Vec<serde_json::Value> {
 async fn every_alert_reaches_a_webhook_that_was_down_across_a_sigkill() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let data = scratch.path().join("data");
-    let port = free_port();
+    let port = crate::free_port();
     let config = scratch.path().join("auditlake.toml");
     std::fs::write(
         &config,
@@ -159,25 +167,8 @@ async fn every_alert_reaches_a_webhook_that_was_down_across_a_sigkill() {
     let env = [("HOOK_SECRET", SECRET)];
     let mut server = Server::start(&data, &args, &env);
     let http = client();
-    let posted = http
-        .post(format!("{}/v1/webhook/demo", server.url))
-        .body(event_list(&sample_events()))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(posted.status(), 200);
-    let answer: serde_json::Value = http
-        .post(format!("{}/v1/query", server.url))
-        .json(&serde_json::json!({"sql": "SELECT alert_id FROM alerts"}))
-        .send()
-        .await
-        .expect("query")
-        .json()
-        .await
-        .expect("json");
-    let expected: BTreeSet<String> = answer["rows"]
-        .as_array()
-        .expect("rows")
+    let rows = post_samples_and_query(&server, "SELECT alert_id FROM alerts").await;
+    let expected: BTreeSet<String> = rows
         .iter()
         .map(|r| r["alert_id"].as_str().expect("id").to_string())
         .collect();
@@ -281,7 +272,7 @@ impl Alertmanager {
             "route:\n  receiver: nobody\n  group_by: [alertname]\nreceivers:\n  - name: nobody\n",
         )
         .expect("config");
-        let port = free_port();
+        let port = crate::free_port();
         let child = std::process::Command::new(alertmanager_binary())
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
@@ -332,28 +323,13 @@ async fn alertmanager_holds_every_alert_with_its_labels() {
     let config = config.display().to_string();
     let mut server = Server::start(&data, &["--config", config.as_str()], &[]);
     let http = client();
-    let posted = http
-        .post(format!("{}/v1/webhook/demo", server.url))
-        .body(event_list(&sample_events()))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(posted.status(), 200);
-    let answer: serde_json::Value = http
-        .post(format!("{}/v1/query", server.url))
-        .json(
-            &serde_json::json!({"sql": "SELECT alert_id, rule_id, severity FROM alerts \
-            WHERE severity IN ('medium', 'high', 'critical')"}),
-        )
-        .send()
-        .await
-        .expect("query")
-        .json()
-        .await
-        .expect("json");
-    let expected: std::collections::BTreeMap<String, (String, String)> = answer["rows"]
-        .as_array()
-        .expect("rows")
+    let rows = post_samples_and_query(
+        &server,
+        "SELECT alert_id, rule_id, severity FROM alerts \
+         WHERE severity IN ('medium', 'high', 'critical')",
+    )
+    .await;
+    let expected: std::collections::BTreeMap<String, (String, String)> = rows
         .iter()
         .map(|r| {
             let s = |k: &str| r[k].as_str().expect("text").to_string();
@@ -473,7 +449,7 @@ fn parse_5424(line: &str) -> (u8, std::collections::BTreeMap<String, String>, St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
     // Slack: a local HTTP server taking incoming-webhook messages.
-    let slack_port = free_port();
+    let slack_port = crate::free_port();
     let messages = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
     let app = axum::Router::new()
         .route(
@@ -558,24 +534,12 @@ async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
     .expect("config");
     let config = config.display().to_string();
     let mut server = Server::start(&data, &["--config", config.as_str()], &[]);
-    let http = client();
-    let posted = http
-        .post(format!("{}/v1/webhook/demo", server.url))
-        .body(event_list(&sample_events()))
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(posted.status(), 200);
-    let answer: serde_json::Value = http
-        .post(format!("{}/v1/query", server.url))
-        .json(&serde_json::json!({"sql": "SELECT alert_id, severity, rule_title, rule_id FROM alerts"}))
-        .send()
-        .await
-        .expect("query")
-        .json()
-        .await
-        .expect("json");
-    let alerts = answer["rows"].as_array().expect("rows").clone();
+    let rows = post_samples_and_query(
+        &server,
+        "SELECT alert_id, severity, rule_title, rule_id FROM alerts",
+    )
+    .await;
+    let alerts = rows;
     let high = alerts
         .iter()
         .filter(|a| matches!(a["severity"].as_str(), Some("high" | "critical")))
