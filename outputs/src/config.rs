@@ -16,7 +16,7 @@ pub struct OutputConfig {
     pub kind: String,
     /// Where HTTP outputs post (Alertmanager's base URL, the webhook's, Slack's).
     pub url: Option<String>,
-    /// Where syslog goes: `tcp://HOST:PORT` or `udp://HOST:PORT`.
+    /// Where syslog goes: `tcp://HOST:PORT`, `tls://HOST:PORT` or `udp://HOST:PORT`.
     pub address: Option<String>,
     /// Alerts below this severity are not sent (default: every alert).
     pub min_severity: Option<String>,
@@ -37,7 +37,8 @@ pub struct OutputConfig {
     /// Headers added to every HTTP request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// PEM CA certificates trusted for this output's HTTPS, besides the system's.
+    /// PEM CA certificates trusted for this output's HTTPS or syslog over TLS, besides the
+    /// system's.
     pub ca_file: Option<PathBuf>,
     /// Bytes of alerts the outbox holds at most (default 64 MiB).
     pub max_queue_bytes: Option<usize>,
@@ -59,6 +60,8 @@ pub enum Kind {
     Slack,
     /// RFC 5424 syslog over TCP.
     SyslogTcp,
+    /// RFC 5424 syslog over TLS (RFC 5425).
+    SyslogTls,
     /// RFC 5424 syslog over UDP.
     SyslogUdp,
 }
@@ -161,10 +164,11 @@ impl OutputConfig {
                 let address = need(&self.address, "address")?;
                 match address.split_once("://") {
                     Some(("tcp", a)) => (Kind::SyslogTcp, a.to_string()),
+                    Some(("tls", a)) => (Kind::SyslogTls, a.to_string()),
                     Some(("udp", a)) => (Kind::SyslogUdp, a.to_string()),
                     _ => {
                         return Err(format!(
-                            "output {name}: address {address:?} must be tcp://HOST:PORT or udp://HOST:PORT"
+                            "output {name}: address {address:?} must be tcp://HOST:PORT, tls://HOST:PORT or udp://HOST:PORT"
                         ));
                     }
                 }

@@ -1,9 +1,12 @@
-//! [`Delivery`]: every output's outbox and its sender. New alerts are filtered per output and
-//! queued durably on the pipeline thread ([`Delivery::push`]); one task per output sends the
+//! [`Delivery`]: every output's outbox and its sender. New alerts are handed to a thread of their
+//! own ([`Delivery::push`]), which filters them per output and appends them to each outbox, so the
+//! pipeline thread pays for none of it; [`Delivery::sync`] waits until everything pushed before it
+//! is on disk. One task per output sends the
 //! oldest queued alerts, forgets them once the output accepted them, and after a failure retries
 //! with exponential backoff and jitter, so an output that is down delays only itself.
 
 use std::path::Path;
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +28,8 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Time one send may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+/// Batches of alerts waiting for the outbox writer; past this, pushing waits (backpressure).
+const WRITER_QUEUE: usize = 64;
 
 /// One output: its outbox and how its sending goes.
 struct Channel {
@@ -46,6 +51,20 @@ pub struct Delivery {
     channels: Arc<Vec<Arc<Channel>>>,
     /// Base URL of the console, for links in messages (`https://auditlake.example`).
     console_url: Option<String>,
+    writer: Arc<Writer>,
+}
+
+/// The thread appending new alerts to the outboxes, and how to reach it.
+struct Writer {
+    jobs: mpsc::SyncSender<Job>,
+    /// Why writing failed, once it did: every later push and sync fails with it.
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+enum Job {
+    Alerts(RecordBatch),
+    /// Sync every outbox, then answer.
+    Sync(mpsc::SyncSender<std::result::Result<(), String>>),
 }
 
 impl Delivery {
@@ -70,47 +89,35 @@ impl Delivery {
                 state: Mutex::new(State::default()),
             }));
         }
+        let channels = Arc::new(channels);
         Ok(Self {
-            channels: Arc::new(channels),
+            writer: Arc::new(Writer::start(Arc::clone(&channels))?),
+            channels,
             console_url: console_url.map(|u| u.trim_end_matches('/').to_string()),
         })
     }
 
-    /// Queues each output's share of `alerts`, written to its outbox but not synced:
-    /// [`Delivery::sync`] makes them durable.
+    /// Hands `alerts` to the outbox writer, which queues each output's share, written but not
+    /// synced: [`Delivery::sync`] makes them durable. Waits only when the writer is far behind.
     pub fn push(&self, alerts: &RecordBatch) -> Result<()> {
-        let rules = column(alerts, alert::RULE_ID).as_string::<i32>();
-        let severities = column(alerts, alert::SEVERITY).as_string::<i32>();
-        let categories = column(alerts, alert::CATEGORY).as_string::<i32>();
-        let clusters = column(alerts, alert::CLUSTER).as_string::<i32>();
-        for channel in self.channels.iter() {
-            let wanted: BooleanArray = (0..alerts.num_rows())
-                .map(|i| {
-                    Some(channel.output.wants(
-                        rules.value(i),
-                        severities.value(i),
-                        categories.value(i),
-                        clusters.value(i),
-                    ))
-                })
-                .collect();
-            let mine = arrow::compute::filter_record_batch(alerts, &wanted)
-                .map_err(|source| crate::Error::Json { source })?;
-            if mine.num_rows() == 0 {
-                continue;
-            }
-            lock(&channel.outbox).push_unsynced(&mine)?;
-            channel.wake.notify_one();
-        }
-        Ok(())
+        self.writer.check()?;
+        self.writer
+            .jobs
+            .send(Job::Alerts(alerts.clone()))
+            .map_err(|_| self.writer.gone())
     }
 
     /// Makes every alert pushed so far durable in its outbox.
     pub fn sync(&self) -> Result<()> {
-        for channel in self.channels.iter() {
-            lock(&channel.outbox).sync()?;
-        }
-        Ok(())
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.writer
+            .jobs
+            .send(Job::Sync(reply))
+            .map_err(|_| self.writer.gone())?;
+        answer
+            .recv()
+            .map_err(|_| self.writer.gone())?
+            .map_err(|reason| crate::Error::Writer { reason })
     }
 
     /// Starts one sending task per output on `runtime`.
@@ -143,6 +150,98 @@ impl Delivery {
     }
 }
 
+impl Writer {
+    fn start(channels: Arc<Vec<Arc<Channel>>>) -> Result<Self> {
+        let (jobs, queue) = mpsc::sync_channel(WRITER_QUEUE);
+        let failed = Arc::new(Mutex::new(None));
+        let failure = Arc::clone(&failed);
+        std::thread::Builder::new()
+            .name("auditlake-outbox".into())
+            .spawn(move || {
+                for job in queue {
+                    match job {
+                        Job::Alerts(alerts) => {
+                            if lock(&failure).is_some() {
+                                continue;
+                            }
+                            if let Err(e) = queue_for_each(&channels, &alerts) {
+                                let reason = chain(&e);
+                                tracing::error!(error = %reason, "alerts could not be queued for delivery; refusing new batches until a restart replays them");
+                                *lock(&failure) = Some(reason);
+                            }
+                        }
+                        Job::Sync(reply) => {
+                            let done = match lock(&failure).clone() {
+                                Some(reason) => Err(reason),
+                                None => channels.iter().try_for_each(|c| lock(&c.outbox).sync()).map_err(|e| chain(&e)),
+                            };
+                            let _ = reply.send(done);
+                        }
+                    }
+                }
+            })
+            .map_err(|e| crate::Error::Writer {
+                reason: format!("cannot start the outbox writer: {e}"),
+            })?;
+        Ok(Self { jobs, failed })
+    }
+
+    fn check(&self) -> Result<()> {
+        match lock(&self.failed).clone() {
+            Some(reason) => Err(crate::Error::Writer { reason }),
+            None => Ok(()),
+        }
+    }
+
+    fn gone(&self) -> crate::Error {
+        crate::Error::Writer {
+            reason: lock(&self.failed)
+                .clone()
+                .unwrap_or_else(|| "the outbox writer stopped".into()),
+        }
+    }
+}
+
+/// An error and its causes, one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Queues each output's share of `alerts` in its outbox, written but not synced.
+fn queue_for_each(channels: &[Arc<Channel>], alerts: &RecordBatch) -> Result<()> {
+    let rules = column(alerts, alert::RULE_ID).as_string::<i32>();
+    let severities = column(alerts, alert::SEVERITY).as_string::<i32>();
+    let categories = column(alerts, alert::CATEGORY).as_string::<i32>();
+    let clusters = column(alerts, alert::CLUSTER).as_string::<i32>();
+    for channel in channels {
+        let wanted: BooleanArray = (0..alerts.num_rows())
+            .map(|i| {
+                Some(channel.output.wants(
+                    rules.value(i),
+                    severities.value(i),
+                    categories.value(i),
+                    clusters.value(i),
+                ))
+            })
+            .collect();
+        let mine = arrow::compute::filter_record_batch(alerts, &wanted)
+            .map_err(|source| crate::Error::Json { source })?;
+        if mine.num_rows() == 0 {
+            continue;
+        }
+        lock(&channel.outbox).push_unsynced(&mine)?;
+        channel.wake.notify_one();
+    }
+    Ok(())
+}
+
 /// Sends `alerts` to `output` once, now, with no outbox and no retry
 /// (`auditlake alerts test-output`).
 pub async fn send_now(
@@ -151,9 +250,9 @@ pub async fn send_now(
     console_url: Option<&str>,
 ) -> std::result::Result<(), String> {
     let rows = crate::outbox::queued(alerts, 0).map_err(|e| e.to_string())?;
-    let client = http_client(output)?;
+    let sender = Sender::new(output)?;
     let console = console_url.map(|u| u.trim_end_matches('/'));
-    match send(&client, output, &rows, console).await {
+    match send(&sender, output, &rows, console).await {
         (sent, None) if sent == rows.len() => Ok(()),
         (sent, None) => Err(format!("{sent} of {} sent", rows.len())),
         (_, Some(e)) => Err(e),
@@ -164,26 +263,64 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn http_client(output: &Output) -> std::result::Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
-        .timeout(SEND_TIMEOUT)
-        .user_agent(concat!("auditlake/", env!("CARGO_PKG_VERSION")));
+/// What an output sends with: an HTTP client, and for syslog over TLS a connector.
+struct Sender {
+    http: reqwest::Client,
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl Sender {
+    fn new(output: &Output) -> std::result::Result<Self, String> {
+        let fail = |e: &dyn std::fmt::Display| format!("output {}: {e}", output.name);
+        let mut builder = reqwest::Client::builder()
+            .timeout(SEND_TIMEOUT)
+            .user_agent(concat!("auditlake/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &output.ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| format!("output {}: ca_file: {e}", output.name))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| fail(&e))?;
+        let tls = match output.kind {
+            Kind::SyslogTls => Some(tls_connector(output).map_err(|e| fail(&e))?),
+            _ => None,
+        };
+        Ok(Self { http, tls })
+    }
+}
+
+/// A TLS client trusting the system's CAs and the output's `ca_file`.
+fn tls_connector(output: &Output) -> std::result::Result<tokio_rustls::TlsConnector, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
     if let Some(pem) = &output.ca_pem {
-        for cert in reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| format!("output {}: ca_file: {e}", output.name))?
-        {
-            builder = builder.add_root_certificate(cert);
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| format!("ca_file: {e}"))?;
+            roots.add(cert).map_err(|e| format!("ca_file: {e}"))?;
         }
     }
-    builder
-        .build()
-        .map_err(|e| format!("output {}: {e}", output.name))
+    if roots.is_empty() {
+        return Err("no CA certificate to verify the syslog server with (set ca_file)".into());
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
 async fn send_loop(channel: Arc<Channel>, link: Option<String>) {
     let name = channel.output.name.clone();
-    let client = match http_client(&channel.output) {
-        Ok(c) => c,
+    let sender = match Sender::new(&channel.output) {
+        Ok(s) => s,
         Err(e) => {
             tracing::error!(output = %name, error = %e, "output cannot send");
             lock(&channel.state).failing = Some((Instant::now(), e));
@@ -205,7 +342,7 @@ async fn send_loop(channel: Arc<Channel>, link: Option<String>) {
         let (sent, error) = if picked.is_empty() {
             (0, None)
         } else {
-            send(&client, &channel.output, &picked, link.as_deref()).await
+            send(&sender, &channel.output, &picked, link.as_deref()).await
         };
         // The batch's alerts done with: all of them, or those before the first one not sent.
         let done = match &error {
@@ -221,7 +358,7 @@ async fn send_loop(channel: Arc<Channel>, link: Option<String>) {
             grouping.commit(plan);
         }
         if done > 0 {
-            if let Err(e) = lock(&channel.outbox).ack(done) {
+            if let Err(e) = lock(&channel.outbox).ack_through(rows[done - 1].seq) {
                 tracing::error!(output = %name, error = %e, "outbox could not forget sent alerts; they may be sent again");
             }
             metrics::counter!("auditlake_output_sent_total", "output" => name.clone())
@@ -264,7 +401,7 @@ async fn send_loop(channel: Arc<Channel>, link: Option<String>) {
 
 /// Sends `rows` in order; returns how many the output accepted (a prefix) and why it stopped.
 async fn send(
-    client: &reqwest::Client,
+    sender: &Sender,
     output: &Output,
     rows: &[Queued],
     console: Option<&str>,
@@ -272,7 +409,8 @@ async fn send(
     let link = |id: &str| console.map(|c| format!("{c}/#/alert/{id}"));
     let values: Vec<&serde_json::Value> = rows.iter().map(|q| q.row.as_ref()).collect();
     let post = |url: &str, body: Vec<u8>| {
-        let mut request = client
+        let mut request = sender
+            .http
             .post(url)
             .header("content-type", "application/json")
             .body(body);
@@ -336,14 +474,14 @@ async fn send(
             }
             (rows.len(), None)
         }
-        Kind::SyslogTcp | Kind::SyslogUdp => {
+        Kind::SyslogTcp | Kind::SyslogTls | Kind::SyslogUdp => {
             let host = hostname();
             let now = chrono::Utc::now();
-            let lines: Vec<String> = values.iter().map(|r| syslog::line(r, &host, now)).collect();
-            let sent = if output.kind == Kind::SyslogTcp {
-                send_tcp(&output.target, &lines).await
-            } else {
-                send_udp(&output.target, &lines).await
+            let lines: Vec<String> = values.iter().map(|r| syslog::line(r, host, now)).collect();
+            let sent = match (output.kind, &sender.tls) {
+                (Kind::SyslogUdp, _) => send_udp(&output.target, &lines).await,
+                (Kind::SyslogTls, Some(tls)) => send_tls(tls, &output.target, &lines).await,
+                _ => send_tcp(&output.target, &lines).await,
             };
             match sent {
                 Ok(()) => (rows.len(), None),
@@ -353,11 +491,40 @@ async fn send(
     }
 }
 
-async fn send_tcp(address: &str, lines: &[String]) -> std::io::Result<()> {
-    let connect = tokio::net::TcpStream::connect(address);
-    let mut stream = tokio::time::timeout(SEND_TIMEOUT, connect)
+async fn connect(address: &str) -> std::io::Result<tokio::net::TcpStream> {
+    tokio::time::timeout(SEND_TIMEOUT, tokio::net::TcpStream::connect(address))
         .await
-        .map_err(|_| std::io::Error::other("connect timed out"))??;
+        .map_err(|_| std::io::Error::other("connect timed out"))?
+}
+
+async fn send_tcp(address: &str, lines: &[String]) -> std::io::Result<()> {
+    write_framed(connect(address).await?, lines).await
+}
+
+/// Syslog over TLS (RFC 5425): the server's certificate must name the address's host.
+async fn send_tls(
+    tls: &tokio_rustls::TlsConnector,
+    address: &str,
+    lines: &[String],
+) -> std::io::Result<()> {
+    let host = match address.rsplit_once(':') {
+        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+        None => address,
+    };
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| std::io::Error::other(format!("{host:?} is not a TLS server name: {e}")))?;
+    let stream = connect(address).await?;
+    let stream = tokio::time::timeout(SEND_TIMEOUT, tls.connect(name, stream))
+        .await
+        .map_err(|_| std::io::Error::other("TLS handshake timed out"))??;
+    write_framed(stream, lines).await
+}
+
+/// Writes `lines` framed by octet counting (RFC 6587), then closes the stream.
+async fn write_framed(
+    mut stream: impl tokio::io::AsyncWrite + Unpin,
+    lines: &[String],
+) -> std::io::Result<()> {
     let mut out = String::new();
     for line in lines {
         out.push_str(&syslog::framed(line));
@@ -379,13 +546,19 @@ async fn send_udp(address: &str, lines: &[String]) -> std::io::Result<()> {
     })
     .await?;
     for line in lines {
-        socket.send_to(line.as_bytes(), address).await?;
+        socket
+            .send_to(syslog::datagram(line).as_bytes(), address)
+            .await?;
     }
     Ok(())
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
+/// This machine's name, read once.
+fn hostname() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default()
+    })
 }

@@ -12,6 +12,13 @@ pub enum Error {
         /// Why.
         source: auditlake_engine::Error,
     },
+    /// The thread writing the outboxes failed earlier, or is gone; alerts are refused until a
+    /// restart (the write-ahead log raises the unsynced ones again).
+    #[error("the outbox writer failed: {reason}")]
+    Writer {
+        /// Why.
+        reason: String,
+    },
     /// An alert could not be turned into the JSON an output sends.
     #[error("alert as JSON")]
     Json {

@@ -1,7 +1,7 @@
 //! Alerts as RFC 5424 syslog lines, for SIEMs: the alert's fields as structured data
 //! (`[auditlake@32473 ...]`, escaped as the RFC asks) and its message as UTF-8 text. Over TCP or
-//! TLS each line is framed by its length (RFC 6587 octet counting); over UDP one datagram is one
-//! line.
+//! TLS (RFC 5425) each line is framed by its length (RFC 6587 octet counting); over UDP one
+//! datagram is one line, cut to fit a datagram.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -79,6 +79,22 @@ pub fn line(row: &serde_json::Value, hostname: &str, now: DateTime<Utc>) -> Stri
     )
 }
 
+/// The most a UDP datagram carries: an IPv4 datagram's 65,535 bytes less its headers.
+pub const MAX_DATAGRAM: usize = 65_507;
+
+/// `line` as one UDP datagram: cut at [`MAX_DATAGRAM`] bytes (on a character boundary) if it is
+/// longer, as RFC 5426 allows, rather than never sent.
+pub fn datagram(line: &str) -> &str {
+    if line.len() <= MAX_DATAGRAM {
+        return line;
+    }
+    let mut end = MAX_DATAGRAM;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
+}
+
 /// `line` framed for a stream (TCP, TLS): its length in bytes, a space, the line.
 pub fn framed(line: &str) -> String {
     format!("{} {line}", line.len())
@@ -111,5 +127,8 @@ mod tests {
         assert!(!line.contains('\n'));
         assert_eq!(framed("abc"), "3 abc");
         assert_eq!(framed("é"), "2 é");
+        let long = format!("{}é{}", "a".repeat(MAX_DATAGRAM - 1), "b".repeat(100));
+        assert_eq!(datagram(&long).len(), MAX_DATAGRAM - 1);
+        assert_eq!(datagram("short"), "short");
     }
 }

@@ -446,6 +446,35 @@ fn parse_5424(line: &str) -> (u8, std::collections::BTreeMap<String, String>, St
     (pri.parse().expect("a priority"), params, message)
 }
 
+/// A TLS acceptor whose certificate (for 127.0.0.1) a fresh CA signed, and that CA's PEM file.
+fn tls_listener_with_ca(dir: &std::path::Path) -> (tokio_rustls::TlsAcceptor, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".into()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("cert");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from(cert.der().to_vec())],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .expect("server config");
+    let ca_file = dir.join("syslog-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("ca");
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca_file)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
     // Slack: a local HTTP server taking incoming-webhook messages.
@@ -494,6 +523,28 @@ async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
             sink.lock().expect("lock").push_str(&text);
         }
     });
+    // Syslog over TLS (RFC 5425): a listener with a certificate from a CA of the test's own.
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (tls_acceptor, ca_file) = tls_listener_with_ca(scratch.path());
+    let tls = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("tls");
+    let tls_port = tls.local_addr().expect("addr").port();
+    let secured = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&secured);
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        loop {
+            let (socket, _) = tls.accept().await.expect("accept");
+            let Ok(mut socket) = tls_acceptor.accept(socket).await else {
+                continue;
+            };
+            let mut text = String::new();
+            // A close without TLS's close_notify would be an error: keep what was read.
+            let _ = socket.read_to_string(&mut text).await;
+            sink.lock().expect("lock").push_str(&text);
+        }
+    });
     let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("udp");
@@ -510,7 +561,6 @@ async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
         }
     });
 
-    let scratch = tempfile::tempdir().expect("tempdir");
     let data = scratch.path().join("data");
     let secret = scratch.path().join("slack-url");
     std::fs::write(
@@ -527,8 +577,10 @@ async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
              [[alerts.outputs]]\nname = \"chat-grouped\"\nkind = \"slack\"\nurl = \"http://127.0.0.1:{slack_port}/grouped\"\n\
              min_severity = \"high\"\ngroup_window = \"1h\"\n\n\
              [[alerts.outputs]]\nname = \"siem\"\nkind = \"syslog\"\naddress = \"tcp://127.0.0.1:{tcp_port}\"\n\n\
-             [[alerts.outputs]]\nname = \"siem-udp\"\nkind = \"syslog\"\naddress = \"udp://127.0.0.1:{udp_port}\"\n",
-            secret.display()
+             [[alerts.outputs]]\nname = \"siem-udp\"\nkind = \"syslog\"\naddress = \"udp://127.0.0.1:{udp_port}\"\n\n\
+             [[alerts.outputs]]\nname = \"siem-tls\"\nkind = \"syslog\"\naddress = \"tls://127.0.0.1:{tls_port}\"\nca_file = \"{}\"\n",
+            secret.display(),
+            ca_file.display()
         ),
     )
     .expect("config");
@@ -556,14 +608,15 @@ async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
             messages.lock().expect("lock").len(),
             frames(&streams.lock().expect("lock")).len(),
             datagrams.lock().expect("lock").len(),
+            frames(&secured.lock().expect("lock")).len(),
         );
-        if got == (high, alerts.len(), alerts.len()) {
+        let want = (high, alerts.len(), alerts.len(), alerts.len());
+        if got == want {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "slack, tcp, udp got {got:?} of {:?}\n{}",
-            (high, alerts.len(), alerts.len()),
+            "slack, tcp, udp, tls got {got:?} of {want:?}\n{}",
             server.log()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -590,6 +643,7 @@ async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
     for lines in [
         frames(&streams.lock().expect("lock")),
         datagrams.lock().expect("lock").clone(),
+        frames(&secured.lock().expect("lock")),
     ] {
         let mut seen = BTreeSet::new();
         for line in &lines {
@@ -630,7 +684,7 @@ async fn slack_and_syslog_receivers_get_readable_messages_and_rfc_5424_lines() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        crate::stderr(&out).contains("has: chat, chat-grouped, siem, siem-udp"),
+        crate::stderr(&out).contains("has: chat, chat-grouped, siem, siem-udp, siem-tls"),
         "{}",
         crate::stderr(&out)
     );
