@@ -90,6 +90,25 @@ fn template(n: usize) -> (Vec<u8>, Vec<usize>) {
     (body, marks)
 }
 
+/// User and system CPU time the process `pid` has used, in seconds (`/proc/PID/stat`).
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name, which ends with the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // The kernel's USER_HZ is 100 on every Linux this runs on.
+    ticks as f64 / 100.0
+}
+
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -220,6 +239,7 @@ async fn main() {
     latencies.sort_unstable();
     let accepted = latencies.len() as u64 * o.events as u64;
     let hwm = rss_kib(pid, "VmHWM:");
+    let cpu = cpu_seconds(pid);
     let stop = Instant::now();
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -235,6 +255,11 @@ async fn main() {
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
         percentile(&latencies, 1.0)
+    );
+    println!(
+        "server CPU s per 1M:   {:.2} ({:.1} CPU-seconds in all)",
+        cpu / (accepted.max(1) as f64 / 1e6),
+        cpu
     );
     println!(
         "server peak RSS MiB:   {:.0} (sampled {:.0})",

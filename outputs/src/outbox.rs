@@ -24,6 +24,10 @@ const DEAD_RATIO: u64 = 4;
 const DROPS_NAMED: usize = 10;
 /// Rows per record when the log is rewritten.
 const REWRITE_ROWS: usize = 4096;
+/// An emptied queue starts a new log segment at most this often: after a crash, alerts sent in
+/// the last moments may be sent again (at least once), but an output that keeps up does not
+/// create and delete a file per batch.
+const ROTATE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One queued alert.
 #[derive(Debug, Clone)]
@@ -76,6 +80,8 @@ pub struct Outbox {
     log_bytes: std::collections::BTreeMap<u64, u64>,
     /// The log is rewritten once past this size (and mostly dead).
     rewrite_min_bytes: u64,
+    /// When the log last started a new segment because the queue was empty.
+    rotated: std::time::Instant,
     /// Whether alerts were appended since the last sync.
     unsynced: bool,
 }
@@ -168,6 +174,9 @@ impl Outbox {
             dropped: 0,
             log_bytes: Default::default(),
             rewrite_min_bytes: REWRITE_MIN_BYTES,
+            rotated: std::time::Instant::now()
+                .checked_sub(ROTATE_EVERY)
+                .unwrap_or_else(std::time::Instant::now),
             unsynced: false,
         };
         let mut rows = Vec::new();
@@ -260,6 +269,17 @@ impl Outbox {
         Ok(())
     }
 
+    /// Deletes the log's segments before `segment`, if there are any.
+    fn remove_segments_before(&mut self, segment: u64) -> Result<()> {
+        if self.log_bytes.keys().next().is_some_and(|&s| s < segment) {
+            self.log
+                .remove_before(segment)
+                .map_err(|source| self.fail(source))?;
+            self.log_bytes.retain(|s, _| *s >= segment);
+        }
+        Ok(())
+    }
+
     fn fail(&self, source: auditlake_engine::Error) -> Error {
         Error::Outbox {
             output: self.name.clone(),
@@ -345,22 +365,18 @@ impl Outbox {
         self.trim_front();
         let front = self.oldest(1).next().map(|q| q.segment);
         match front {
-            Some(front) => {
-                self.log
-                    .remove_before(front)
-                    .map_err(|source| self.fail(source))?;
-                self.log_bytes.retain(|s, _| *s >= front);
-            }
-            None => {
+            Some(front) => self.remove_segments_before(front)?,
+            None if self.log_bytes.contains_key(&self.log.segment())
+                && self.rotated.elapsed() >= ROTATE_EVERY =>
+            {
                 // Nothing is waiting: start a fresh segment and delete the others, so a crash
-                // now sends nothing twice.
+                // now sends nothing twice. At most once per ROTATE_EVERY, as an output that keeps
+                // up empties its queue after every batch.
                 self.log.rotate().map_err(|source| self.fail(source))?;
-                let segment = self.log.segment();
-                self.log
-                    .remove_before(segment)
-                    .map_err(|source| self.fail(source))?;
-                self.log_bytes.clear();
+                self.rotated = std::time::Instant::now();
+                self.remove_segments_before(self.log.segment())?;
             }
+            None => self.remove_segments_before(self.log.segment())?,
         }
         self.metrics();
         Ok(())
