@@ -28,6 +28,8 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Time one send may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a sender waits after new alerts woke it, for more to join them.
+const LINGER: Duration = Duration::from_millis(50);
 /// Batches of alerts waiting for the outbox writer; past this, pushing waits (backpressure).
 const WRITER_QUEUE: usize = 64;
 
@@ -333,7 +335,11 @@ async fn send_loop(channel: Arc<Channel>, link: Option<String>) {
         let rows: Vec<Queued> = lock(&channel.outbox).oldest(BATCH).cloned().collect();
         if rows.is_empty() {
             // Also wakes now and then, should a notification have been missed.
-            let _ = tokio::time::timeout(Duration::from_secs(5), channel.wake.notified()).await;
+            let woken = tokio::time::timeout(Duration::from_secs(5), channel.wake.notified()).await;
+            if woken.is_ok() {
+                // Alerts come in bursts: a moment's wait sends the burst in one request.
+                tokio::time::sleep(LINGER).await;
+            }
             continue;
         }
         let started = Instant::now();
@@ -407,7 +413,11 @@ async fn send(
     console: Option<&str>,
 ) -> (usize, Option<String>) {
     let link = |id: &str| console.map(|c| format!("{c}/#/alert/{id}"));
-    let values: Vec<&serde_json::Value> = rows.iter().map(|q| q.row.as_ref()).collect();
+    let values: Vec<serde_json::Value> = match output.kind {
+        // The webhook sends the rows' text as it is.
+        Kind::Webhook => Vec::new(),
+        _ => rows.iter().map(Queued::row).collect(),
+    };
     let post = |url: &str, body: Vec<u8>| {
         let mut request = sender
             .http
@@ -427,7 +437,7 @@ async fn send(
     match output.kind {
         Kind::Alertmanager => {
             let body = alertmanager::body(
-                &values,
+                &values.iter().collect::<Vec<_>>(),
                 chrono::Utc::now(),
                 chrono::Duration::from_std(output.alert_ttl).unwrap_or(chrono::Duration::hours(1)),
                 link,
@@ -443,9 +453,16 @@ async fn send(
             }
         }
         Kind::Webhook => {
-            let body = serde_json::Value::Array(values.iter().map(|v| (*v).clone()).collect())
-                .to_string()
-                .into_bytes();
+            let mut body =
+                Vec::with_capacity(rows.iter().map(|q| q.json.len() + 1).sum::<usize>() + 2);
+            body.push(b'[');
+            for (i, q) in rows.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(q.json.as_bytes());
+            }
+            body.push(b']');
             let signature = webhook::sign(
                 output.secret.as_deref().unwrap_or_default().as_bytes(),
                 chrono::Utc::now().timestamp(),

@@ -3,7 +3,6 @@
 //! how many were grouped into it (`"grouped": N` in its row).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::outbox::Queued;
@@ -25,14 +24,7 @@ pub struct Plan {
 }
 
 fn key(q: &Queued) -> (String, String) {
-    let text = |k: &str| {
-        q.row
-            .get(k)
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    (text("rule_id"), text("cluster"))
+    (q.rule_id.clone(), q.cluster.clone())
 }
 
 impl Grouping {
@@ -62,9 +54,9 @@ impl Grouping {
             }
             let mut q = q.clone();
             if entry.1 > 0 {
-                let mut row = (*q.row).clone();
+                let mut row = q.row();
                 row["grouped"] = entry.1.into();
-                q.row = Arc::new(row);
+                q.json = row.to_string().into();
             }
             *entry = (now, 0);
             send.push((i, q));
@@ -112,7 +104,7 @@ mod tests {
         // After it: sent, saying how many were grouped (b, d, e).
         let plan = g.plan(&[alert("f", "exec")], start + Duration::from_secs(601));
         assert_eq!(plan.send.len(), 1);
-        assert_eq!(plan.send[0].1.row["grouped"], 3);
+        assert_eq!(plan.send[0].1.row()["grouped"], 3);
         // Without a window, everything goes.
         let plain = Grouping::new(None).plan(&batch, start);
         assert_eq!(plain.send.len(), 4);

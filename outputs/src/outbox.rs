@@ -36,8 +36,13 @@ pub struct Queued {
     pub alert_id: String,
     /// `critical`, `high`, `medium`, `low` or `info`.
     pub severity: String,
-    /// The `alerts` row as a JSON object, as outputs send it.
-    pub row: Arc<serde_json::Value>,
+    /// The rule that raised it.
+    pub rule_id: String,
+    /// The cluster it was raised in.
+    pub cluster: String,
+    /// The `alerts` row as the text of a JSON object, as outputs send it (text, not a parsed
+    /// value: a third of the memory, and a webhook sends it as it is).
+    pub json: Arc<str>,
     /// Its place in the queue, for [`Outbox::ack_through`]: grows by one per queued alert.
     pub seq: u64,
     /// Bytes it counts against the bound (its JSON text).
@@ -50,14 +55,24 @@ impl Queued {
     /// A queued alert of `row`, outside any outbox (tests).
     #[cfg(test)]
     pub(crate) fn for_test(id: &str, row: serde_json::Value) -> Self {
+        let text = |k: &str| crate::text(&row, k).unwrap_or_default().to_string();
+        let json = row.to_string();
         Queued {
             alert_id: id.to_string(),
             severity: "high".into(),
-            bytes: row.to_string().len(),
-            row: Arc::new(row),
+            rule_id: text("rule_id"),
+            cluster: text("cluster"),
+            bytes: json.len(),
+            json: json.into(),
             seq: 0,
             segment: 0,
         }
+    }
+
+    /// The `alerts` row as a JSON object.
+    pub fn row(&self) -> serde_json::Value {
+        // The text was written by serde_json or arrow's JSON writer: it always parses.
+        serde_json::from_str(&self.json).unwrap_or_default()
     }
 }
 
@@ -100,32 +115,33 @@ pub(crate) fn queued(alerts: &RecordBatch, segment: u64) -> Result<Vec<Queued>> 
     }
     let ids = column(alerts, alert::ALERT_ID).as_string::<i32>();
     let severities = column(alerts, alert::SEVERITY).as_string::<i32>();
-    json.split(|b| *b == b'\n')
+    let rules = column(alerts, alert::RULE_ID).as_string::<i32>();
+    let clusters = column(alerts, alert::CLUSTER).as_string::<i32>();
+    let text = String::from_utf8(json).map_err(|e| Error::Json {
+        source: arrow::error::ArrowError::JsonError(e.to_string()),
+    })?;
+    Ok(text
+        .lines()
         .filter(|l| !l.is_empty())
         .enumerate()
-        .map(|(i, line)| {
-            let row: serde_json::Value = serde_json::from_slice(line).map_err(|e| Error::Json {
-                source: arrow::error::ArrowError::JsonError(e.to_string()),
-            })?;
-            Ok(Queued {
-                alert_id: ids.value(i).to_string(),
-                severity: severities.value(i).to_string(),
-                row: Arc::new(row),
-                bytes: line.len(),
-                seq: 0,
-                segment,
-            })
+        .map(|(i, line)| Queued {
+            alert_id: ids.value(i).to_string(),
+            severity: severities.value(i).to_string(),
+            rule_id: rules.value(i).to_string(),
+            cluster: clusters.value(i).to_string(),
+            bytes: line.len(),
+            json: line.into(),
+            seq: 0,
+            segment,
         })
-        .collect()
+        .collect())
 }
 
 /// JSON rows made by [`queued`] as one `alerts` batch again.
 fn batch_of(rows: &[&Queued]) -> Result<RecordBatch> {
     let mut text = Vec::new();
     for q in rows {
-        serde_json::to_writer(&mut text, q.row.as_ref()).map_err(|e| Error::Json {
-            source: arrow::error::ArrowError::JsonError(e.to_string()),
-        })?;
+        text.extend_from_slice(q.json.as_bytes());
         text.push(b'\n');
     }
     let schema = auditlake_schema::alerts_schema();
@@ -463,7 +479,7 @@ mod tests {
             .expect("push");
         outbox.push(&alerts(&[("a3", "critical")])).expect("push");
         assert_eq!(ids(&outbox), ["a1", "a2", "a3"]);
-        let first = outbox.oldest(1).next().expect("queued").row.clone();
+        let first = outbox.oldest(1).next().expect("queued").row();
         assert_eq!(first["alert_id"], "a1");
         assert_eq!(first["severity"], "high");
         outbox.ack_through(first_seq(&outbox)).expect("ack");
