@@ -23,7 +23,9 @@
 //! outbox.push(alerts)?; // durable when this returns
 //! let batch: Vec<_> = outbox.oldest(100).cloned().collect();
 //! // ... send `batch`; once the output accepted it:
-//! outbox.ack(batch.len())?;
+//! if let Some(last) = batch.last() {
+//!     outbox.ack_through(last.seq)?;
+//! }
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
