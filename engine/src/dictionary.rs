@@ -29,8 +29,8 @@ use datafusion::physical_expr_adapter::{
 use datafusion::physical_expr_common::physical_expr::PhysicalExpr;
 
 use crate::filter_order::Selectivity;
+use crate::retype::retyped;
 use crate::short_eq::ShortEq;
-use crate::table::retyped;
 use crate::wrapped::{Evaluation, Wrapped};
 
 /// The Arrow type a dictionary-read string column is decoded into: the Parquet reader can keep
@@ -406,7 +406,7 @@ mod tests {
     #[test]
     fn only_filters_over_one_dictionary_read_column_are_evaluated_per_value() {
         let logical =
-            crate::table::strings_as(&events_schema(), &DataType::Utf8, &DataType::Utf8View);
+            crate::retype::strings_as(&events_schema(), &DataType::Utf8, &DataType::Utf8View);
         let physical = with_dictionaries(&logical, FEW_VALUED_EVENT_COLUMNS);
         let adapter = ScanFilters::default()
             .create(Arc::clone(&logical), Arc::clone(&physical))

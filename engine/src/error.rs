@@ -46,22 +46,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// An instance name that cannot name files.
-    #[error("instance name {name:?} must be 1 to 64 letters, digits, `-` or `_`")]
-    InvalidInstance {
-        /// The name given.
-        name: String,
-    },
-    /// Another process runs as the same instance on this data directory.
-    #[error(
-        "another auditlake process holds {dir} (instance {instance:?}); give each server sharing a data directory its own --instance-id"
-    )]
-    Locked {
-        /// The locked log directory.
-        dir: String,
-        /// The instance.
-        instance: String,
-    },
+    /// The lake, its log or its files failed.
+    #[error(transparent)]
+    Storage(#[from] auditlake_storage::Error),
     /// A caller's request the engine refuses (a triage note too long).
     #[error("{reason}")]
     Invalid {

@@ -218,7 +218,7 @@ impl AsyncFileReader for ScanReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::maintenance::tests::{lake_of, older_events_file};
+    use auditlake_storage::test_support::{lake_of, older_events_file};
     use datafusion::datasource::listing::PartitionedFile;
     use datafusion::object_store::ObjectMeta;
 

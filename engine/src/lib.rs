@@ -1,23 +1,15 @@
-//! Where audit events *live*.
+//! Where audit events are *queried*, and the server's path from a batch to the lake.
 //!
-//! The engine stores decoded `events` batches in a Parquet lake under the data directory
-//! (zstd, hive-partitioned by event date and hour), stores each exact redelivery only once, and
-//! answers read-only SQL over the lake through DataFusion, pruning partitions by `event_time`.
-//! Every new event is checked by the rules and the alerts stored in the `alerts` table. For a
-//! server, [`Service`] adds the write-ahead log (acknowledge after fsync), the live buffer (rows
-//! queryable before their file is complete), compaction and retention.
+//! The engine answers read-only SQL over the lake that `auditlake-storage` writes, through
+//! DataFusion, pruning partitions by `event_time`, and runs the pipeline: every new event is
+//! checked by the rules and the alerts stored in the `alerts` table. For a server, [`Service`]
+//! adds group commit over the write-ahead log (acknowledge after fsync), the live buffer (rows
+//! queryable before their file is complete), and runs compaction and retention.
 //!
 //! # Layout
-//! - [`lake`]: [`LakeWriter`], the write side (dedup, partitioning, atomic Parquet files).
-//! - [`live`]: rows of still-open files, shared with queries.
-//! - [`wal`]: the write-ahead log.
-//! - [`instance`]: [`Instance`], which server wrote a file of a shared lake.
 //! - [`service`]: [`Service`], group commit, the pipeline thread, flushing, backpressure.
-//! - [`maintenance`]: compaction, retention, crash recovery of half-done work.
-//! - `dedup`: the per-partition index of stored events.
-//! - `dictionary`: filters on low-cardinality columns evaluated once per distinct value.
-//! - [`partition`]: the `date=/hour=` layout.
 //! - [`pipeline`]: [`Pipeline`], events stored, rules run on the new ones, alerts stored.
+//! - `dictionary`: filters on low-cardinality columns evaluated once per distinct value.
 //! - [`table`]: [`LakeTable`], a DataFusion table that prunes partitions by time filters.
 //! - [`query`]: [`QueryEngine`], read-only SQL with limits.
 //! - [`triage`]: [`TriageStore`], investigators' verdicts on alerts, and its tables.
@@ -37,25 +29,22 @@
 //! ```
 #![warn(missing_docs)]
 
-mod dedup;
 mod dictionary;
 mod error;
 mod filter_order;
 mod footers;
-pub mod instance;
-pub mod lake;
-pub mod live;
 mod local_reads;
-pub mod maintenance;
-pub mod partition;
 pub mod pipeline;
 pub mod query;
+mod retype;
 pub mod service;
 mod short_eq;
 pub mod table;
 pub mod triage;
-pub mod wal;
 mod wrapped;
+
+// Storage is its own crate; its modules are named here too, as they were before it was.
+pub use auditlake_storage::{instance, lake, live, maintenance, partition, wal};
 
 pub use error::{Error, Result};
 pub use instance::Instance;

@@ -226,7 +226,7 @@ impl Pipeline {
                 }
             }
         }
-        self.alerts.write(alerts)
+        Ok(self.alerts.write(alerts)?)
     }
 
     /// Completes every open file of both tables; returns how many files were completed.

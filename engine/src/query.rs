@@ -20,7 +20,8 @@ use crate::error::{Error, Result};
 use crate::lake::{ALERTS_DIR, EVENTS_DIR, FEW_VALUED_EVENT_COLUMNS};
 use crate::live::SharedLake;
 use crate::local_reads::LocalReads;
-use crate::table::{LakeTable, as_schema, strings_as};
+use crate::retype::{as_schema, strings_as};
+use crate::table::LakeTable;
 
 /// Bytes read from the end of a Parquet file in the hope they hold its whole footer. An hour's
 /// file of events has a footer of about 11 KB per row group; DataFusion's default of 512 KiB read a
@@ -323,8 +324,8 @@ fn stored_types(schema: &SchemaRef) -> SchemaRef {
 pub(crate) mod tests {
     use super::*;
     use crate::lake::LakeWriter;
-    use crate::maintenance::tests::{events, lake_of};
     use arrow::array::AsArray;
+    use auditlake_storage::test_support::{events, lake_of};
     use datafusion::datasource::physical_plan::FileScanConfig;
     use datafusion::datasource::source::DataSourceExec;
     use datafusion::physical_plan::ExecutionPlan;
@@ -525,7 +526,7 @@ pub(crate) mod tests {
     /// Were every file given the table's schema, the older ones would fail the query.
     #[test]
     fn files_are_read_with_the_tables_schema_only_when_their_name_says_they_have_it() {
-        use crate::maintenance::tests::older_events_file;
+        use auditlake_storage::test_support::older_events_file;
         let dir = tempfile::tempdir().expect("tempdir");
         lake_of(dir.path(), "new", 3, "2025-11-03T10:15:00Z");
         let hour = |h: &str| dir.path().join(format!("events/date=2025-11-03/hour={h}"));

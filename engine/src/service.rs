@@ -379,7 +379,7 @@ fn release_flushed(wal: &mut Wal, checkpoint: u64) -> Result<()> {
     if checkpoint >= wal.segment() && wal.segment_bytes() > 0 {
         wal.rotate()?;
     }
-    wal.remove_before(checkpoint)
+    Ok(wal.remove_before(checkpoint)?)
 }
 
 struct PipelineThread {
@@ -557,8 +557,8 @@ fn record_ingest(done: &crate::pipeline::Ingested, hook: Option<&AlertHook>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::maintenance::tests::events;
     use crate::{QueryEngine, QueryLimits};
+    use auditlake_storage::test_support::events;
 
     fn count(engine: &QueryEngine) -> i64 {
         use arrow::array::AsArray;

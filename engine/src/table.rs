@@ -10,8 +10,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::MemTable;
@@ -39,6 +38,7 @@ use crate::lake::{file_schema_tag, schema_tag};
 use crate::live::LiveBuffer;
 use crate::local_reads::object_meta;
 use crate::partition::{self, HOUR_MICROS, Hour};
+use crate::retype::{as_schema, strings_as};
 
 /// A hive-partitioned Parquet table of the lake.
 ///
@@ -414,38 +414,6 @@ impl TableProvider for LakeTable {
         }
         UnionExec::try_new(plans)
     }
-}
-
-/// `schema` with its `from` columns typed `to` (`Utf8` and `Utf8View`, either way).
-pub(crate) fn strings_as(schema: &Schema, from: &DataType, to: &DataType) -> SchemaRef {
-    retyped(schema, |f| (f.data_type() == from).then(|| to.clone()))
-}
-
-/// `schema` with each field `new_type` gives a type for typed so, the rest as they are.
-pub(crate) fn retyped(schema: &Schema, new_type: impl Fn(&Field) -> Option<DataType>) -> SchemaRef {
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| match new_type(f) {
-            Some(t) => f.as_ref().clone().with_data_type(t),
-            None => f.as_ref().clone(),
-        })
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
-}
-
-/// `batch` with each column cast to the type `schema` gives it (same names, same order).
-pub(crate) fn as_schema(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(c, f)| match c.data_type() == f.data_type() {
-            true => Ok(Arc::clone(c)),
-            false => cast(c, f.data_type()),
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 #[cfg(test)]

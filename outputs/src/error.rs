@@ -10,7 +10,7 @@ pub enum Error {
         /// The output it belongs to.
         output: String,
         /// Why.
-        source: auditlake_engine::Error,
+        source: auditlake_storage::Error,
     },
     /// The thread writing the outboxes failed earlier, or is gone; alerts are refused until a
     /// restart (the write-ahead log raises the unsynced ones again).

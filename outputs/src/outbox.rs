@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use arrow::array::AsArray;
 use arrow::record_batch::RecordBatch;
-use auditlake_engine::wal::{self, Wal};
 use auditlake_schema::columns::{alert, column};
+use auditlake_storage::wal::{self, Wal};
 
 use crate::error::{Error, Result};
 
@@ -296,7 +296,7 @@ impl Outbox {
         Ok(())
     }
 
-    fn fail(&self, source: auditlake_engine::Error) -> Error {
+    fn fail(&self, source: auditlake_storage::Error) -> Error {
         Error::Outbox {
             output: self.name.clone(),
             source,

@@ -17,8 +17,8 @@ use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 
+use crate::durable::sync_dir;
 use crate::error::{Error, Result};
-use crate::lake::sync_dir;
 
 /// Subdirectory of the data dir holding the log.
 pub const WAL_DIR: &str = "wal";
@@ -147,11 +147,13 @@ pub struct Replayed {
 }
 
 /// Hands every record of the segments before `before` to `each`, oldest first.
-pub fn replay(
+///
+/// `each` may fail with an error of its own, which ends the replay and is returned.
+pub fn replay<E: From<Error>>(
     dir: &Path,
     before: u64,
-    mut each: impl FnMut(RecordBatch) -> Result<()>,
-) -> Result<Replayed> {
+    mut each: impl FnMut(RecordBatch) -> std::result::Result<(), E>,
+) -> std::result::Result<Replayed, E> {
     let mut out = Replayed::default();
     for (id, path) in segments(dir)? {
         if id >= before {
@@ -170,7 +172,7 @@ pub fn replay(
             let reader =
                 StreamReader::try_new(payload, None).map_err(|source| Error::Arrow { source })?;
             for batch in reader {
-                let batch = batch?;
+                let batch = batch.map_err(Error::from)?;
                 out.rows += batch.num_rows();
                 each(batch)?;
             }
@@ -278,7 +280,7 @@ mod tests {
                 .downcast_ref::<Int64Array>()
                 .expect("i64");
             rows.extend(v.values().iter().copied());
-            Ok(())
+            Ok::<_, Error>(())
         })
         .expect("replay");
         assert_eq!(rows, [1, 2, 3]);
@@ -306,7 +308,8 @@ mod tests {
         let last = bytes.len() - 3;
         bytes[last] ^= 0x10;
         std::fs::write(&path, &bytes).expect("write");
-        let replayed = replay(&dir.path().join(WAL_DIR), 1, |_| Ok(())).expect("replay");
+        let replayed =
+            replay(&dir.path().join(WAL_DIR), 1, |_| Ok::<_, Error>(())).expect("replay");
         assert_eq!((replayed.records, replayed.torn), (0, 1));
     }
 }

@@ -23,9 +23,10 @@ use auditlake_schema::{alerts_schema, events_schema};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use crate::durable::sync_dir;
 use crate::error::{Error, Result};
 use crate::instance::Instance;
-use crate::lake::{ALERTS_DIR, EVENTS_DIR, schema_tag, sync_dir, write_bounded, writer_properties};
+use crate::lake::{ALERTS_DIR, EVENTS_DIR, schema_tag, write_bounded, writer_properties};
 use crate::live::SharedLake;
 use crate::partition::{self, HOUR_MICROS, parquet_files};
 
@@ -327,75 +328,13 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::{LakeWriter, QueryEngine, QueryLimits};
-    use auditlake_schema::Decoder;
-
-    /// An events batch of `n` distinct events at `time`.
-    pub(crate) fn events(prefix: &str, n: usize, time: &str) -> arrow::record_batch::RecordBatch {
-        let mut decoder = Decoder::new(None);
-        let mut rejected = Vec::new();
-        for i in 0..n {
-            let e = serde_json::json!({
-                "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
-                "auditID": format!("{prefix}-{i}"), "stage": "ResponseComplete", "verb": "get",
-                "requestURI": "/api/v1/pods", "user": {"username": "alice"},
-                "objectRef": {"resource": "pods"}, "responseStatus": {"code": 200},
-                "requestReceivedTimestamp": time, "stageTimestamp": time,
-            });
-            decoder.decode(e.to_string().as_bytes(), &mut rejected);
-        }
-        assert!(rejected.is_empty(), "{rejected:?}");
-        decoder.finish()
-    }
-
-    /// A lake under `dir` holding `n` events at `time`, in one completed file.
-    pub(crate) fn lake_of(dir: &Path, prefix: &str, n: usize, time: &str) {
-        let mut lake = LakeWriter::open(dir).expect("lake");
-        lake.append(&events(prefix, n, time)).expect("append");
-        lake.flush().expect("flush");
-    }
-
-    /// Writes `n` events at `time` to `path` as a release before `exec_command` was a column
-    /// wrote them: one column fewer, and no schema tag unless `path` has one.
-    pub(crate) fn older_events_file(path: &Path, prefix: &str, n: usize, time: &str) {
-        let batch = events(prefix, n, time);
-        let schema = batch.schema();
-        let at = schema
-            .index_of(auditlake_schema::columns::event::EXEC_COMMAND)
-            .expect("column");
-        let keep: Vec<usize> = (0..schema.fields().len()).filter(|&i| i != at).collect();
-        let batch = batch.project(&keep).expect("older columns");
-        std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
-        let file = File::create(path).expect("create");
-        let mut w = ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
-        w.write(&batch).expect("write");
-        w.close().expect("close");
-    }
+    use crate::LakeWriter;
+    use crate::test_support::{events, older_events_file};
 
     fn count(dir: &Path) -> i64 {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        let engine = QueryEngine::open(dir, QueryLimits::default()).expect("engine");
-        let result = rt
-            .block_on(
-                engine.query("SELECT count(DISTINCT audit_id) AS n, count(*) AS m FROM events"),
-            )
-            .expect("query");
-        let batch = &result.batches[0];
-        use arrow::array::AsArray;
-        let n = batch
-            .column(0)
-            .as_primitive::<arrow::datatypes::Int64Type>()
-            .value(0);
-        let m = batch
-            .column(1)
-            .as_primitive::<arrow::datatypes::Int64Type>()
-            .value(0);
-        assert_eq!(n, m, "no row twice");
-        n
+        crate::test_support::count_events(dir)
     }
 
     fn files(dir: &Path) -> usize {

@@ -49,7 +49,7 @@ impl LiveBuffer {
 
     /// Lists files with `list` and copies the buffered rows of the hours `keep` accepts, both while
     /// no file is being published.
-    pub(crate) fn snapshot<T>(
+    pub fn snapshot<T>(
         &self,
         keep: impl Fn(Hour) -> bool,
         list: impl FnOnce() -> std::io::Result<T>,

@@ -20,6 +20,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use crate::dedup::{DedupIndex, keys};
+use crate::durable::sync_dir;
 use crate::error::{Error, Result};
 use crate::instance::Instance;
 use crate::live::LiveBuffer;
@@ -46,13 +47,13 @@ const MAX_OPEN_WRITERS: usize = 4;
 ///
 /// The tag is a hash of the fields (names, types, nullability, nested fields); the lake's schemas
 /// carry no metadata maps, whose order would vary.
-pub(crate) fn schema_tag(schema: &Schema) -> String {
+pub fn schema_tag(schema: &Schema) -> String {
     let fields = format!("{:?}", schema.fields());
     format!("s{:016x}", xxhash_rust::xxh3::xxh3_64(fields.as_bytes()))
 }
 
 /// The schema tag in the name of the lake file at `path`, if it has one.
-pub(crate) fn file_schema_tag(path: &Path) -> Option<&str> {
+pub fn file_schema_tag(path: &Path) -> Option<&str> {
     let stem = path.file_name()?.to_str()?.strip_suffix(".parquet")?;
     let (_, tag) = stem.rsplit_once('.')?;
     Some(tag)
@@ -397,7 +398,7 @@ pub(crate) fn write_bounded(
 /// The `events` string columns with few distinct values in an hour and a value in nearly every
 /// row, dictionary-encoded in every file as all string columns not excluded in
 /// [`writer_properties`] are: a query filtering on one reads it as a dictionary and evaluates the
-/// filter once per distinct value ([`crate::table::LakeTable::with_dictionary_reads`]). Columns
+/// filter once per distinct value (`LakeTable::with_dictionary_reads` in `auditlake-engine`). Columns
 /// null in most rows (subresource, impersonated user, response status, pod fields, role refs)
 /// are not among them: read as a dictionary, such a column carries a key for every row where a
 /// string read carries only its few values, and a filter on `subresource` alone took 9% more CPU.
@@ -500,16 +501,6 @@ pub(crate) fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// Makes a rename in the file's directory durable. Best effort: a filesystem that cannot sync a
-/// directory still has the file, only its name may need the journal replayed after a crash.
-pub(crate) fn sync_dir(path: &Path) {
-    if let Some(dir) = path.parent()
-        && let Ok(d) = File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-}
-
 /// Sets `ingested_at` to the time of storing.
 fn stamp_ingested_at(batch: &RecordBatch, now: i64) -> Result<RecordBatch> {
     let schema = batch.schema();
@@ -525,8 +516,8 @@ fn stamp_ingested_at(batch: &RecordBatch, now: i64) -> Result<RecordBatch> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::maintenance::tests::events;
     use crate::partition::parquet_files;
+    use crate::test_support::events;
 
     fn hour(h: u32) -> String {
         format!("2025-11-03T{h:02}:15:00Z")

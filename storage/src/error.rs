@@ -1,0 +1,72 @@
+//! Errors of storage.
+
+use std::path::PathBuf;
+
+/// What failed storing events or reading them back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or directory of the lake could not be read or written.
+    #[error("{path}")]
+    Io {
+        /// Which path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A Parquet file of the lake could not be written or read back.
+    #[error("parquet file {path}")]
+    Parquet {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        source: parquet::errors::ParquetError,
+    },
+    /// An Arrow operation on a batch failed (a batch of the wrong shape).
+    #[error("batch")]
+    Arrow {
+        /// Why.
+        source: arrow::error::ArrowError,
+    },
+    /// An instance name that cannot name files.
+    #[error("instance name {name:?} must be 1 to 64 letters, digits, `-` or `_`")]
+    InvalidInstance {
+        /// The name given.
+        name: String,
+    },
+    /// Another process runs as the same instance on this data directory.
+    #[error(
+        "another auditlake process holds {dir} (instance {instance:?}); give each server sharing a data directory its own --instance-id"
+    )]
+    Locked {
+        /// The locked log directory.
+        dir: String,
+        /// The instance.
+        instance: String,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+
+    /// Wraps a Parquet error on `path`.
+    pub fn parquet(
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(parquet::errors::ParquetError) -> Error {
+        let path = path.into();
+        move |source| Error::Parquet { path, source }
+    }
+}
+
+impl From<arrow::error::ArrowError> for Error {
+    fn from(source: arrow::error::ArrowError) -> Self {
+        Error::Arrow { source }
+    }
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
