@@ -1,9 +1,9 @@
 //! [`Delivery`]: every output's outbox and its sender. New alerts are handed to a thread of their
 //! own ([`Delivery::push`]), which filters them per output and appends them to each outbox, so the
 //! pipeline thread pays for none of it; [`Delivery::sync`] waits until everything pushed before it
-//! is on disk. One task per output sends the
-//! oldest queued alerts, forgets them once the output accepted them, and after a failure retries
-//! with exponential backoff and jitter, so an output that is down delays only itself.
+//! is on disk. One task per output sends the oldest queued alerts, forgets them once the output
+//! accepted them, and after a failure retries with exponential backoff and jitter, so an output
+//! that is down delays only itself.
 
 use std::path::Path;
 use std::sync::mpsc;

@@ -11,7 +11,7 @@ use crate::outbox::Queued;
 #[derive(Default)]
 pub struct Grouping {
     window: Option<Duration>,
-    last: HashMap<(String, String), (Instant, u64)>,
+    last: HashMap<(String, String), (Option<Instant>, u64)>,
 }
 
 /// What to send of a batch of queued alerts.
@@ -20,7 +20,7 @@ pub struct Plan {
     /// in the batch.
     pub send: Vec<(usize, Queued)>,
     /// The state to keep once the output took the plan's alerts.
-    next: HashMap<(String, String), (Instant, u64)>,
+    next: HashMap<(String, String), (Option<Instant>, u64)>,
 }
 
 fn key(q: &Queued) -> (String, String) {
@@ -47,8 +47,13 @@ impl Grouping {
         let mut next = self.last.clone();
         let mut send = Vec::new();
         for (i, q) in batch.iter().enumerate() {
-            let entry = next.entry(key(q)).or_insert((now - window * 2, 0));
-            if now.duration_since(entry.0) < window {
+            // A key never sent has no time (`now - 2 * window` could be before the clock's
+            // start on a machine that booted less than that ago).
+            let entry = next.entry(key(q)).or_insert((None, 0));
+            if entry
+                .0
+                .is_some_and(|last| now.duration_since(last) < window)
+            {
                 entry.1 += 1;
                 continue;
             }
@@ -58,7 +63,7 @@ impl Grouping {
                 row["grouped"] = entry.1.into();
                 q.json = row.to_string().into();
             }
-            *entry = (now, 0);
+            *entry = (Some(now), 0);
             send.push((i, q));
         }
         Plan { send, next }
@@ -108,5 +113,13 @@ mod tests {
         // Without a window, everything goes.
         let plain = Grouping::new(None).plan(&batch, start);
         assert_eq!(plain.send.len(), 4);
+    }
+
+    #[test]
+    fn a_window_longer_than_the_uptime_sends_the_first_alert() {
+        // Longer than this machine has been up: the first alert of a key still goes.
+        let g = Grouping::new(Some(Duration::from_secs(100 * 365 * 24 * 3600)));
+        let plan = g.plan(&[alert("a", "exec")], Instant::now());
+        assert_eq!(plan.send.len(), 1);
     }
 }
