@@ -139,7 +139,8 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
             // the write-ahead log that could raise them again is deleted.
             take: Arc::new(move |alerts: &arrow::record_batch::RecordBatch| {
                 if let Some(d) = &take_delivery {
-                    d.push(alerts).map_err(|e| format!("{e:#}"))?;
+                    d.push(alerts)
+                        .map_err(|e| auditlake_ingest::error_chain(&e))?;
                 }
                 if let Some(p) = &publisher {
                     p.publish(alerts);
@@ -147,7 +148,7 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 Ok(())
             }),
             sync: Arc::new(move || match &sync_delivery {
-                Some(d) => d.sync().map_err(|e| format!("{e:#}")),
+                Some(d) => d.sync().map_err(|e| auditlake_ingest::error_chain(&e)),
                 None => Ok(()),
             }),
         })

@@ -6,22 +6,6 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A file or directory of the lake could not be read or written.
-    #[error("{path}")]
-    Io {
-        /// Which path.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A Parquet file of the lake could not be written or read back.
-    #[error("parquet file {path}")]
-    Parquet {
-        /// Which file.
-        path: PathBuf,
-        /// Why.
-        source: parquet::errors::ParquetError,
-    },
     /// An Arrow operation on a batch failed (a batch of the wrong shape).
     #[error("batch")]
     Arrow {
@@ -64,16 +48,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// An I/O error on `path` (a file of the data directory), as storage reports it.
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
-        let path = path.into();
-        move |source| Error::Io { path, source }
+        let wrap = auditlake_storage::Error::io(path);
+        move |source| Error::Storage(wrap(source))
     }
 
+    /// A Parquet error on `path`, as storage reports it.
     pub(crate) fn parquet(
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(parquet::errors::ParquetError) -> Error {
-        let path = path.into();
-        move |source| Error::Parquet { path, source }
+        let wrap = auditlake_storage::Error::parquet(path);
+        move |source| Error::Storage(wrap(source))
     }
 
     /// Whether the caller's SQL is at fault (bad syntax, unknown column, a refused statement) rather

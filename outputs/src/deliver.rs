@@ -60,13 +60,13 @@ pub struct Delivery {
 struct Writer {
     jobs: mpsc::SyncSender<Job>,
     /// Why writing failed, once it did: every later push and sync fails with it.
-    failed: Arc<Mutex<Option<String>>>,
+    failed: Arc<Mutex<Option<Arc<crate::Error>>>>,
 }
 
 enum Job {
     Alerts(RecordBatch),
     /// Sync every outbox, then answer.
-    Sync(mpsc::SyncSender<std::result::Result<(), String>>),
+    Sync(mpsc::SyncSender<std::result::Result<(), Arc<crate::Error>>>),
 }
 
 impl Delivery {
@@ -119,7 +119,7 @@ impl Delivery {
         answer
             .recv()
             .map_err(|_| self.writer.gone())?
-            .map_err(|reason| crate::Error::Writer { reason })
+            .map_err(|source| crate::Error::Writer { source })
     }
 
     /// Starts one sending task per output on `runtime`.
@@ -167,53 +167,44 @@ impl Writer {
                                 continue;
                             }
                             if let Err(e) = queue_for_each(&channels, &alerts) {
-                                let reason = chain(&e);
-                                tracing::error!(error = %reason, "alerts could not be queued for delivery; refusing new batches until a restart replays them");
-                                *lock(&failure) = Some(reason);
+                                tracing::error!(error = ?e, "alerts could not be queued for delivery; refusing new batches until a restart replays them");
+                                *lock(&failure) = Some(Arc::new(e));
                             }
                         }
                         Job::Sync(reply) => {
                             let done = match lock(&failure).clone() {
                                 Some(reason) => Err(reason),
-                                None => channels.iter().try_for_each(|c| lock(&c.outbox).sync()).map_err(|e| chain(&e)),
+                                None => channels
+                                    .iter()
+                                    .try_for_each(|c| lock(&c.outbox).sync())
+                                    .map_err(Arc::new),
                             };
                             let _ = reply.send(done);
                         }
                     }
                 }
             })
-            .map_err(|e| crate::Error::Writer {
-                reason: format!("cannot start the outbox writer: {e}"),
+            .map_err(|e| crate::Error::WriterGone {
+                reason: format!("cannot start: {e}"),
             })?;
         Ok(Self { jobs, failed })
     }
 
     fn check(&self) -> Result<()> {
         match lock(&self.failed).clone() {
-            Some(reason) => Err(crate::Error::Writer { reason }),
+            Some(source) => Err(crate::Error::Writer { source }),
             None => Ok(()),
         }
     }
 
     fn gone(&self) -> crate::Error {
-        crate::Error::Writer {
-            reason: lock(&self.failed)
-                .clone()
-                .unwrap_or_else(|| "the outbox writer stopped".into()),
+        match lock(&self.failed).clone() {
+            Some(source) => crate::Error::Writer { source },
+            None => crate::Error::WriterGone {
+                reason: "stopped".into(),
+            },
         }
     }
-}
-
-/// An error and its causes, one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// Queues each output's share of `alerts` in its outbox, written but not synced.

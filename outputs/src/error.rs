@@ -14,8 +14,14 @@ pub enum Error {
     },
     /// The thread writing the outboxes failed earlier, or is gone; alerts are refused until a
     /// restart (the write-ahead log raises the unsynced ones again).
-    #[error("the outbox writer failed: {reason}")]
+    #[error("the outbox writer failed")]
     Writer {
+        /// The failure that stopped it.
+        source: std::sync::Arc<Error>,
+    },
+    /// The outbox writer is gone (its thread could not start, or ended).
+    #[error("the outbox writer {reason}")]
+    WriterGone {
         /// Why.
         reason: String,
     },
