@@ -20,7 +20,11 @@ pub struct GlobalArgs {
     /// Where the lake lives [default: ./auditlake-data]
     #[arg(long, global = true, env = "AUDITLAKE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// A TOML file with defaults for these flags (`data_dir`, `cluster`)
+    /// Where the tables are kept, when not inside the data directory: a path, or
+    /// `s3://bucket/prefix` (also `gs://`, `az://`); credentials from the environment
+    #[arg(long, global = true, env = "AUDITLAKE_LAKE")]
+    pub lake: Option<String>,
+    /// A TOML file with defaults for these flags (`data_dir`, `lake`, `cluster`)
     #[arg(long, global = true, env = "AUDITLAKE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Log line format on stderr
@@ -55,6 +59,21 @@ pub enum Command {
     /// Alert delivery: check an output of the config file's `[[alerts.outputs]]`
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// The lake's tables: convert a data directory of an earlier version
+    #[command(subcommand)]
+    Lake(LakeCommand),
+}
+
+/// `auditlake lake ...`.
+#[derive(Debug, Subcommand)]
+pub enum LakeCommand {
+    /// Make the hive-partitioned Parquet tables an earlier version wrote in the data directory
+    /// Delta tables, in place: the files stay, one commit per table adds them
+    Convert {
+        /// Only say what would be added
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `auditlake alerts ...`.

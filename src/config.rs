@@ -7,6 +7,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
+use auditlake_engine::Lake;
 
 /// The default data directory, relative to where auditlake runs.
 pub const DEFAULT_DATA_DIR: &str = "auditlake-data";
@@ -16,6 +17,8 @@ pub const DEFAULT_DATA_DIR: &str = "auditlake-data";
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
+    /// Where the tables are (`--lake`).
+    lake: Option<String>,
     cluster: Option<String>,
     /// Threat-intel list files, used when neither `--threat-intel` nor its variable is given.
     #[serde(default)]
@@ -44,6 +47,8 @@ pub struct AlertsConfig {
 #[derive(Debug)]
 pub struct Settings {
     pub data_dir: PathBuf,
+    /// Where the tables are: `--lake`, else inside the data directory.
+    pub lake: Lake,
     /// Default cluster name from the config file; `--cluster` overrides it.
     pub cluster: Option<String>,
     /// Threat-intel list files from the config file; `--threat-intel` replaces them.
@@ -60,12 +65,18 @@ impl Settings {
             Some(path) => load(path)?,
             None => FileConfig::default(),
         };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let lake = match args.lake.clone().or(file.lake) {
+            Some(spec) => Lake::parse(&spec).with_context(|| format!("--lake {spec}"))?,
+            None => Lake::local(&data_dir),
+        };
         Ok(Settings {
-            data_dir: args
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir,
+            lake,
             cluster: file.cluster,
             threat_intel: file.threat_intel,
             cloud_ranges: file.cloud_ranges,

@@ -6,6 +6,7 @@
 mod alerts;
 mod cli;
 mod config;
+mod lake;
 mod output;
 mod produce;
 mod query;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         Command::Rules(command) => rules::run(&settings, command),
         Command::Produce(args) => produce::run(args),
         Command::Alerts(command) => alerts::run(&settings, command),
+        Command::Lake(command) => lake::run(&settings, command),
     };
     match outcome {
         Ok(code) => code,
@@ -81,7 +83,7 @@ mod tests {
     fn errors_say_each_cause_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = auditlake_engine::QueryEngine::open_once(
-            dir.path(),
+            &auditlake_engine::Lake::local(dir.path()),
             auditlake_engine::QueryLimits::default(),
         )
         .expect("open");

@@ -19,7 +19,7 @@ pub fn run(settings: &Settings, args: QueryArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let engine = QueryEngine::open_once(&settings.data_dir, QueryLimits::default())?;
+    let engine = QueryEngine::open_once(&settings.lake, QueryLimits::default())?;
     engine.register_triage_if_kept(&settings.data_dir)?;
     let started = Instant::now();
     let result = runtime.block_on(engine.query(&args.sql))?;

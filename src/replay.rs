@@ -54,8 +54,8 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             settings,
         )?))
     };
-    let pipeline = Pipeline::open(&settings.data_dir, rules)
-        .with_context(|| format!("cannot open the lake in {}", settings.data_dir.display()))?;
+    let pipeline = Pipeline::open_in(&settings.lake, &settings.data_dir, rules)
+        .with_context(|| format!("cannot open the lake in {}", settings.lake.describe()))?;
     let cluster = args.pipeline.cluster.or_else(|| settings.cluster.clone());
     let sink = PipelineSink {
         pipeline,

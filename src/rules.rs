@@ -167,7 +167,7 @@ fn backtest(settings: &Settings, args: BacktestArgs) -> anyhow::Result<ExitCode>
     };
     // Threshold windows need time order.
     let sql = format!("SELECT * FROM events {where_clause} ORDER BY event_time, audit_id, stage");
-    let query = QueryEngine::open_once(&settings.data_dir, QueryLimits::default())?;
+    let query = QueryEngine::open_once(&settings.lake, QueryLimits::default())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -187,7 +187,7 @@ fn backtest(settings: &Settings, args: BacktestArgs) -> anyhow::Result<ExitCode>
         }))?;
     }
     let mut store = if args.store {
-        Some(Pipeline::open(&settings.data_dir, None)?)
+        Some(Pipeline::open_in(&settings.lake, &settings.data_dir, None)?)
     } else {
         None
     };

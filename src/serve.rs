@@ -162,11 +162,12 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 inflight_bytes: args.max_inflight,
                 retention: args.retention,
                 instance,
+                lake: Some(settings.lake.clone()),
                 on_alerts,
                 ..ServiceConfig::default()
             },
         )
-        .with_context(|| format!("opening the lake in {}", data_dir.display()))?,
+        .with_context(|| format!("opening the lake in {}", settings.lake.describe()))?,
     );
     let source = match (&kafka.kafka_brokers, kafka.kafka_topic.is_empty()) {
         (Some(brokers), false) => {
@@ -204,6 +205,7 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let served = runtime.block_on(async {
         let app = app(
             data_dir,
+            &settings.lake,
             default_cluster,
             &args,
             &pack,
@@ -380,6 +382,7 @@ fn auth(args: &ServeArgs, addr: SocketAddr, tls: Option<&Tls>) -> anyhow::Result
 
 fn app(
     data_dir: &Path,
+    lake: &auditlake_engine::Lake,
     default_cluster: Option<String>,
     args: &ServeArgs,
     pack: &auditlake_rules::CompiledPack,
@@ -396,7 +399,7 @@ fn app(
         timeout: Some(args.query_timeout),
         memory_bytes: args.query_memory,
     };
-    let query = QueryEngine::open_shared(data_dir, limits, service.shared())
+    let query = QueryEngine::open_shared(lake, limits, service.shared())
         .context("opening the query engine")?;
     let triage = Arc::new(
         TriageStore::open(data_dir)

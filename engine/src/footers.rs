@@ -256,8 +256,8 @@ mod tests {
         lake_of(dir.path(), "a", 3, "2025-11-03T10:15:00Z");
         lake_of(dir.path(), "b", 5, "2025-11-03T11:15:00Z");
         older_events_file(
-            &dir.path()
-                .join("events/date=2025-11-03/hour=12/part-untagged.parquet"),
+            dir.path(),
+            "part-untagged.parquet",
             "old",
             2,
             "2025-11-03T12:30:00Z",

@@ -44,7 +44,9 @@ pub mod triage;
 mod wrapped;
 
 // Storage is its own crate; its modules are named here too, as they were before it was.
-pub use auditlake_storage::{instance, lake, live, maintenance, partition, wal};
+pub use auditlake_storage::{
+    Lake, delta, instance, lake, live, maintenance, partition, store, wal,
+};
 
 pub use error::{Error, Result};
 pub use instance::Instance;

@@ -3,8 +3,7 @@
 //! are rebuilt from the stored events of the hours they reach back to, so they survive restarts.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch, UInt64Array, new_null_array};
@@ -18,9 +17,11 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
 use crate::instance::Instance;
-use crate::lake::{ALERTS_DIR, AppendStats, EVENTS_DIR, LakeWriter, TableWriter};
+use crate::lake::{ALERTS_DIR, AppendStats, LakeWriter, TableWriter};
 use crate::live::SharedLake;
-use crate::partition::{self, Hour, parquet_files};
+use crate::partition::Hour;
+use auditlake_storage::Lake;
+use auditlake_storage::store::FileData;
 
 /// What one batch did.
 #[derive(Debug)]
@@ -38,7 +39,6 @@ pub struct Pipeline {
     rules: Option<RuleEngine>,
     /// Alerts raised since opening, by rule id.
     alert_counts: BTreeMap<String, u64>,
-    events_dir: PathBuf,
     /// Hours whose stored events the threshold rules have already seen (history is in the lake,
     /// so windows survive a restart).
     warmed: HashSet<Hour>,
@@ -47,14 +47,25 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Opens the lake under `data_dir`; with `rules`, every new event is checked.
+    /// Opens the lake in `data_dir`; with `rules`, every new event is checked.
     pub fn open(data_dir: &Path, rules: Option<RuleEngine>) -> Result<Self> {
+        Self::open_in(&Lake::local(data_dir), data_dir, rules)
+    }
+
+    /// Opens `lake` (spooling a remote lake's open files under `data_dir`); with `rules`,
+    /// every new event is checked.
+    pub fn open_in(lake: &Lake, data_dir: &Path, rules: Option<RuleEngine>) -> Result<Self> {
         Ok(Self {
-            lake: LakeWriter::open(data_dir)?,
-            alerts: TableWriter::open(data_dir, ALERTS_DIR, alerts_schema(), alert::EVENT_TIME)?,
+            lake: LakeWriter::open_in(lake, data_dir)?,
+            alerts: TableWriter::open_in(
+                lake,
+                data_dir,
+                ALERTS_DIR,
+                alerts_schema(),
+                alert::EVENT_TIME,
+            )?,
             rules,
             alert_counts: BTreeMap::new(),
-            events_dir: data_dir.join(EVENTS_DIR),
             warmed: HashSet::new(),
             history_warmed: false,
         })
@@ -63,11 +74,12 @@ impl Pipeline {
     /// Like [`Pipeline::open`], with every written row shown to queries over `shared` until its
     /// file is complete.
     pub fn open_shared(
+        lake: &Lake,
         data_dir: &Path,
         rules: Option<RuleEngine>,
         shared: &SharedLake,
     ) -> Result<Self> {
-        let mut pipeline = Self::open(data_dir, rules)?;
+        let mut pipeline = Self::open_in(lake, data_dir, rules)?;
         pipeline.lake = pipeline.lake.with_live(Arc::clone(&shared.events));
         pipeline.alerts = pipeline.alerts.with_live(Arc::clone(&shared.alerts));
         Ok(pipeline)
@@ -99,17 +111,11 @@ impl Pipeline {
             if !self.warmed.insert(hour) {
                 continue;
             }
-            let dir = hour.dir(&self.events_dir);
-            let files = match parquet_files(&dir) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(&dir)(e)),
-            };
-            for path in files {
-                let file = File::open(&path).map_err(Error::io(&path))?;
+            for stored in self.lake.events().stored_files(hour, hour)? {
+                let file = self.lake.events().read_file(&stored)?;
                 let reader = ParquetRecordBatchReaderBuilder::try_new(file)
                     .and_then(|b| b.build())
-                    .map_err(Error::parquet(&path))?;
+                    .map_err(Error::parquet(&stored.path))?;
                 for stored in reader {
                     engine
                         .warm(&stored?)
@@ -140,7 +146,11 @@ impl Pipeline {
         };
         self.history_warmed = true;
         let first = Hour::of_micros(min.saturating_sub(history));
-        let hours = partition::list(&self.events_dir).map_err(Error::io(&self.events_dir))?;
+        let last = Hour(i64::MAX);
+        let mut by_hour: BTreeMap<Hour, Vec<_>> = BTreeMap::new();
+        for file in self.lake.events().stored_files(first, last)? {
+            by_hour.entry(file.hour).or_default().push(file);
+        }
         let schema = events_schema();
         let wanted: Vec<&str> = engine
             .history_columns()
@@ -149,15 +159,11 @@ impl Pipeline {
             .collect();
         let started = std::time::Instant::now();
         let mut events = 0usize;
-        for (hour, dir) in hours.into_iter().filter(|(h, _)| *h >= first) {
-            let files = match parquet_files(&dir) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io(&dir)(e)),
-            };
+        for (hour, files) in by_hour {
             let mut batches = Vec::new();
-            for path in files {
-                batches.extend(read_columns(&path, &wanted)?);
+            for file in files {
+                let data = self.lake.events().read_file(&file)?;
+                batches.extend(read_columns(data, &file.path, &wanted)?);
             }
             if batches.is_empty() {
                 continue;
@@ -260,8 +266,7 @@ impl Pipeline {
 /// The `wanted` columns of a lake file as `events` batches: every other column null (a time
 /// column that may not be null repeats `event_time`, `event_hash` is 0), so files of older
 /// schemas read too.
-fn read_columns(path: &Path, wanted: &[&str]) -> Result<Vec<RecordBatch>> {
-    let file = File::open(path).map_err(Error::io(path))?;
+fn read_columns(file: FileData, path: &str, wanted: &[&str]) -> Result<Vec<RecordBatch>> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet(path))?;
     let roots: Vec<usize> = builder
         .schema()

@@ -22,6 +22,7 @@ use crate::live::SharedLake;
 use crate::local_reads::LocalReads;
 use crate::retype::{as_schema, strings_as};
 use crate::table::LakeTable;
+use auditlake_storage::Lake;
 
 /// Bytes read from the end of a Parquet file in the hope they hold its whole footer. An hour's
 /// file of events has a footer of about 11 KB per row group; DataFusion's default of 512 KiB read a
@@ -72,15 +73,17 @@ enum Footers {
 pub struct QueryEngine {
     ctx: SessionContext,
     limits: QueryLimits,
-    /// Shared with a writer in this process: its live rows, and the lock that keeps compaction
-    /// from deleting files under a running query.
-    shared: Option<Arc<SharedLake>>,
 }
 
 impl QueryEngine {
-    /// A session over the lake under `data_dir` with `events` and `alerts` registered.
+    /// A session over the lake in `data_dir` with `events` and `alerts` registered.
     pub fn open(data_dir: &Path, limits: QueryLimits) -> Result<Self> {
-        Self::build(data_dir, limits, None, Footers::Cached)
+        Self::open_in(&Lake::local(data_dir), limits)
+    }
+
+    /// A session over `lake` with `events` and `alerts` registered.
+    pub fn open_in(lake: &Lake, limits: QueryLimits) -> Result<Self> {
+        Self::build(lake, limits, None, Footers::Cached)
     }
 
     /// Like [`QueryEngine::open`], for a process that runs one query and ends: the footers of
@@ -88,22 +91,18 @@ impl QueryEngine {
     /// up to 50 MB) spared a long-running session reading them again, and cost a one-off query
     /// over 240 hour files 5-10% of its time (`benches/compare.sh`'s queries, 15 alternating
     /// runs: 0.105 -> 0.097 s for the top users by 403s).
-    pub fn open_once(data_dir: &Path, limits: QueryLimits) -> Result<Self> {
-        Self::build(data_dir, limits, None, Footers::Uncached)
+    pub fn open_once(lake: &Lake, limits: QueryLimits) -> Result<Self> {
+        Self::build(lake, limits, None, Footers::Uncached)
     }
 
     /// Like [`QueryEngine::open`], also reading the rows a writer sharing `shared` has not yet
     /// put in finished files.
-    pub fn open_shared(
-        data_dir: &Path,
-        limits: QueryLimits,
-        shared: Arc<SharedLake>,
-    ) -> Result<Self> {
-        Self::build(data_dir, limits, Some(shared), Footers::Cached)
+    pub fn open_shared(lake: &Lake, limits: QueryLimits, shared: Arc<SharedLake>) -> Result<Self> {
+        Self::build(lake, limits, Some(shared), Footers::Cached)
     }
 
     fn build(
-        data_dir: &Path,
+        lake: &Lake,
         limits: QueryLimits,
         shared: Option<Arc<SharedLake>>,
         footers: Footers,
@@ -119,6 +118,10 @@ impl QueryEngine {
             ObjectStoreUrl::local_filesystem().as_ref(),
             Arc::new(LocalReads::default()),
         );
+        if let Lake::Remote { url, store } = lake {
+            runtime
+                .register_object_store(crate::table::store_url(url)?.as_ref(), Arc::clone(store));
+        }
         // PostgreSQL's dialect: the generic one allows trailing commas in a select list and so
         // reserves `CLUSTER` there, which would make `SELECT verb, cluster FROM events` an error.
         //
@@ -152,30 +155,20 @@ impl QueryEngine {
                 METADATA_SIZE_HINT,
             );
         let ctx = SessionContext::new_with_config_rt(config, runtime);
-        let mut events = LakeTable::new(
-            data_dir.join(EVENTS_DIR),
-            events_schema(),
-            event::EVENT_TIME,
-        )
-        .with_dictionary_reads(FEW_VALUED_EVENT_COLUMNS)
-        .with_pruning_columns(&[event::STAGE_TIME, event::INGESTED_AT, event::CLUSTER]);
-        let mut alerts = LakeTable::new(
-            data_dir.join(ALERTS_DIR),
-            alerts_schema(),
-            alert::EVENT_TIME,
-        )
-        .with_pruning_columns(&[alert::DETECTED_AT, alert::CLUSTER]);
+        let mut events =
+            LakeTable::new(lake.clone(), EVENTS_DIR, events_schema(), event::EVENT_TIME)
+                .with_dictionary_reads(FEW_VALUED_EVENT_COLUMNS)
+                .with_pruning_columns(&[event::STAGE_TIME, event::INGESTED_AT, event::CLUSTER]);
+        let mut alerts =
+            LakeTable::new(lake.clone(), ALERTS_DIR, alerts_schema(), alert::EVENT_TIME)
+                .with_pruning_columns(&[alert::DETECTED_AT, alert::CLUSTER]);
         if let Some(shared) = &shared {
             events = events.with_live(Arc::clone(&shared.events));
             alerts = alerts.with_live(Arc::clone(&shared.alerts));
         }
         ctx.register_table("events", Arc::new(events))?;
         ctx.register_table("alerts", Arc::new(alerts))?;
-        Ok(Self {
-            ctx,
-            limits,
-            shared,
-        })
+        Ok(Self { ctx, limits })
     }
 
     /// Registers the tables `triage` (each alert's latest verdict) and `triage_log` (every
@@ -205,7 +198,6 @@ impl QueryEngine {
 
     /// Runs one query. DDL, DML and statements such as `SET` or `COPY` are refused.
     pub async fn query(&self, sql: &str) -> Result<QueryResult> {
-        let _files = self.hold_files().await;
         let run = async {
             let (schema, stream) = self.stream(sql).await?;
             self.collect(schema, stream).await
@@ -222,7 +214,6 @@ impl QueryEngine {
         table: &str,
         build: impl FnOnce(DataFrame) -> datafusion::error::Result<DataFrame>,
     ) -> Result<(QueryResult, String)> {
-        let _files = self.hold_files().await;
         let run = async {
             let frame = build(self.ctx.table(table).await?)?;
             let sql = datafusion::sql::unparser::plan_to_sql(frame.logical_plan())
@@ -233,13 +224,6 @@ impl QueryEngine {
             Ok((self.collect(schema, stream).await?, sql))
         };
         self.bounded(run).await
-    }
-
-    async fn hold_files(&self) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
-        match &self.shared {
-            Some(shared) => Some(shared.files.read().await),
-            None => None,
-        }
     }
 
     async fn bounded<T>(&self, run: impl std::future::Future<Output = Result<T>>) -> Result<T> {
@@ -260,7 +244,6 @@ impl QueryEngine {
         sql: &str,
         mut each: impl FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
-        let _files = self.hold_files().await;
         let (schema, mut stream) = self.stream(sql).await?;
         let schema = stored_types(&schema);
         while let Some(batch) = stream.next().await {
@@ -338,7 +321,7 @@ pub(crate) mod tests {
             ("lasting", QueryEngine::open(dir, limits()).expect("open")),
             (
                 "one-off",
-                QueryEngine::open_once(dir, limits()).expect("open"),
+                QueryEngine::open_once(&Lake::local(dir), limits()).expect("open"),
             ),
         ]
     }
@@ -500,7 +483,12 @@ pub(crate) mod tests {
     #[test]
     fn lakes_under_paths_with_glob_or_url_characters_are_read_whole() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("audit [prod] %41 é");
+        let refused = LakeWriter::open(&dir.path().join("audit %41")).err();
+        assert!(
+            refused.is_some_and(|e| e.to_string().contains("`%`")),
+            "a `%` is refused, not read as another directory"
+        );
+        let data = dir.path().join("audit [prod] *? é");
         let mut lake = LakeWriter::open(&data).expect("lake");
         for (i, hour) in ["08", "09", "10", "11", "12"].iter().enumerate() {
             lake.append(&events(hour, 2 + i, &format!("2025-11-03T{hour}:15:00Z")))
@@ -529,15 +517,16 @@ pub(crate) mod tests {
         use auditlake_storage::test_support::older_events_file;
         let dir = tempfile::tempdir().expect("tempdir");
         lake_of(dir.path(), "new", 3, "2025-11-03T10:15:00Z");
-        let hour = |h: &str| dir.path().join(format!("events/date=2025-11-03/hour={h}"));
         older_events_file(
-            &hour("10").join("part-untagged.parquet"),
+            dir.path(),
+            "part-untagged.parquet",
             "old",
             2,
             "2025-11-03T10:30:00Z",
         );
         older_events_file(
-            &hour("11").join("part-other.s0123456789abcdef.parquet"),
+            dir.path(),
+            "part-other.s0123456789abcdef.parquet",
             "other",
             4,
             "2025-11-03T11:30:00Z",

@@ -28,6 +28,7 @@ use crate::live::SharedLake;
 use crate::maintenance::{self, Maintenance};
 use crate::pipeline::Pipeline;
 use crate::wal::{self, Record, Wal};
+use auditlake_storage::Lake;
 
 /// How the service flushes, bounds memory and maintains the lake.
 #[derive(Debug, Clone)]
@@ -44,6 +45,8 @@ pub struct ServiceConfig {
     pub retention: Option<Duration>,
     /// Which server this is, when several share the data directory.
     pub instance: Instance,
+    /// Where the lake's tables are; `None` is inside the data directory.
+    pub lake: Option<Lake>,
     /// Called with every batch of new alerts, on the pipeline thread, before the batch is
     /// acknowledged: may sync to disk, must not wait on the network.
     pub on_alerts: Option<AlertHook>,
@@ -83,6 +86,7 @@ impl Default for ServiceConfig {
             maintenance_interval: Duration::from_secs(60),
             retention: None,
             instance: Instance::unnamed(),
+            lake: None,
             on_alerts: None,
         }
     }
@@ -157,9 +161,11 @@ impl Service {
     ) -> Result<Self> {
         let instance = config.instance.clone();
         let lock = instance.lock(data_dir)?;
-        maintenance::recover(data_dir, &instance)?;
+        let lake = config.lake.clone().unwrap_or_else(|| Lake::local(data_dir));
+        maintenance::recover(&lake, data_dir, &instance)?;
         let shared = Arc::new(SharedLake::default());
-        let pipeline = Pipeline::open_shared(data_dir, rules, &shared)?.with_instance(&instance);
+        let pipeline =
+            Pipeline::open_shared(&lake, data_dir, rules, &shared)?.with_instance(&instance);
         let wal_dir = instance.wal_dir(data_dir);
         let (wal, first_segment) = Wal::open(&wal_dir)?;
         let readiness = Arc::new(AtomicU8::new(Readiness::Replaying as u8));
@@ -186,8 +192,8 @@ impl Service {
             writer.run(first_segment, apply_rx)
         })?);
         let (stop_tx, stop_rx) = sync_channel(1);
-        let maintenance = Maintenance::new(data_dir, Arc::clone(&shared), config.retention)
-            .with_instance(instance);
+        let maintenance =
+            Maintenance::new_in(&lake, data_dir, config.retention)?.with_instance(instance);
         let every = config.maintenance_interval;
         threads.push(spawn("auditlake-maintenance", move || {
             maintenance.run(every, &stop_rx)
@@ -603,8 +609,12 @@ mod tests {
             ..ServiceConfig::default()
         };
         let service = Service::start(dir.path(), None, config.clone()).expect("start");
-        let query = QueryEngine::open_shared(dir.path(), QueryLimits::default(), service.shared())
-            .expect("query");
+        let query = QueryEngine::open_shared(
+            &Lake::local(dir.path()),
+            QueryLimits::default(),
+            service.shared(),
+        )
+        .expect("query");
         store(&service, events("a", 30, "2025-11-03T10:00:00Z"));
         store(&service, events("b", 12, "2025-11-03T11:00:00Z"));
         assert_eq!(count(&query), 42, "live rows before any file is complete");

@@ -1,13 +1,13 @@
 //! [`LakeTable`]: a lake table (`events`, `alerts`) as a DataFusion table whose scans read only the
 //! hour partitions a query's time filters can match.
 //!
-//! DataFusion prunes hive partitions only on partition columns; investigators filter on
-//! `event_time`. So each scan turns the time bounds of its filters into a set of `date=/hour=`
-//! directories and hands the files in just those to a Parquet scan, where row-group statistics prune
+//! The files come from the table's Delta log (its current version, read incrementally), not from
+//! listing directories. DataFusion prunes partitions only on partition columns; investigators
+//! filter on `event_time`. So each scan turns the time bounds of its filters into a set of hours
+//! and hands the files of just those to a Parquet scan, where row-group statistics prune
 //! further. Filters are reported `Inexact`, so DataFusion still applies every one of them.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, SchemaRef};
@@ -36,9 +36,11 @@ use crate::dictionary::{ScanFilters, with_dictionaries};
 use crate::footers::{LocalPath, ScanReaders};
 use crate::lake::{file_schema_tag, schema_tag};
 use crate::live::LiveBuffer;
-use crate::local_reads::object_meta;
-use crate::partition::{self, HOUR_MICROS, Hour};
+use crate::partition::{HOUR_MICROS, Hour};
 use crate::retype::{as_schema, strings_as};
+use auditlake_storage::Lake;
+use auditlake_storage::delta::{DataFile, TableLog};
+use datafusion::object_store::ObjectMeta;
 
 /// A hive-partitioned Parquet table of the lake.
 ///
@@ -47,7 +49,11 @@ use crate::retype::{as_schema, strings_as};
 /// value, and comparisons look at the inlined prefix of short strings first.
 #[derive(Debug)]
 pub struct LakeTable {
-    dir: PathBuf,
+    lake: Lake,
+    /// The table's name in the lake.
+    name: &'static str,
+    /// Its log, once the table exists.
+    log: tokio::sync::OnceCell<TableLog>,
     /// The table as queries see it: the stored schema with string views.
     schema: SchemaRef,
     /// The [`schema_tag`] of the stored schema: files named with it are read as having it.
@@ -63,10 +69,17 @@ pub struct LakeTable {
 }
 
 impl LakeTable {
-    /// The table stored under `dir`, partitioned by the hour of `time_column`.
-    pub fn new(dir: PathBuf, schema: SchemaRef, time_column: &'static str) -> Self {
+    /// The table `name` of `lake`, partitioned by the hour of `time_column`.
+    pub fn new(
+        lake: Lake,
+        name: &'static str,
+        schema: SchemaRef,
+        time_column: &'static str,
+    ) -> Self {
         Self {
-            dir,
+            lake,
+            name,
+            log: tokio::sync::OnceCell::new(),
             tag: schema_tag(&schema),
             schema: strings_as(&schema, &DataType::Utf8, &DataType::Utf8View),
             time_column,
@@ -108,17 +121,9 @@ impl LakeTable {
         self
     }
 
-    /// Partition directories a scan with these filters must read.
-    pub fn partitions_for(&self, filters: &[Expr]) -> std::io::Result<Vec<PathBuf>> {
-        self.partitions_within(self.bounds_of_all(filters))
-    }
-
-    fn partitions_within(&self, bounds: TimeBounds) -> std::io::Result<Vec<PathBuf>> {
-        Ok(partition::list(&self.dir)?
-            .into_iter()
-            .filter(|(hour, _)| bounds.overlaps(*hour))
-            .map(|(_, dir)| dir)
-            .collect())
+    /// Data files a scan with these filters must read.
+    pub async fn files_for(&self, filters: &[Expr]) -> Result<Vec<DataFile>> {
+        Ok(self.snapshot(filters).await?.0)
     }
 
     fn bounds_of_all(&self, filters: &[Expr]) -> TimeBounds {
@@ -127,26 +132,53 @@ impl LakeTable {
             .fold(TimeBounds::default(), |b, f| b.and(self.bounds_of(f)))
     }
 
-    /// Finished files a scan with these filters must read, and the live rows of the same hours,
-    /// taken together so no row is seen twice or missed while a file is being published.
-    fn snapshot(&self, filters: &[Expr]) -> std::io::Result<(Vec<PathBuf>, Vec<RecordBatch>)> {
-        let bounds = self.bounds_of_all(filters);
-        let list = || -> std::io::Result<Vec<PathBuf>> {
-            let mut files = Vec::new();
-            for dir in self.partitions_within(bounds)? {
-                match partition::parquet_files(&dir) {
-                    Ok(f) => files.extend(f),
-                    // Retention removed the partition after it was listed.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(files)
-        };
-        match &self.live {
-            Some(live) => live.snapshot(|hour| bounds.overlaps(hour), list),
-            None => Ok((list()?, Vec::new())),
+    /// The table's log; `None` while the table does not exist yet.
+    async fn log(&self) -> Result<Option<&TableLog>> {
+        if let Some(log) = self.log.get() {
+            return Ok(Some(log));
         }
+        let opened = TableLog::open_existing(&self.lake, self.name, self.time_column)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(match opened {
+            Some(log) => Some(self.log.get_or_init(|| async { log }).await),
+            None => None,
+        })
+    }
+
+    /// Committed files a scan with these filters must read, and the live rows of the same
+    /// hours not in any of them (see [`LiveBuffer::snapshot`]): no row is seen twice or missed
+    /// while a flush commits.
+    async fn snapshot(&self, filters: &[Expr]) -> Result<(Vec<DataFile>, Vec<RecordBatch>)> {
+        let bounds = self.bounds_of_all(filters);
+        let live = match &self.live {
+            Some(live) => live.snapshot(|hour| bounds.overlaps(hour)),
+            None => Vec::new(),
+        };
+        let all = match self.log().await? {
+            Some(log) => log
+                .files()
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?,
+            None => Arc::new(Vec::new()),
+        };
+        let live = if live.is_empty() {
+            Vec::new()
+        } else {
+            let committed: HashSet<&str> = all.iter().map(|f| f.path.as_str()).collect();
+            live.into_iter()
+                .filter(|(file, _)| !committed.contains(file.as_ref()))
+                .map(|(_, batch)| batch)
+                .collect()
+        };
+        let mut files: Vec<DataFile> = all
+            .iter()
+            .filter(|f| bounds.overlaps(f.hour))
+            .cloned()
+            .collect();
+        // Hours in time order, so a target partition reads a run of hours.
+        files.sort_by(|a, b| (a.hour, &a.path).cmp(&(b.hour, &b.path)));
+        Ok((files, live))
     }
 
     /// What one filter says about the time column; anything it cannot read is unbounded.
@@ -190,7 +222,7 @@ impl LakeTable {
     async fn scan_files(
         &self,
         state: &dyn Session,
-        files: &[PathBuf],
+        files: &[DataFile],
         filters: &[Expr],
         projection: Option<&Vec<usize>>,
         limit: Option<usize>,
@@ -211,21 +243,39 @@ impl LakeTable {
             true => self.schema(),
             false => with_dictionaries(&self.schema, &filtered),
         };
+        let local_dir = self.lake.local_dir().map(|d| d.join(self.name));
         let files = files
             .iter()
             .map(|f| {
-                let location = Path::from_absolute_path(std::path::absolute(f)?)
-                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
-                let meta = object_meta(&location, &std::fs::metadata(f)?)?;
-                let file =
-                    PartitionedFile::new_from_meta(meta).with_extension(LocalPath(f.clone()));
+                // The log's size stands for a `stat`; files are never changed once written.
+                let meta = |location: Path| ObjectMeta {
+                    location,
+                    last_modified: chrono::DateTime::UNIX_EPOCH,
+                    size: f.size,
+                    e_tag: None,
+                    version: None,
+                };
+                let file = match &local_dir {
+                    Some(dir) => {
+                        let path = std::path::absolute(dir.join(&f.path))?;
+                        let location = Path::from_absolute_path(&path)
+                            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                        PartitionedFile::new_from_meta(meta(location))
+                            .with_extension(LocalPath(path))
+                    }
+                    None => PartitionedFile::new_from_meta(meta(
+                        self.lake.object_path(self.name, &f.path),
+                    )),
+                };
                 // A file of this table's schema is read with it as given, its embedded schema
                 // not decoded; any other is read by its own, and its columns matched by name.
-                Ok(if file_schema_tag(f) == Some(self.tag.as_str()) {
-                    file.with_arrow_schema(Arc::clone(&file_schema))
-                } else {
-                    file
-                })
+                Ok(
+                    if file_schema_tag(std::path::Path::new(f.name())) == Some(self.tag.as_str()) {
+                        file.with_arrow_schema(Arc::clone(&file_schema))
+                    } else {
+                        file
+                    },
+                )
             })
             .collect::<Result<Vec<_>>>()?;
         // Contiguous runs of hours, one per target partition; DataFusion may split them further
@@ -245,8 +295,13 @@ impl LakeTable {
             .any(|c| *c == self.time_column || self.pruning_columns.contains(c));
         let source = ParquetSource::new(TableSchema::from(self.schema()))
             .with_table_parquet_options(options.clone());
+        let store_url = match &self.lake {
+            Lake::Local(_) => ObjectStoreUrl::local_filesystem(),
+            Lake::Remote { url, .. } => store_url(url)?,
+        };
+        let remote = self.lake.local_dir().is_none();
         let scan = |source: ParquetSource| {
-            FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
+            FileScanConfigBuilder::new(store_url, Arc::new(source))
                 .with_file_groups(groups)
                 .with_projection_indices(projection.cloned())
                 .map(|c| {
@@ -258,7 +313,7 @@ impl LakeTable {
         // A session that keeps footers for later queries reads them whole, into its cache, the
         // way DataFusion's Parquet format plans a scan; one that does not reads only what this
         // scan uses of them.
-        if state.runtime_env().cache_manager.get_metadata_cache_limit() > 0 {
+        if remote || state.runtime_env().cache_manager.get_metadata_cache_limit() > 0 {
             let format = ParquetFormat::default().with_options(options);
             return format.create_physical_plan(state, scan(source)?).await;
         }
@@ -278,6 +333,15 @@ impl LakeTable {
             _ => false,
         }
     }
+}
+
+/// The URL DataFusion knows the store of a remote lake by: its scheme and bucket.
+pub(crate) fn store_url(url: &url::Url) -> Result<ObjectStoreUrl> {
+    ObjectStoreUrl::parse(format!(
+        "{}://{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default()
+    ))
 }
 
 /// Inclusive bounds in µs; `None` is unbounded.
@@ -387,9 +451,7 @@ impl TableProvider for LakeTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (files, live) = self
-            .snapshot(filters)
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let (files, live) = self.snapshot(filters).await?;
         let mut plans = Vec::new();
         if !files.is_empty() {
             plans.push(
@@ -423,7 +485,8 @@ mod tests {
 
     fn table() -> LakeTable {
         LakeTable::new(
-            PathBuf::new(),
+            Lake::local(std::path::Path::new("")),
+            "events",
             auditlake_schema::events_schema(),
             "event_time",
         )

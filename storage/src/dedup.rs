@@ -10,8 +10,6 @@
 //! differ in `event_hash` and are all kept.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::UInt64Type;
@@ -21,7 +19,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, Result};
-use crate::partition::{Hour, RecentPartitions, parquet_files};
+use crate::partition::{Hour, RecentPartitions};
+use crate::store::FileData;
 
 /// Partitions whose keys stay in memory. Input is mostly in time order and redeliveries come
 /// within minutes, so a few hours cover batches late across an hour boundary; input that walks
@@ -92,50 +91,46 @@ impl Default for DedupIndex {
 }
 
 impl DedupIndex {
-    /// The keys of `hour`, loading them from `dir` if this partition is not in memory. A
-    /// partition dropped to make room is handed to `evicted`: its keys are reloaded from its
-    /// files next time, so the rows of a file still being written must be completed first.
-    pub(crate) fn partition(
+    /// The keys of `hour`, made by `load` if this partition is not in memory. A partition
+    /// dropped to make room is first handed to `evicted`: its keys are loaded again next time,
+    /// from its files, so a file still being written must be completed first. Both get `writer`.
+    pub(crate) fn partition<W>(
         &mut self,
         hour: Hour,
-        dir: &Path,
-        evicted: impl FnOnce(Hour) -> Result<()>,
+        writer: &mut W,
+        load: impl FnOnce(&W) -> Result<KeySet>,
+        evicted: impl FnOnce(&mut W, Hour) -> Result<()>,
     ) -> Result<&mut KeySet> {
-        self.0
-            .get_or_insert_with(hour, || load(dir), |old, _| evicted(old))
+        let writer = std::cell::RefCell::new(writer);
+        self.0.get_or_insert_with(
+            hour,
+            || load(&writer.borrow()),
+            |old, _| evicted(&mut writer.borrow_mut(), old),
+        )
     }
 }
 
-fn load(dir: &Path) -> Result<KeySet> {
-    let mut keys = KeySet::default();
-    let files = match parquet_files(dir) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(keys),
-        Err(e) => return Err(Error::io(dir)(e)),
-    };
-    for path in files {
-        let file = File::open(&path).map_err(Error::io(&path))?;
-        let builder =
-            ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet(&path))?;
-        let wanted = [
-            event::CLUSTER,
-            event::AUDIT_ID,
-            event::STAGE,
-            event::EVENT_HASH,
-        ];
-        let mask = ProjectionMask::columns(builder.parquet_schema(), wanted);
-        let reader = builder
-            .with_projection(mask)
-            .build()
-            .map_err(Error::parquet(&path))?;
-        for batch in reader {
-            let batch = batch?;
-            for key in self::keys(&batch) {
-                keys.insert(key);
-            }
+/// Adds the keys of the events stored in `file` (`path` names it in errors) to `keys`.
+pub(crate) fn load(keys: &mut KeySet, file: FileData, path: &str) -> Result<()> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(Error::parquet(path))?;
+    let wanted = [
+        event::CLUSTER,
+        event::AUDIT_ID,
+        event::STAGE,
+        event::EVENT_HASH,
+    ];
+    let mask = ProjectionMask::columns(builder.parquet_schema(), wanted);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(Error::parquet(path))?;
+    for batch in reader {
+        let batch = batch?;
+        for key in self::keys(&batch) {
+            keys.insert(key);
         }
     }
-    Ok(keys)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -34,6 +34,55 @@ pub enum Error {
         /// The name given.
         name: String,
     },
+    /// The lake's location could not be understood or reached.
+    #[error("lake location {location}: {message}")]
+    Location {
+        /// The location given.
+        location: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A table's transaction log could not be read or written.
+    #[error("delta table {table}")]
+    Delta {
+        /// The table's URL.
+        table: String,
+        /// Why.
+        source: Box<deltalake_core::DeltaTableError>,
+    },
+    /// A table's log holds something this version cannot use.
+    #[error("delta table {table}: {message}")]
+    Table {
+        /// The table's URL.
+        table: String,
+        /// What.
+        message: String,
+    },
+    /// Another writer's commit removed a file this commit removes too (two compactions or
+    /// expiries of the same files); this one was abandoned.
+    #[error("delta table {table}: a concurrent commit conflicts: {message}")]
+    Conflict {
+        /// The table's URL.
+        table: String,
+        /// The conflict.
+        message: String,
+    },
+    /// A table written by a version before the lake's tables were Delta tables.
+    #[error(
+        "{dir} holds Parquet files but no Delta log: a lake of an earlier version; convert it with `auditlake lake convert` (try --dry-run first)"
+    )]
+    Unconverted {
+        /// The table's directory.
+        dir: String,
+    },
+    /// An object store request failed.
+    #[error("object store {path}")]
+    Store {
+        /// The object's path.
+        path: String,
+        /// Why.
+        source: object_store::Error,
+    },
     /// Another process runs as the same instance on this data directory.
     #[error(
         "another auditlake process holds {dir} (instance {instance:?}); give each server sharing a data directory its own --instance-id"

@@ -1,6 +1,7 @@
-//! The write side of the Parquet lake: `events` batches in, deduplicated, split by hour, sorted by
-//! time and written as zstd Parquet files that appear atomically (written as `.tmp`, renamed when
-//! complete, so readers never see half a file).
+//! The write side of the lake: `events` batches in, deduplicated, split by hour, sorted by time
+//! and written as zstd Parquet files (as `.tmp` while open), which are put in the lake under their
+//! final names when complete and become part of the table when a flush commits them to its log
+//! (see [`crate::delta`]), so readers never see half a file or half a flush.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -19,12 +20,16 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use crate::dedup::{DedupIndex, keys};
-use crate::durable::sync_dir;
+use crate::dedup::{DedupIndex, KeySet, keys};
+use crate::delta::{DataFile, TableLog};
 use crate::error::{Error, Result};
 use crate::instance::Instance;
 use crate::live::LiveBuffer;
 use crate::partition::{Hour, RecentPartitions};
+use crate::store::Lake;
+
+/// Directory of the data directory where a remote lake's open files are written.
+pub const SPOOL_DIR: &str = "spool";
 
 /// Subdirectory of the data dir holding the `events` table.
 pub const EVENTS_DIR: &str = "events";
@@ -78,7 +83,15 @@ impl std::ops::AddAssign for AppendStats {
 /// Writes one table of the lake: splits batches by the hour of the time column, sorts each part
 /// by time, and appends it to that hour's open file.
 pub struct TableWriter {
+    lake: Lake,
+    /// The table's name in the lake (`events`, `alerts`).
+    name: &'static str,
+    /// Where open files are written: the table's directory of a local lake, a spool directory
+    /// in the data directory for a remote one.
     table_dir: PathBuf,
+    log: TableLog,
+    /// Files complete and in the lake but not yet committed.
+    pending: Vec<DataFile>,
     schema: SchemaRef,
     /// [`schema_tag`] of `schema`, in every file name.
     tag: String,
@@ -94,18 +107,38 @@ pub struct TableWriter {
 }
 
 impl TableWriter {
-    /// Opens (creating if needed) the table `dir_name` under `data_dir`.
+    /// Opens (creating if needed) the table `name` of the lake in `data_dir`.
     pub fn open(
         data_dir: &Path,
-        dir_name: &str,
+        name: &'static str,
         schema: SchemaRef,
         time_column: &'static str,
     ) -> Result<Self> {
-        let table_dir = data_dir.join(dir_name);
+        Self::open_in(&Lake::local(data_dir), data_dir, name, schema, time_column)
+    }
+
+    /// Opens (creating if needed) the table `name` of `lake`; a remote lake's open files are
+    /// spooled under `data_dir`.
+    pub fn open_in(
+        lake: &Lake,
+        data_dir: &Path,
+        name: &'static str,
+        schema: SchemaRef,
+        time_column: &'static str,
+    ) -> Result<Self> {
+        let table_dir = match lake.local_dir() {
+            Some(dir) => dir.join(name),
+            None => data_dir.join(SPOOL_DIR).join(name),
+        };
         std::fs::create_dir_all(&table_dir).map_err(Error::io(&table_dir))?;
+        let log = TableLog::open_blocking(lake, name, &schema, time_column)?;
         let props = writer_properties();
         Ok(Self {
+            lake: lake.clone(),
+            name,
             table_dir,
+            log,
+            pending: Vec::new(),
             tag: schema_tag(&schema),
             schema,
             time_column,
@@ -171,19 +204,23 @@ impl TableWriter {
 
     /// Writes rows that all fall in `hour`, in time order.
     fn write_hour(&mut self, hour: Hour, part: &RecordBatch) -> Result<()> {
-        let dir = hour.dir(&self.table_dir);
         let props = &self.props;
         let schema = &self.schema;
-        let live = self.live.as_deref();
+        let (lake, name, table_dir) = (&self.lake, self.name, &self.table_dir);
+        let pending = &mut self.pending;
         let stem = || self.instance.new_file_stem(&self.tag);
         let file = self.open.get_or_insert_with(
             hour,
-            || OpenFile::create(hour, &dir, &stem(), Arc::clone(schema), props.clone()),
-            |_, evicted| evicted.close(live),
+            || OpenFile::create(hour, table_dir, &stem(), Arc::clone(schema), props.clone()),
+            |_, evicted| {
+                pending.push(evicted.close(lake, name)?);
+                Ok(())
+            },
         )?;
         write_bounded(&mut file.writer, part).map_err(Error::parquet(&file.tmp))?;
-        if let Some(live) = live {
-            live.push(hour, part.clone());
+        file.count(part, self.time_column);
+        if let Some(live) = &self.live {
+            live.push(hour, &file.relative, part.clone());
         }
         self.bound_open_memory(hour)
     }
@@ -210,34 +247,86 @@ impl TableWriter {
         Ok(())
     }
 
-    /// Completes the open file of `hour`, if any.
+    /// Completes the open file of `hour`, if any (committed at the next flush).
     fn close_hour(&mut self, hour: Hour) -> Result<()> {
-        match self.open.remove(hour) {
-            Some(file) => file.close(self.live.as_deref()),
-            None => Ok(()),
+        if let Some(file) = self.open.remove(hour) {
+            self.pending.push(file.close(&self.lake, self.name)?);
         }
+        Ok(())
     }
 
-    /// Completes every open file, making everything written visible to queries. Returns how many
-    /// files were completed.
+    /// Completes every open file and commits every completed file to the table in one commit,
+    /// making everything written visible to every reader. Returns how many files were committed.
+    ///
+    /// A file that could not be completed, or a commit that failed, is an error; the files
+    /// completed are committed at the next flush.
     pub fn flush(&mut self) -> Result<usize> {
         let mut first_error = None;
-        let mut files = 0;
-        let live = self.live.as_deref();
         for file in self.open.drain() {
-            match file.close(live) {
-                Ok(()) => files += 1,
+            match file.close(&self.lake, self.name) {
+                Ok(done) => self.pending.push(done),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
             }
         }
-        first_error.map_or(Ok(files), Err)
+        if !self.pending.is_empty() {
+            let log = self.log.clone();
+            let files = self.pending.clone();
+            crate::delta::block_on(async move { log.append(&files).await })?;
+            if let Some(live) = &self.live {
+                live.committed(self.pending.iter().map(|f| f.path.as_str()));
+            }
+        }
+        let committed = std::mem::take(&mut self.pending).len();
+        first_error.map_or(Ok(committed), Err)
     }
 
-    /// Whether any file is open (rows written but not yet in a finished file).
+    /// Whether rows were written that are not yet in a committed file.
     pub fn has_open_files(&self) -> bool {
-        !self.open.is_empty()
+        !self.open.is_empty() || !self.pending.is_empty()
+    }
+
+    /// The dedup keys of the events stored in `hour`, committed or not.
+    fn stored_keys(&self, hour: Hour) -> Result<KeySet> {
+        let mut keys = KeySet::default();
+        for file in self.files_of(hour)? {
+            let data = self.lake.read_file(self.name, &file.path)?;
+            crate::dedup::load(&mut keys, data, &file.path)?;
+        }
+        Ok(keys)
+    }
+
+    /// The stored files (committed, or complete and committed at the next flush) of the hours
+    /// `first..=last`, in time order of their hours.
+    pub fn stored_files(&self, first: Hour, last: Hour) -> Result<Vec<DataFile>> {
+        let log = self.log.clone();
+        let committed = crate::delta::block_on(async move { log.files().await })?;
+        let mut files: Vec<DataFile> = committed
+            .iter()
+            .chain(&self.pending)
+            .filter(|f| (first..=last).contains(&f.hour))
+            .cloned()
+            .collect();
+        files.sort_by(|a, b| (a.hour, &a.path).cmp(&(b.hour, &b.path)));
+        Ok(files)
+    }
+
+    /// Opens a stored file of this table for reading.
+    pub fn read_file(&self, file: &DataFile) -> Result<crate::store::FileData> {
+        self.lake.read_file(self.name, &file.path)
+    }
+
+    /// The committed files of `hour` and the completed ones not yet committed.
+    fn files_of(&self, hour: Hour) -> Result<Vec<DataFile>> {
+        let log = self.log.clone();
+        let committed = crate::delta::block_on(async move { log.files().await })?;
+        Ok(committed
+            .iter()
+            .chain(&self.pending)
+            .filter(|f| f.hour == hour)
+            .cloned()
+            .collect())
     }
 }
 
@@ -260,13 +349,29 @@ pub struct LakeWriter {
 }
 
 impl LakeWriter {
-    /// Opens (creating if needed) the lake under `data_dir`.
+    /// Opens (creating if needed) the lake in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self> {
+        Self::open_in(&Lake::local(data_dir), data_dir)
+    }
+
+    /// Opens (creating if needed) the `events` table of `lake`, spooling under `data_dir`.
+    pub fn open_in(lake: &Lake, data_dir: &Path) -> Result<Self> {
         Ok(Self {
-            events: TableWriter::open(data_dir, EVENTS_DIR, events_schema(), event::EVENT_TIME)?,
+            events: TableWriter::open_in(
+                lake,
+                data_dir,
+                EVENTS_DIR,
+                events_schema(),
+                event::EVENT_TIME,
+            )?,
             dedup: DedupIndex::default(),
             totals: AppendStats::default(),
         })
+    }
+
+    /// The `events` table's writer.
+    pub fn events(&self) -> &TableWriter {
+        &self.events
     }
 
     /// Totals since this writer was opened.
@@ -282,11 +387,12 @@ impl LakeWriter {
             let keys = keys(batch);
             let now = now_micros();
             for (hour, rows) in self.events.hours(batch) {
-                let dir = hour.dir(&self.events.table_dir);
-                let events = &mut self.events;
-                let seen = self
-                    .dedup
-                    .partition(hour, &dir, |old| events.close_hour(old))?;
+                let seen = self.dedup.partition(
+                    hour,
+                    &mut self.events,
+                    |events| events.stored_keys(hour),
+                    |events, old| events.close_hour(old),
+                )?;
                 let fresh: Vec<u32> = rows
                     .into_iter()
                     .filter(|&r| seen.insert(keys[r as usize]))
@@ -331,48 +437,71 @@ impl LakeWriter {
 struct OpenFile {
     hour: Hour,
     tmp: PathBuf,
-    path: PathBuf,
+    /// The file's path in its table once complete.
+    relative: Arc<str>,
     writer: ArrowWriter<File>,
+    rows: u64,
+    /// Earliest and latest time written.
+    times: Option<(i64, i64)>,
 }
 
 impl OpenFile {
     fn create(
         hour: Hour,
-        dir: &Path,
+        table_dir: &Path,
         name: &str,
         schema: SchemaRef,
         props: WriterProperties,
     ) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
-        let path = dir.join(format!("{name}.parquet"));
-        let tmp = dir.join(format!("{name}.parquet.tmp"));
+        let relative = format!("{}/{name}.parquet", hour.relative_dir());
+        let tmp = table_dir.join(format!("{relative}.tmp"));
+        if let Some(dir) = tmp.parent() {
+            std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        }
         let file = File::create(&tmp).map_err(Error::io(&tmp))?;
         let writer =
             ArrowWriter::try_new(file, schema, Some(props)).map_err(Error::parquet(&tmp))?;
         Ok(Self {
             hour,
             tmp,
-            path,
+            relative: relative.into(),
             writer,
+            rows: 0,
+            times: None,
         })
     }
 
-    /// Writes the footer, syncs, and publishes the file under its final name (dropping its rows
-    /// from `live` in the same step).
-    fn close(self, live: Option<&LiveBuffer>) -> Result<()> {
+    /// Counts rows just written.
+    fn count(&mut self, part: &RecordBatch, time_column: &str) {
+        let times = column(part, time_column).as_primitive::<TimestampMicrosecondType>();
+        let (min, max) = (arrow::compute::min(times), arrow::compute::max(times));
+        if let (Some(min), Some(max)) = (min, max) {
+            self.times = Some(match self.times {
+                Some((a, b)) => (a.min(min), b.max(max)),
+                None => (min, max),
+            });
+        }
+        self.rows += part.num_rows() as u64;
+    }
+
+    /// Writes the footer, syncs, and puts the file in `lake` under its final name; it becomes
+    /// part of the table `name` when committed.
+    fn close(self, lake: &Lake, name: &str) -> Result<DataFile> {
         let file = self
             .writer
             .into_inner()
             .map_err(Error::parquet(&self.tmp))?;
         file.sync_all().map_err(Error::io(&self.tmp))?;
+        let size = file.metadata().map_err(Error::io(&self.tmp))?.len();
         drop(file);
-        match live {
-            Some(live) => live.publish(self.hour, &self.tmp, &self.path),
-            None => std::fs::rename(&self.tmp, &self.path),
-        }
-        .map_err(Error::io(&self.path))?;
-        sync_dir(&self.path);
-        Ok(())
+        lake.publish_file(&self.tmp, name, &self.relative)?;
+        Ok(DataFile {
+            path: self.relative.to_string(),
+            hour: self.hour,
+            size,
+            rows: Some(self.rows),
+            times: self.times,
+        })
     }
 }
 

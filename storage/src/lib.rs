@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod dedup;
+pub mod delta;
 mod durable;
 pub mod error;
 pub mod instance;
@@ -37,6 +38,7 @@ pub mod lake;
 pub mod live;
 pub mod maintenance;
 pub mod partition;
+pub mod store;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 pub mod wal;
@@ -45,3 +47,4 @@ pub use error::{Error, Result};
 pub use instance::Instance;
 pub use lake::{AppendStats, Appended, LakeWriter, TableWriter};
 pub use live::SharedLake;
+pub use store::Lake;

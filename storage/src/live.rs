@@ -1,12 +1,10 @@
 //! The live buffer: rows written to Parquet files that are still open, kept in memory by hour so
 //! queries see an event as soon as it is stored rather than when its file is complete.
 //!
-//! A file is published (renamed from `.tmp`) and its hour's rows dropped from the buffer under one
-//! lock, and a scan lists files and copies the buffer under the same lock, so a query sees every
-//! row exactly once whichever side of a flush it lands on.
+//! Rows are kept by the file they are written to until a commit adds that file to the table;
+//! see [`LiveBuffer::snapshot`] for how a scan sees each row exactly once.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -14,32 +12,35 @@ use arrow::record_batch::RecordBatch;
 
 use crate::partition::Hour;
 
-/// Rows of one table not yet in a finished file, by hour.
+/// Rows of one table not yet in a committed file, by the file they are written to.
 #[derive(Debug, Default)]
 pub struct LiveBuffer {
-    rows: RwLock<HashMap<Hour, Vec<RecordBatch>>>,
+    rows: RwLock<HashMap<Arc<str>, (Hour, Vec<RecordBatch>)>>,
     /// Memory held, so the writer knows when to flush.
     bytes: AtomicUsize,
 }
 
 impl LiveBuffer {
-    /// Adds rows that were just written to the open file of `hour`.
-    pub(crate) fn push(&self, hour: Hour, batch: RecordBatch) {
+    /// Adds rows that were just written to `file` (its path in the table) of `hour`.
+    pub(crate) fn push(&self, hour: Hour, file: &Arc<str>, batch: RecordBatch) {
         self.bytes
             .fetch_add(batch.get_array_memory_size(), Ordering::Relaxed);
-        self.write().entry(hour).or_default().push(batch);
+        self.write()
+            .entry(Arc::clone(file))
+            .or_insert_with(|| (hour, Vec::new()))
+            .1
+            .push(batch);
     }
 
-    /// Renames `tmp` to `path` (publishing a finished file of `hour`) and drops the hour's rows,
-    /// as one step for readers.
-    pub(crate) fn publish(&self, hour: Hour, tmp: &Path, path: &Path) -> std::io::Result<()> {
+    /// Drops the rows of `files`, which a commit has just added to the table.
+    pub(crate) fn committed<'a>(&self, files: impl IntoIterator<Item = &'a str>) {
         let mut rows = self.write();
-        std::fs::rename(tmp, path)?;
-        if let Some(dropped) = rows.remove(&hour) {
-            let freed: usize = dropped.iter().map(|b| b.get_array_memory_size()).sum();
-            self.bytes.fetch_sub(freed, Ordering::Relaxed);
+        for file in files {
+            if let Some((_, dropped)) = rows.remove(file) {
+                let freed: usize = dropped.iter().map(|b| b.get_array_memory_size()).sum();
+                self.bytes.fetch_sub(freed, Ordering::Relaxed);
+            }
         }
-        Ok(())
     }
 
     /// Memory held by buffered rows.
@@ -47,30 +48,28 @@ impl LiveBuffer {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    /// Lists files with `list` and copies the buffered rows of the hours `keep` accepts, both while
-    /// no file is being published.
-    pub fn snapshot<T>(
-        &self,
-        keep: impl Fn(Hour) -> bool,
-        list: impl FnOnce() -> std::io::Result<T>,
-    ) -> std::io::Result<(T, Vec<RecordBatch>)> {
-        let rows = self.read();
-        let files = list()?;
-        let batches = rows
+    /// The buffered rows of the hours `keep` accepts, with the file each is written to.
+    ///
+    /// A scan takes these *before* it reads the table's file list, then leaves out the rows of
+    /// files that list holds: a file committed in between is read from the table only, and one
+    /// committed before is no longer here. So it sees every row exactly once.
+    pub fn snapshot(&self, keep: impl Fn(Hour) -> bool) -> Vec<(Arc<str>, RecordBatch)> {
+        self.read()
             .iter()
-            .filter(|(hour, _)| keep(**hour))
-            .flat_map(|(_, batches)| batches.iter().cloned())
-            .collect();
-        Ok((files, batches))
+            .filter(|(_, (hour, _))| keep(*hour))
+            .flat_map(|(file, (_, batches))| {
+                batches.iter().map(move |b| (Arc::clone(file), b.clone()))
+            })
+            .collect()
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<Hour, Vec<RecordBatch>>> {
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<Arc<str>, (Hour, Vec<RecordBatch>)>> {
         // A panic while holding the lock cannot leave the map half-updated: every change is one
         // insert or remove.
         self.rows.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<Hour, Vec<RecordBatch>>> {
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<Arc<str>, (Hour, Vec<RecordBatch>)>> {
         self.rows.write().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -82,7 +81,4 @@ pub struct SharedLake {
     pub events: Arc<LiveBuffer>,
     /// Live rows of `alerts`.
     pub alerts: Arc<LiveBuffer>,
-    /// Held for reading by every running query, for writing by compaction and retention while
-    /// they delete files, so no query loses a file it has planned to read.
-    pub files: tokio::sync::RwLock<()>,
 }

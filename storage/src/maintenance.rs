@@ -1,12 +1,12 @@
-//! Background upkeep of the lake: small files left by frequent flushes are merged per partition
-//! (compaction), partitions older than the retention are deleted, and what a crash left
-//! half-done is cleaned up at start. Each server touches only the files of its own
-//! [`Instance`]: several servers can share one data directory.
+//! Background upkeep of the lake's tables: small files left by frequent flushes are merged per
+//! partition (compaction), files whose hour is older than the retention are removed from the
+//! table, the bytes of removed files are deleted once no query can still be reading them
+//! (vacuum), and what a crash left behind is cleaned up at start.
 //!
-//! A compaction writes the merged file as `.tmp`, records which files it replaces in an intent
-//! file, then (while no query runs) publishes the new file and deletes the old ones. A crash at
-//! any point leaves either the old files or the new one, never both: [`recover`] finishes or
-//! abandons what an intent describes.
+//! Each is a commit to the table's log (see [`crate::delta`]), so several servers sharing a lake
+//! can run them at once: a compaction or an expiry whose files another server's commit removed
+//! first is abandoned, never applied twice. Each server compacts only its own files (so two never
+//! do the same work) and expires anyone's (so a server that is gone does not keep its files).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -18,31 +18,43 @@ use arrow::array::{RecordBatch, new_null_array};
 use arrow::compute::cast;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
+use auditlake_schema::columns::{alert, event};
 use auditlake_schema::time::now_micros;
 use auditlake_schema::{alerts_schema, events_schema};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::durable::sync_dir;
+use crate::delta::{self, DataFile, TableLog, VACUUM_GRACE, block_on};
 use crate::error::{Error, Result};
 use crate::instance::Instance;
-use crate::lake::{ALERTS_DIR, EVENTS_DIR, schema_tag, write_bounded, writer_properties};
-use crate::live::SharedLake;
-use crate::partition::{self, HOUR_MICROS, parquet_files};
+use crate::lake::{
+    ALERTS_DIR, EVENTS_DIR, SPOOL_DIR, schema_tag, write_bounded, writer_properties,
+};
+use crate::partition::{HOUR_MICROS, Hour};
+use crate::store::{FileData, Lake};
 
 /// A partition is compacted once it has this many small files.
 pub const COMPACT_MIN_FILES: usize = 8;
 /// Files at least this big are left alone; smaller ones are merged.
 const COMPACT_TARGET_BYTES: u64 = 128 << 20;
-const INTENT_SUFFIX: &str = ".compacting";
 /// Rows decoded at a time while merging: wide rows (request and response bodies) make big
 /// batches, and compaction runs next to the ingest pipeline.
 const MERGE_BATCH_ROWS: usize = 1024;
 
-/// Compaction and retention for one data directory.
+/// One table as upkeep sees it.
+struct Table {
+    name: &'static str,
+    schema: SchemaRef,
+    time_column: &'static str,
+    log: TableLog,
+}
+
+/// Compaction, retention and vacuum for one lake.
 pub struct Maintenance {
-    data_dir: PathBuf,
-    shared: Arc<SharedLake>,
+    lake: Lake,
+    /// Where merged files are written before they are put in a remote lake.
+    spool: PathBuf,
+    tables: Vec<Table>,
     retention: Option<Duration>,
     instance: Instance,
 }
@@ -52,22 +64,43 @@ pub struct Maintenance {
 pub struct Pass {
     /// Files merged away.
     pub compacted_files: usize,
-    /// Partitions deleted by retention.
+    /// Partitions whose files retention removed.
     pub expired_partitions: usize,
+    /// Removed files whose bytes were deleted.
+    pub vacuumed_files: usize,
 }
 
 impl Maintenance {
-    /// Upkeep of the lake under `data_dir`; deletions wait for running queries through `shared`.
-    pub fn new(data_dir: &Path, shared: Arc<SharedLake>, retention: Option<Duration>) -> Self {
-        Self {
-            data_dir: data_dir.to_path_buf(),
-            shared,
-            retention,
-            instance: Instance::unnamed(),
-        }
+    /// Upkeep of the lake in `data_dir`.
+    pub fn new(data_dir: &Path, retention: Option<Duration>) -> Result<Self> {
+        Self::new_in(&Lake::local(data_dir), data_dir, retention)
     }
 
-    /// Compacts, expires and recovers only the files of `instance`.
+    /// Upkeep of `lake`, spooling merged files under `data_dir` when it is remote.
+    pub fn new_in(lake: &Lake, data_dir: &Path, retention: Option<Duration>) -> Result<Self> {
+        let mut tables = Vec::new();
+        for (name, schema, time_column) in [
+            (EVENTS_DIR, events_schema(), event::EVENT_TIME),
+            (ALERTS_DIR, alerts_schema(), alert::EVENT_TIME),
+        ] {
+            let log = TableLog::open_blocking(lake, name, &schema, time_column)?;
+            tables.push(Table {
+                name,
+                schema,
+                time_column,
+                log,
+            });
+        }
+        Ok(Self {
+            lake: lake.clone(),
+            spool: data_dir.join(SPOOL_DIR),
+            tables,
+            retention,
+            instance: Instance::unnamed(),
+        })
+    }
+
+    /// Compacts only the files of `instance`.
     pub fn with_instance(mut self, instance: Instance) -> Self {
         self.instance = instance;
         self
@@ -87,6 +120,7 @@ impl Maintenance {
                     tracing::info!(
                         compacted_files = pass.compacted_files,
                         expired_partitions = pass.expired_partitions,
+                        vacuumed_files = pass.vacuumed_files,
                         "lake maintenance"
                     );
                 }
@@ -96,188 +130,230 @@ impl Maintenance {
         }
     }
 
-    /// Applies retention, then compacts every partition with enough small files.
+    /// Applies retention, compacts every partition with enough small files of this instance, and
+    /// deletes files removed more than [`VACUUM_GRACE`] ago.
     pub fn pass(&self) -> Result<Pass> {
         self.pass_until(&|| false)
     }
 
+    /// [`Maintenance::pass`] with a vacuum grace of `grace` (tests).
+    pub fn pass_with_grace(&self, grace: Duration) -> Result<Pass> {
+        self.pass_inner(&|| false, grace)
+    }
+
     /// [`Maintenance::pass`], ending early (between partitions) once `stopping` says so.
     fn pass_until(&self, stopping: &dyn Fn() -> bool) -> Result<Pass> {
+        self.pass_inner(stopping, VACUUM_GRACE)
+    }
+
+    fn pass_inner(&self, stopping: &dyn Fn() -> bool, grace: Duration) -> Result<Pass> {
         let mut pass = Pass::default();
-        for (table, schema) in [(EVENTS_DIR, events_schema()), (ALERTS_DIR, alerts_schema())] {
-            let table_dir = self.data_dir.join(table);
+        for table in &self.tables {
             if let Some(retention) = self.retention {
-                pass.expired_partitions += self.expire(&table_dir, retention)?;
+                pass.expired_partitions += self.expire(table, retention)?;
             }
-            let mut files = 0;
-            for (_, dir) in partition::list(&table_dir).map_err(Error::io(&table_dir))? {
+            let files = files(&table.log)?;
+            let mut hours: std::collections::BTreeMap<Hour, Vec<DataFile>> = Default::default();
+            for file in files.iter() {
+                hours.entry(file.hour).or_default().push(file.clone());
+            }
+            for (_, files) in hours {
                 if stopping() {
                     return Ok(pass);
                 }
-                pass.compacted_files += self.compact(&dir, &schema)?;
-                files += parquet_files(&dir).map_or(0, |f| f.len());
+                pass.compacted_files += self.compact(table, files)?;
             }
-            metrics::gauge!("auditlake_lake_files", "table" => table).set(files as f64);
+            let log = table.log.clone();
+            pass.vacuumed_files += block_on(async move { log.vacuum(grace).await })?;
+            let files = files_count(&table.log)?;
+            metrics::gauge!("auditlake_lake_files", "table" => table.name).set(files as f64);
         }
         Ok(pass)
     }
 
-    /// Deletes this instance's files in the partitions of `table_dir` whose hour ended more than
-    /// `retention` ago, and each such partition once no other instance has files in it.
-    fn expire(&self, table_dir: &Path, retention: Duration) -> Result<usize> {
+    /// Removes from `table` every file whose hour ended more than `retention` ago, in one
+    /// commit; returns how many partitions that emptied.
+    fn expire(&self, table: &Table, retention: Duration) -> Result<usize> {
         let cutoff = now_micros() - i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
-        let expired: Vec<PathBuf> = partition::list(table_dir)
-            .map_err(Error::io(table_dir))?
-            .into_iter()
-            .filter(|(hour, _)| hour.start_micros() + HOUR_MICROS <= cutoff)
-            .map(|(_, dir)| dir)
+        let expired: Vec<DataFile> = files(&table.log)?
+            .iter()
+            .filter(|f| f.hour.start_micros() + HOUR_MICROS <= cutoff)
+            .cloned()
             .collect();
         if expired.is_empty() {
             return Ok(0);
         }
-        let _no_queries = self.shared.files.blocking_write();
-        for dir in &expired {
-            for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
-                let path = entry.map_err(Error::io(dir))?.path();
-                if self.instance.owns_path(&path) {
-                    std::fs::remove_file(&path).map_err(Error::io(&path))?;
-                }
+        let mut hours: Vec<Hour> = expired.iter().map(|f| f.hour).collect();
+        hours.dedup();
+        let predicate = delta::expiry_predicate(table.time_column, cutoff);
+        let log = table.log.clone();
+        let removed = expired.clone();
+        match block_on(async move { log.remove(&removed, predicate).await }) {
+            Ok(_) => {}
+            Err(Error::Conflict { message, .. }) => {
+                tracing::info!(table = table.name, %message, "another server expired these files first");
+                return Ok(0);
             }
-            // Only succeeds once every instance's files are gone.
-            let _ = std::fs::remove_dir(dir);
-            if let Some(date_dir) = dir.parent() {
-                // Only succeeds once the day's last hour is gone.
-                let _ = std::fs::remove_dir(date_dir);
-            }
+            Err(e) => return Err(e),
         }
-        metrics::counter!("auditlake_partitions_expired_total").increment(expired.len() as u64);
-        Ok(expired.len())
+        metrics::counter!("auditlake_partitions_expired_total").increment(hours.len() as u64);
+        Ok(hours.len())
     }
 
-    /// Merges the small files of one partition into one file of the table's `schema`; returns
-    /// how many were merged away.
-    fn compact(&self, dir: &Path, schema: &SchemaRef) -> Result<usize> {
-        let mut sized = Vec::new();
-        for path in parquet_files(dir).map_err(Error::io(dir))? {
-            if !self.instance.owns_path(&path) {
-                continue;
-            }
-            let size = std::fs::metadata(&path).map_err(Error::io(&path))?.len();
-            sized.push((size, path));
-        }
-        let Some(small) = tier_to_merge(sized) else {
+    /// Merges the small files of this instance in one partition into one file of the table's
+    /// schema, in one commit; returns how many were merged away.
+    fn compact(&self, table: &Table, files: Vec<DataFile>) -> Result<usize> {
+        let own: Vec<DataFile> = files
+            .into_iter()
+            .filter(|f| self.instance.owns(f.name()))
+            .collect();
+        let Some(small) = tier_to_merge(own) else {
             return Ok(0);
         };
-        let name = self.instance.new_file_stem(&schema_tag(schema));
-        let merged = dir.join(format!("{name}.parquet"));
-        let tmp = dir.join(format!("{name}.parquet.tmp"));
-        merge(&small, &tmp, schema)?;
-        let intent = dir.join(format!("{name}{INTENT_SUFFIX}"));
-        let listing: String = small
-            .iter()
-            .filter_map(|p| p.file_name()?.to_str())
-            .map(|n| format!("{n}\n"))
-            .collect();
-        write_synced(&intent, listing.as_bytes())?;
-
-        let _no_queries = self.shared.files.blocking_write();
-        std::fs::rename(&tmp, &merged).map_err(Error::io(&merged))?;
-        sync_dir(&merged);
-        for old in &small {
-            std::fs::remove_file(old).map_err(Error::io(old))?;
+        let hour = small[0].hour;
+        let name = self.instance.new_file_stem(&schema_tag(&table.schema));
+        let relative = format!("{}/{name}.parquet", hour.relative_dir());
+        let local_dir = match self.lake.local_dir() {
+            Some(dir) => dir.join(table.name),
+            None => self.spool.join(table.name),
+        };
+        let tmp = local_dir.join(format!("{relative}.tmp"));
+        if let Some(dir) = tmp.parent() {
+            std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
         }
-        std::fs::remove_file(&intent).map_err(Error::io(&intent))?;
-        sync_dir(&merged);
+        let inputs = small
+            .iter()
+            .map(|f| Ok((self.lake.read_file(table.name, &f.path)?, f.path.as_str())));
+        let (rows, times) = match merge(inputs, &tmp, &table.schema, table.time_column) {
+            Ok(counts) => counts,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let size = std::fs::metadata(&tmp).map_err(Error::io(&tmp))?.len();
+        self.lake.publish_file(&tmp, table.name, &relative)?;
+        let merged = DataFile {
+            path: relative.clone(),
+            hour,
+            size,
+            rows: Some(rows),
+            times,
+        };
+        let log = table.log.clone();
+        let old = small.clone();
+        match block_on(async move { log.replace(&old, &[merged]).await }) {
+            Ok(_) => {}
+            Err(e) => {
+                // Never committed: nobody reads it.
+                let _ = self.lake.delete_file(table.name, &relative);
+                return match e {
+                    Error::Conflict { message, .. } => {
+                        tracing::info!(table = table.name, %message, "compaction abandoned");
+                        Ok(0)
+                    }
+                    e => Err(e),
+                };
+            }
+        }
         metrics::counter!("auditlake_files_compacted_total").increment(small.len() as u64);
         Ok(small.len())
     }
+}
+
+fn files(log: &TableLog) -> Result<Arc<Vec<DataFile>>> {
+    let log = log.clone();
+    block_on(async move { log.files().await })
+}
+
+fn files_count(log: &TableLog) -> Result<usize> {
+    Ok(files(log)?.len())
 }
 
 /// The files to merge: the smallest size tier (sizes within a factor of 4) holding at least
 /// [`COMPACT_MIN_FILES`] files under [`COMPACT_TARGET_BYTES`]. Merging like with like writes each
 /// row O(log n) times, where merging every small file would rewrite the hour's growing merged
 /// file at every pass.
-fn tier_to_merge(mut files: Vec<(u64, PathBuf)>) -> Option<Vec<PathBuf>> {
-    files.retain(|(size, _)| *size < COMPACT_TARGET_BYTES);
-    files.sort();
+fn tier_to_merge(mut files: Vec<DataFile>) -> Option<Vec<DataFile>> {
+    files.retain(|f| f.size < COMPACT_TARGET_BYTES);
+    files.sort_by(|a, b| (a.size, &a.path).cmp(&(b.size, &b.path)));
     let tier = |size: u64| (size.max(1).ilog2() / 2) as usize;
     let mut start = 0;
     while start < files.len() {
-        let t = tier(files[start].0);
+        let t = tier(files[start].size);
         let end = start
             + files[start..]
                 .iter()
-                .take_while(|(s, _)| tier(*s) == t)
+                .take_while(|f| tier(f.size) == t)
                 .count();
         if end - start >= COMPACT_MIN_FILES {
-            return Some(files.drain(start..end).map(|(_, p)| p).collect());
+            return Some(files.drain(start..end).collect());
         }
         start = end;
     }
     None
 }
 
-/// Cleans what a crash of `instance` left under `data_dir`: its unfinished `.tmp` files (never
-/// visible, their rows are in its write-ahead log) and its half-done compactions. Other
-/// instances' files, which may be in the middle of being written, are left alone.
-pub fn recover(data_dir: &Path, instance: &Instance) -> Result<()> {
-    for table in [EVENTS_DIR, ALERTS_DIR] {
-        let table_dir = data_dir.join(table);
-        for (_, dir) in partition::list(&table_dir).map_err(Error::io(&table_dir))? {
-            let entries: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .map_err(Error::io(&dir))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| instance.owns_path(p))
-                .collect();
-            for path in &entries {
-                let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                    continue;
-                };
-                if let Some(stem) = name.strip_suffix(INTENT_SUFFIX) {
-                    finish_intent(&dir, stem, path)?;
-                }
+/// Cleans what a crash of `instance` left: its unfinished `.tmp` files (never visible, their
+/// rows are in its write-ahead log), and its files put in the lake but never committed (a crash
+/// between the two steps; their rows are in the log too, and go into new files). Other
+/// instances' files, which may be in the middle of being written or committed, are left alone.
+pub fn recover(lake: &Lake, data_dir: &Path, instance: &Instance) -> Result<()> {
+    for (name, schema, time_column) in [
+        (EVENTS_DIR, events_schema(), event::EVENT_TIME),
+        (ALERTS_DIR, alerts_schema(), alert::EVENT_TIME),
+    ] {
+        let local = match lake.local_dir() {
+            Some(dir) => dir.join(name),
+            None => data_dir.join(SPOOL_DIR).join(name),
+        };
+        for path in crate::partition::files_under(&local).map_err(Error::io(&local))? {
+            if path.extension().is_some_and(|e| e == "tmp") && instance.owns_path(&path) {
+                tracing::info!(file = %path.display(), "removing an unfinished file");
+                std::fs::remove_file(&path).map_err(Error::io(&path))?;
             }
-            for path in entries {
-                if path.extension().is_some_and(|e| e == "tmp") && path.exists() {
-                    tracing::info!(file = %path.display(), "removing an unfinished file");
-                    std::fs::remove_file(&path).map_err(Error::io(&path))?;
-                }
+        }
+        let log = TableLog::open_blocking(lake, name, &schema, time_column)?;
+        let committed: std::collections::HashSet<String> =
+            files(&log)?.iter().map(|f| f.path.clone()).collect();
+        for relative in lake.list_data_files(name)? {
+            let file_name = relative.rsplit('/').next().unwrap_or(&relative);
+            if !committed.contains(&relative) && instance.owns(file_name) {
+                tracing::info!(file = %relative, table = name, "removing a file never committed");
+                lake.delete_file(name, &relative)?;
             }
         }
     }
     Ok(())
 }
 
-/// A compaction was interrupted: if its merged file was published, the old files go; if not,
-/// the old files stay and the merged `.tmp` is removed with the other unfinished files.
-fn finish_intent(dir: &Path, stem: &str, intent: &Path) -> Result<()> {
-    if dir.join(format!("{stem}.parquet")).exists() {
-        let listing = std::fs::read_to_string(intent).map_err(Error::io(intent))?;
-        for name in listing
-            .lines()
-            .filter(|l| !l.is_empty() && !l.contains('/'))
-        {
-            let old = dir.join(name);
-            if old.exists() {
-                std::fs::remove_file(&old).map_err(Error::io(&old))?;
-            }
-        }
-    }
-    std::fs::remove_file(intent).map_err(Error::io(intent))
-}
-
-/// Writes the rows of `inputs` to `output` as one file of `schema`. Files written before a column
-/// was added to the table get nulls in it, so an hour holding files of an older release and of
-/// this one still merges (their schemas differ, and one Parquet file has one).
-fn merge(inputs: &[PathBuf], output: &Path, schema: &SchemaRef) -> Result<()> {
+/// Writes the rows of `inputs` to `output` as one file of `schema`; returns its row count and
+/// time range. Files written before a column was added to the table get nulls in it, so an hour
+/// holding files of an older release and of this one still merges (their schemas differ, and
+/// one Parquet file has one).
+fn merge<'a>(
+    inputs: impl Iterator<Item = Result<(FileData, &'a str)>>,
+    output: &Path,
+    schema: &SchemaRef,
+    time_column: &str,
+) -> Result<(u64, Option<(i64, i64)>)> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::TimestampMicrosecondType;
     let mut writer: Option<ArrowWriter<File>> = None;
-    for path in inputs {
-        let file = File::open(path).map_err(Error::io(path))?;
+    let (mut rows, mut times) = (0u64, None::<(i64, i64)>);
+    for input in inputs {
+        let (file, path) = input?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
             .and_then(|b| b.with_batch_size(MERGE_BATCH_ROWS).build())
             .map_err(Error::parquet(path))?;
         for batch in reader {
             let batch = as_schema(&batch?, schema).map_err(|e| Error::parquet(path)(e.into()))?;
+            let t = auditlake_schema::columns::column(&batch, time_column)
+                .as_primitive::<TimestampMicrosecondType>();
+            if let (Some(min), Some(max)) = (arrow::compute::min(t), arrow::compute::max(t)) {
+                times = Some(times.map_or((min, max), |(a, b)| (min.min(a), max.max(b))));
+            }
+            rows += batch.num_rows() as u64;
             let w = match &mut writer {
                 Some(w) => w,
                 None => {
@@ -291,11 +367,20 @@ fn merge(inputs: &[PathBuf], output: &Path, schema: &SchemaRef) -> Result<()> {
             write_bounded(w, &batch).map_err(Error::parquet(output))?;
         }
     }
-    if let Some(w) = writer {
-        let file = w.into_inner().map_err(Error::parquet(output))?;
-        file.sync_all().map_err(Error::io(output))?;
+    match writer {
+        Some(w) => {
+            let file = w.into_inner().map_err(Error::parquet(output))?;
+            file.sync_all().map_err(Error::io(output))?;
+        }
+        // No rows at all: still a valid (empty) file of the schema.
+        None => {
+            let file = File::create(output).map_err(Error::io(output))?;
+            ArrowWriter::try_new(file, Arc::clone(schema), Some(writer_properties()))
+                .and_then(|w| w.close().map(|_| ()))
+                .map_err(Error::parquet(output))?;
+        }
     }
-    Ok(())
+    Ok((rows, times))
 }
 
 /// `batch` with the columns of `schema`, matched by name: cast where the stored type differs,
@@ -317,32 +402,22 @@ fn as_schema(
     RecordBatch::try_new(Arc::clone(schema), columns)
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut file = File::create(path).map_err(Error::io(path))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(Error::io(path))?;
-    sync_dir(path);
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::LakeWriter;
-    use crate::test_support::{events, older_events_file};
-
-    fn count(dir: &Path) -> i64 {
-        crate::test_support::count_events(dir)
-    }
+    use crate::test_support::{committed_files, count_events as count, events, older_events_file};
 
     fn files(dir: &Path) -> usize {
-        partition::list(&dir.join(EVENTS_DIR))
+        committed_files(dir).len()
+    }
+
+    /// Parquet files in the events partitions, committed or not.
+    fn on_disk(dir: &Path) -> usize {
+        Lake::local(dir)
+            .list_data_files(EVENTS_DIR)
             .expect("list")
-            .iter()
-            .map(|(_, d)| parquet_files(d).expect("files").len())
-            .sum()
+            .len()
     }
 
     #[test]
@@ -355,15 +430,24 @@ mod tests {
             lake.flush().expect("flush");
         }
         assert_eq!((files(dir.path()), count(dir.path())), (10, 200));
-        let m = Maintenance::new(dir.path(), Arc::new(SharedLake::default()), None);
+        let m = Maintenance::new(dir.path(), None).expect("maintenance");
         let pass = m.pass().expect("pass");
         assert_eq!(pass.compacted_files, 10);
         assert_eq!((files(dir.path()), count(dir.path())), (1, 200));
         assert_eq!(
-            m.pass().expect("pass").compacted_files,
-            0,
+            on_disk(dir.path()),
+            11,
+            "merged files stay for running queries"
+        );
+        assert_eq!(pass.vacuumed_files, 0);
+        let pass = m.pass_with_grace(Duration::ZERO).expect("pass");
+        assert_eq!(
+            (pass.compacted_files, pass.vacuumed_files),
+            (0, 10),
             "one file is left alone"
         );
+        assert_eq!(on_disk(dir.path()), 1);
+        assert_eq!(count(dir.path()), 200);
     }
 
     #[test]
@@ -380,17 +464,19 @@ mod tests {
             lake.flush().expect("flush");
         }
         // Four files as a release before `exec_command` was a column wrote them.
-        let hour = dir.path().join("events/date=2025-11-03/hour=10");
         for old in 0..4 {
             let name = format!("part-{old:032x}.parquet");
-            older_events_file(&hour.join(name), &format!("old{old}"), 5, time);
+            older_events_file(dir.path(), &name, &format!("old{old}"), 5, time);
         }
         assert_eq!((files(dir.path()), count(dir.path())), (8, 40));
 
-        let m = Maintenance::new(dir.path(), Arc::new(SharedLake::default()), None);
+        let m = Maintenance::new(dir.path(), None).expect("maintenance");
         assert_eq!(m.pass().expect("pass").compacted_files, 8);
         assert_eq!((files(dir.path()), count(dir.path())), (1, 40));
-        let merged = parquet_files(&hour).expect("files").remove(0);
+        let merged = dir
+            .path()
+            .join(EVENTS_DIR)
+            .join(&committed_files(dir.path())[0].path);
         let tag = crate::lake::file_schema_tag(&merged).expect("tagged");
         assert_eq!(tag, schema_tag(&events_schema()));
         let rows: Vec<RecordBatch> = Reader::try_new(File::open(&merged).expect("open"))
@@ -424,17 +510,19 @@ mod tests {
 
     #[test]
     fn only_files_of_one_size_tier_are_merged() {
-        let p = |s: u64, name: &str| (s, PathBuf::from(name));
+        let p = |size: u64, name: &str| DataFile {
+            path: name.into(),
+            hour: Hour(0),
+            size,
+            rows: None,
+            times: None,
+        };
         let mut files: Vec<_> = (0..8).map(|i| p(1000 + i, &format!("small{i}"))).collect();
         files.push(p(50 << 20, "merged-before"));
         files.push(p(200 << 20, "big"));
         let chosen = tier_to_merge(files.clone()).expect("eight small files");
         assert_eq!(chosen.len(), 8);
-        assert!(
-            chosen
-                .iter()
-                .all(|f| f.to_string_lossy().starts_with("small"))
-        );
+        assert!(chosen.iter().all(|f| f.path.starts_with("small")));
         files.truncate(7);
         assert_eq!(tier_to_merge(files), None, "seven are not enough");
         // Sizes a little apart stay in one tier; eight files of 4 KiB..60 KiB are not one tier.
@@ -445,7 +533,7 @@ mod tests {
     }
 
     #[test]
-    fn retention_deletes_whole_expired_partitions_only() {
+    fn retention_removes_expired_hours_and_vacuum_deletes_them_later() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut lake = LakeWriter::open(dir.path()).expect("lake");
         lake.append(&events("old", 5, "2020-01-01T00:30:00Z"))
@@ -453,18 +541,25 @@ mod tests {
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         lake.append(&events("new", 7, &now)).expect("append");
         lake.flush().expect("flush");
-        let m = Maintenance::new(
-            dir.path(),
-            Arc::new(SharedLake::default()),
-            Some(Duration::from_secs(86_400)),
-        );
+        let m = Maintenance::new(dir.path(), Some(Duration::from_secs(86_400))).expect("m");
         assert_eq!(m.pass().expect("pass").expired_partitions, 1);
         assert_eq!(count(dir.path()), 7);
-        assert!(!dir.path().join("events/date=2020-01-01").exists());
+        assert_eq!(
+            on_disk(dir.path()),
+            2,
+            "the expired file waits for the grace period"
+        );
+        assert_eq!(
+            m.pass_with_grace(Duration::ZERO)
+                .expect("pass")
+                .vacuumed_files,
+            1
+        );
+        assert_eq!(on_disk(dir.path()), 1);
     }
 
     #[test]
-    fn instances_sharing_a_lake_compact_expire_and_recover_only_their_own_files() {
+    fn instances_compact_their_own_files_expire_anyones_and_recover_their_own() {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = Instance::named("a").expect("name");
         let b = Instance::named("b").expect("name");
@@ -483,96 +578,41 @@ mod tests {
             }
         }
         let hour = dir.path().join("events/date=2020-01-01/hour=00");
-        // A file b is writing right now: a's recovery must not take it for a crash leftover.
+        // Files b is writing or about to commit right now: a's recovery must not take them
+        // for its own crash's leftovers.
         let writing = hour.join(format!("{}.parquet.tmp", b.new_file_stem("s1")));
         std::fs::write(&writing, b"in progress").expect("write");
-        recover(dir.path(), &a).expect("recover");
-        assert!(writing.exists(), "b's file in progress is left alone");
+        let uncommitted_b = hour.join(format!("{}.parquet", b.new_file_stem("s1")));
+        std::fs::write(&uncommitted_b, b"not yet committed").expect("write");
+        // And what a crash of a left: a file put in place but never committed.
+        let uncommitted_a = hour.join(format!("{}.parquet", a.new_file_stem("s1")));
+        std::fs::write(&uncommitted_a, b"never committed").expect("write");
+        recover(&Lake::local(dir.path()), dir.path(), &a).expect("recover");
+        assert!(
+            writing.exists() && uncommitted_b.exists(),
+            "b's files are left alone"
+        );
+        assert!(!uncommitted_a.exists(), "a's leftover is gone");
 
-        let shared = Arc::new(SharedLake::default());
-        let of_a = Maintenance::new(dir.path(), Arc::clone(&shared), None).with_instance(a.clone());
+        let of_a = Maintenance::new(dir.path(), None)
+            .expect("m")
+            .with_instance(a.clone());
         assert_eq!(of_a.pass().expect("pass").compacted_files, 8);
         let owned = |i: &Instance| {
-            parquet_files(&hour)
-                .expect("files")
+            committed_files(dir.path())
                 .iter()
-                .filter(|p| i.owns_path(p))
+                .filter(|f| i.owns(f.name()))
                 .count()
         };
         assert_eq!((owned(&a), owned(&b)), (1, 8), "b's files are untouched");
         assert_eq!(count(dir.path()), 80);
 
+        // Any server expires every expired file, whoever wrote it.
         let retention = Some(Duration::from_secs(86_400));
-        let expire_a =
-            Maintenance::new(dir.path(), Arc::clone(&shared), retention).with_instance(a);
-        expire_a.pass().expect("pass");
-        assert_eq!(count(dir.path()), 40, "only a's rows expired");
-        assert!(hour.exists(), "the partition stays while b has files in it");
-        std::fs::remove_file(&writing).expect("remove");
-        let expire_b = Maintenance::new(dir.path(), shared, retention).with_instance(b);
-        expire_b.pass().expect("pass");
-        assert!(!dir.path().join("events/date=2020-01-01").exists());
-    }
-
-    #[test]
-    fn recovery_finishes_a_published_compaction_and_abandons_an_unpublished_one() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut lake = LakeWriter::open(dir.path()).expect("lake");
-        for (flush, hour) in [(0, "10"), (1, "10"), (2, "11"), (3, "11")] {
-            lake.append(&events(
-                &format!("r{flush}"),
-                3,
-                &format!("2025-11-03T{hour}:00:00Z"),
-            ))
-            .expect("append");
-            lake.flush().expect("flush");
-        }
-        let hour10 = dir.path().join("events/date=2025-11-03/hour=10");
-        let hour11 = dir.path().join("events/date=2025-11-03/hour=11");
-        // Hour 10: the merged file was published, the old files not yet deleted.
-        let old10 = parquet_files(&hour10).expect("files");
-        let schema = events_schema();
-        // Named as compaction names them: the stem includes the schema tag.
-        let merged = format!("part-merged.{}", schema_tag(&schema));
-        merge(&old10, &hour10.join(format!("{merged}.parquet")), &schema).expect("merge");
-        let names = |v: &[PathBuf]| -> String {
-            v.iter()
-                .map(|p| {
-                    format!(
-                        "{}\n",
-                        p.file_name().and_then(|n| n.to_str()).expect("name")
-                    )
-                })
-                .collect()
-        };
-        std::fs::write(
-            hour10.join(format!("{merged}{INTENT_SUFFIX}")),
-            names(&old10),
-        )
-        .expect("intent");
-        // Hour 11: the crash came before the merged file was published.
-        let old11 = parquet_files(&hour11).expect("files");
-        merge(
-            &old11,
-            &hour11.join("part-unpublished.parquet.tmp"),
-            &schema,
-        )
-        .expect("merge");
-        std::fs::write(
-            hour11.join(format!("part-unpublished{INTENT_SUFFIX}")),
-            names(&old11),
-        )
-        .expect("intent");
-
-        recover(dir.path(), &Instance::unnamed()).expect("recover");
-        assert_eq!(count(dir.path()), 12);
-        assert_eq!(parquet_files(&hour10).expect("files").len(), 1);
-        assert_eq!(parquet_files(&hour11).expect("files").len(), 2);
-        let leftovers: Vec<_> = std::fs::read_dir(&hour11)
-            .expect("dir")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| p.extension().is_some_and(|e| e != "parquet"))
-            .collect();
-        assert!(leftovers.is_empty(), "{leftovers:?}");
+        let expire = Maintenance::new(dir.path(), retention)
+            .expect("m")
+            .with_instance(a);
+        assert_eq!(expire.pass().expect("pass").expired_partitions, 1);
+        assert_eq!(count(dir.path()), 0);
     }
 }

@@ -27,15 +27,19 @@ impl Hour {
 
     /// `date=YYYY-MM-DD/hour=HH` under `table_dir`.
     pub fn dir(self, table_dir: &Path) -> PathBuf {
+        table_dir.join(self.relative_dir())
+    }
+
+    /// `date=YYYY-MM-DD/hour=HH`, the partition's directory in its table.
+    pub fn relative_dir(self) -> String {
         let t = DateTime::from_timestamp_micros(self.start_micros()).unwrap_or_default();
-        table_dir
-            .join(format!(
-                "date={:04}-{:02}-{:02}",
-                t.year(),
-                t.month(),
-                t.day()
-            ))
-            .join(format!("hour={:02}", t.hour()))
+        format!(
+            "date={:04}-{:02}-{:02}/hour={:02}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour()
+        )
     }
 
     /// Parses the directory names `date=YYYY-MM-DD` and `hour=HH` back into an hour.
@@ -90,6 +94,20 @@ pub fn parquet_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         }
     }
     files.sort();
+    Ok(files)
+}
+
+/// Every file in the partition directories under `table_dir` (none if it does not exist).
+pub fn files_under(table_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for (_, dir) in list(table_dir)? {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                files.push(entry.path());
+            }
+        }
+    }
     Ok(files)
 }
 

@@ -1,0 +1,50 @@
+//! `auditlake lake convert`: a data directory of an earlier version, whose tables are
+//! hive-partitioned Parquet files with no transaction log, made Delta tables in place.
+
+use anyhow::Context;
+use auditlake_engine::delta::convert;
+use auditlake_engine::lake::{ALERTS_DIR, EVENTS_DIR};
+use auditlake_schema::columns::{alert, event};
+use auditlake_schema::{alerts_schema, events_schema};
+
+use crate::cli::LakeCommand;
+use crate::config::Settings;
+
+pub fn run(settings: &Settings, command: LakeCommand) -> anyhow::Result<()> {
+    let LakeCommand::Convert { dry_run } = command;
+    let Some(dir) = settings.lake.local_dir() else {
+        anyhow::bail!(
+            "lake convert works on a local data directory; convert it, then copy its tables to {} \
+             with their _delta_log directories",
+            settings.lake.describe()
+        );
+    };
+    for (name, schema, time) in [
+        (EVENTS_DIR, events_schema(), event::EVENT_TIME),
+        (ALERTS_DIR, alerts_schema(), alert::EVENT_TIME),
+    ] {
+        let table = dir.join(name);
+        let found = convert(dir, name, &schema, time, dry_run)
+            .with_context(|| format!("converting {}", table.display()))?;
+        match found {
+            None => println!("{}: already a Delta table", table.display()),
+            Some(c) if c.files == 0 => {
+                println!("{}: no files, nothing to convert", table.display())
+            }
+            Some(c) => println!(
+                "{}: {} {} files ({} rows, {} bytes){}",
+                table.display(),
+                if dry_run { "would add" } else { "added" },
+                c.files,
+                c.rows,
+                c.bytes,
+                if c.skipped > 0 {
+                    format!("; {} unfinished .tmp files left out", c.skipped)
+                } else {
+                    String::new()
+                }
+            ),
+        }
+    }
+    Ok(())
+}
