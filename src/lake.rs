@@ -1,6 +1,8 @@
 //! `auditlake lake convert`: a data directory of an earlier version, whose tables are
 //! hive-partitioned Parquet files with no transaction log, made Delta tables in place.
 
+use std::process::ExitCode;
+
 use anyhow::Context;
 use auditlake_engine::delta::convert;
 use auditlake_engine::lake::{ALERTS_DIR, EVENTS_DIR};
@@ -10,7 +12,7 @@ use auditlake_schema::{alerts_schema, events_schema};
 use crate::cli::LakeCommand;
 use crate::config::Settings;
 
-pub fn run(settings: &Settings, command: LakeCommand) -> anyhow::Result<()> {
+pub fn run(settings: &Settings, command: LakeCommand) -> anyhow::Result<ExitCode> {
     let LakeCommand::Convert { dry_run } = command;
     let Some(dir) = settings.lake.local_dir() else {
         anyhow::bail!(
@@ -46,5 +48,5 @@ pub fn run(settings: &Settings, command: LakeCommand) -> anyhow::Result<()> {
             ),
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
