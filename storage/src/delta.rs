@@ -159,7 +159,16 @@ impl TableLog {
             }
         }
         let mut table = builder(lake, &url)?.build().map_err(delta(&url))?;
-        match (table.load().await, create_with) {
+        // Loading a table that is not there logs an error from the kernel: ask first.
+        let exists = table
+            .verify_deltatable_existence()
+            .await
+            .map_err(delta(&url))?;
+        let loaded = match exists {
+            true => table.load().await,
+            false => Err(DeltaTableError::NotATable(url.to_string())),
+        };
+        match (loaded, create_with) {
             (Ok(()), _) => {}
             (Err(DeltaTableError::NotATable(_)), Some(schema)) => {
                 table = create(lake, &url, name, schema).await?;
@@ -428,8 +437,20 @@ pub(crate) fn hour_of_path(path: &str) -> Option<Hour> {
 }
 
 /// The Delta schema of a table whose rows have `schema`: its columns, then `date` and `hour`.
+///
+/// Unsigned columns (`event_hash`, the dedup hash) are left out: Delta has no unsigned types,
+/// and a reader told the column is a `long` refuses the half of the hashes above `i64::MAX`
+/// (polars does). Delta readers read only the columns of the table's schema, so they never see
+/// it; auditlake reads the files' own columns and still does.
 fn table_schema(schema: &Schema) -> Result<Vec<StructField>> {
-    let columns = StructType::try_from_arrow(schema).map_err(|e| Error::Table {
+    let signed: Vec<_> = schema
+        .fields()
+        .iter()
+        .filter(|f| !f.data_type().is_unsigned_integer())
+        .cloned()
+        .collect();
+    let schema = Schema::new(signed);
+    let columns = StructType::try_from_arrow(&schema).map_err(|e| Error::Table {
         table: String::new(),
         message: format!("schema has no Delta equivalent: {e}"),
     })?;
@@ -480,7 +501,42 @@ async fn create(lake: &Lake, url: &Url, name: &str, schema: &Schema) -> Result<D
     }
 }
 
+/// delta-rs finds a table's log store by its URL's scheme, and knows only local ones unless its
+/// cloud crates register theirs; auditlake hands it the object store itself, so every cloud
+/// scheme gets the default log store (commits by put-if-absent, which S3, GCS and Azure have).
+struct ConditionalPutLogStore;
+
+impl deltalake_core::logstore::LogStoreFactory for ConditionalPutLogStore {
+    fn with_options(
+        &self,
+        prefixed_store: deltalake_core::logstore::ObjectStoreRef,
+        root_store: deltalake_core::logstore::ObjectStoreRef,
+        location: &Url,
+        options: &deltalake_core::logstore::StorageConfig,
+    ) -> deltalake_core::DeltaResult<Arc<dyn deltalake_core::logstore::LogStore>> {
+        Ok(deltalake_core::logstore::default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
+
+fn register_cloud_log_stores() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let registry = deltalake_core::logstore::logstore_factories();
+        for scheme in ["s3", "s3a", "gs", "az", "abfs", "abfss", "azure"] {
+            if let Ok(url) = Url::parse(&format!("{scheme}://")) {
+                registry.insert(url, Arc::new(ConditionalPutLogStore));
+            }
+        }
+    });
+}
+
 fn builder(lake: &Lake, url: &Url) -> Result<DeltaTableBuilder> {
+    register_cloud_log_stores();
     let builder = DeltaTableBuilder::from_url(url.clone()).map_err(delta(url))?;
     Ok(match lake.store() {
         Some(store) => builder.with_storage_backend(store as Arc<dyn ObjectStore>, url.clone()),
