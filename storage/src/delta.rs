@@ -109,6 +109,8 @@ struct State {
     table: DeltaTable,
     /// The file list of the version last listed.
     files: Option<(u64, Arc<Vec<DataFile>>)>,
+    /// When the log was last read.
+    updated: Option<std::time::Instant>,
 }
 
 impl TableLog {
@@ -180,7 +182,11 @@ impl TableLog {
             inner: Arc::new(Inner {
                 url,
                 time_column,
-                state: tokio::sync::Mutex::new(State { table, files: None }),
+                state: tokio::sync::Mutex::new(State {
+                    table,
+                    files: None,
+                    updated: None,
+                }),
             }),
         }))
     }
@@ -203,13 +209,25 @@ impl TableLog {
 
     /// The table's current data files (reading any commits made since the last call).
     pub async fn files(&self) -> Result<Arc<Vec<DataFile>>> {
+        self.files_within(Duration::ZERO).await
+    }
+
+    /// The table's data files as of at most `max_age` ago, with this log's own commits: the
+    /// writer's dedup asks for an hour's files whenever it reloads that hour's keys, which input
+    /// out of time order makes it do for nearly every batch, and reading the log each time cost
+    /// an object store listing and a read per reload.
+    pub async fn files_within(&self, max_age: Duration) -> Result<Arc<Vec<DataFile>>> {
         let url = &self.inner.url;
         let mut state = self.inner.state.lock().await;
-        state
-            .table
-            .update_incremental(None)
-            .await
-            .map_err(delta(url))?;
+        let fresh = state.updated.is_some_and(|at| at.elapsed() < max_age);
+        if !fresh {
+            state
+                .table
+                .update_incremental(None)
+                .await
+                .map_err(delta(url))?;
+            state.updated = Some(std::time::Instant::now());
+        }
         let version = state.table.version().unwrap_or(0);
         if let Some((listed, files)) = &state.files
             && *listed == version
@@ -664,7 +682,11 @@ pub fn convert(
             inner: Arc::new(Inner {
                 url,
                 time_column,
-                state: tokio::sync::Mutex::new(State { table, files: None }),
+                state: tokio::sync::Mutex::new(State {
+                    table,
+                    files: None,
+                    updated: None,
+                }),
             }),
         };
         for chunk in files.chunks(10_000) {

@@ -28,6 +28,9 @@ use crate::live::LiveBuffer;
 use crate::partition::{Hour, RecentPartitions};
 use crate::store::Lake;
 
+/// How stale the writer's view of other writers' commits may be.
+const COMMITTED_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Directory of the data directory where a remote lake's open files are written.
 pub const SPOOL_DIR: &str = "spool";
 
@@ -297,11 +300,17 @@ impl TableWriter {
         Ok(keys)
     }
 
+    /// The table's committed files, other writers' commits of the last few seconds perhaps not
+    /// among them (their events are another instance's to deduplicate).
+    fn committed(&self) -> Result<Arc<Vec<DataFile>>> {
+        let log = self.log.clone();
+        crate::delta::block_on(async move { log.files_within(COMMITTED_MAX_AGE).await })
+    }
+
     /// The stored files (committed, or complete and committed at the next flush) of the hours
     /// `first..=last`, in time order of their hours.
     pub fn stored_files(&self, first: Hour, last: Hour) -> Result<Vec<DataFile>> {
-        let log = self.log.clone();
-        let committed = crate::delta::block_on(async move { log.files().await })?;
+        let committed = self.committed()?;
         let mut files: Vec<DataFile> = committed
             .iter()
             .chain(&self.pending)
@@ -319,8 +328,7 @@ impl TableWriter {
 
     /// The committed files of `hour` and the completed ones not yet committed.
     fn files_of(&self, hour: Hour) -> Result<Vec<DataFile>> {
-        let log = self.log.clone();
-        let committed = crate::delta::block_on(async move { log.files().await })?;
+        let committed = self.committed()?;
         Ok(committed
             .iter()
             .chain(&self.pending)

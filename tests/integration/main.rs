@@ -3,6 +3,7 @@
 mod alerts;
 mod bad_input;
 mod console;
+mod delta;
 mod derived;
 mod kafka;
 mod outputs;

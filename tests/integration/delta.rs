@@ -1,0 +1,287 @@
+//! The lake's tables as Delta tables, read by readers no one here wrote (Python's `deltalake`
+//! and `polars`), on a local path and on a real S3-compatible server (moto's, on loopback);
+//! and a lake of an earlier version converted in place.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{auditlake, free_port, real_log_files, stderr, stdout};
+
+/// The Python of `scripts/install-python`'s environment: `AUDITLAKE_PYTHON`, else where that
+/// script puts it.
+fn python() -> PathBuf {
+    let path = std::env::var_os("AUDITLAKE_PYTHON").map_or_else(
+        || {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            PathBuf::from(home).join(".cache/auditlake-python/bin/python")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        path.exists(),
+        "the test Python environment is not at {}: run `bash scripts/test`, which installs it",
+        path.display()
+    );
+    path
+}
+
+/// moto's S3 server on a free loopback port, with one bucket; stopped on drop.
+struct S3 {
+    child: Child,
+    endpoint: String,
+}
+
+const BUCKET: &str = "audit-lake";
+
+impl S3 {
+    fn start() -> S3 {
+        let port = free_port();
+        let child = Command::new(python())
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto's server starts");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let s3 = S3 { child, endpoint };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto's server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let made = s3.python(&format!(
+            "import boto3, os\n\
+             boto3.client('s3', endpoint_url=os.environ['AWS_ENDPOINT_URL']).create_bucket(Bucket='{BUCKET}')"
+        ));
+        assert!(made.status.success(), "bucket: {}", stderr(&made));
+        s3
+    }
+
+    /// The environment every client of this server gets: the standard AWS variables.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+
+    fn python(&self, script: &str) -> Output {
+        Command::new(python())
+            .args(["-c", script])
+            .envs(self.env())
+            .output()
+            .expect("python runs")
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `auditlake --data-dir DIR --lake LAKE ARGS...` with `env`.
+fn on_lake(data_dir: &Path, lake: &str, env: &[(&'static str, String)], args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_auditlake"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--lake", lake])
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v.as_str())))
+        .env_remove("AUDITLAKE_CLUSTER")
+        .output()
+        .expect("the auditlake binary runs")
+}
+
+/// Rows and a sample as `auditlake query` gives them.
+const SAMPLE_SQL: &str = "SELECT audit_id, verb, user_name, response_code, \
+     CAST(event_time AS VARCHAR) AS event_time FROM events \
+     ORDER BY audit_id, event_time, verb, user_name LIMIT 25";
+
+/// What Python's `deltalake` and `polars` read of the `events` table at `table`: its row count
+/// by each, and the same sample as [`SAMPLE_SQL`], as JSON. These are the README's snippets.
+const READERS: &str = r#"
+import json, os, sys
+from deltalake import DeltaTable
+import polars as pl
+
+table = sys.argv[1]
+options = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+
+# deltalake
+dt = DeltaTable(table, storage_options=options)
+rows_deltalake = dt.to_pyarrow_table().num_rows
+
+# polars
+df = pl.read_delta(table, storage_options=options)
+sample = (
+    df.select("audit_id", "verb", "user_name", "response_code", "event_time")
+    .sort(["audit_id", "event_time", "verb", "user_name"], nulls_last=False)
+    .head(25)
+    .with_columns(pl.col("event_time").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f"))
+)
+print(json.dumps({
+    "deltalake": rows_deltalake,
+    "polars": df.height,
+    "partitions": dt.metadata().partition_columns,
+    "sample": sample.to_dicts(),
+}))
+"#;
+
+/// Checks that the Python readers see what `auditlake query` sees in the lake `lake`.
+fn readers_agree(data_dir: &Path, lake: &str, table: &str, env: &[(&'static str, String)]) {
+    let out = on_lake(
+        data_dir,
+        lake,
+        env,
+        &["query", SAMPLE_SQL, "--format", "json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).expect("json");
+    let out = on_lake(
+        data_dir,
+        lake,
+        env,
+        &[
+            "query",
+            "SELECT count(*) AS n FROM events",
+            "--format",
+            "json",
+        ],
+    );
+    let count: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).expect("json");
+    let count = count[0]["n"].as_u64().expect("count");
+    assert!(count >= 25, "the real logs hold {count} events");
+
+    let read = Command::new(python())
+        .args(["-c", READERS, table])
+        .envs(env.iter().map(|(k, v)| (k, v.as_str())))
+        .output()
+        .expect("python runs");
+    assert!(read.status.success(), "python readers: {}", stderr(&read));
+    let theirs: serde_json::Value = serde_json::from_str(&stdout(&read)).expect("json");
+    assert_eq!(
+        theirs["deltalake"].as_u64(),
+        Some(count),
+        "deltalake's row count"
+    );
+    assert_eq!(theirs["polars"].as_u64(), Some(count), "polars' row count");
+    assert_eq!(theirs["partitions"], serde_json::json!(["date", "hour"]));
+    let sample = theirs["sample"].as_array().expect("sample");
+    assert_eq!(sample.len(), ours.len());
+    for (a, b) in ours.iter().zip(sample) {
+        for column in ["audit_id", "verb", "user_name", "response_code"] {
+            assert_eq!(a[column], b[column], "{column} of {a} and {b}");
+        }
+        // Ours prints `2025-11-03T10:15:00.000001` (maybe without the fraction); both are µs.
+        let time = |v: &serde_json::Value| {
+            let s = v["event_time"]
+                .as_str()
+                .unwrap_or_default()
+                .replace(' ', "T");
+            auditlake_schema::time::parse_rfc3339_micros(&format!("{}Z", s.trim_end_matches('Z')))
+        };
+        assert_eq!(time(a), time(b), "event_time of {a} and {b}");
+    }
+}
+
+fn replay_real(data_dir: &Path, lake: &str, env: &[(&'static str, String)]) {
+    let mut args = vec!["replay".to_string()];
+    args.extend(real_log_files().iter().map(|f| f.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = on_lake(data_dir, lake, env, &args);
+    assert!(out.status.success(), "replay: {}", stderr(&out));
+}
+
+#[test]
+fn python_readers_read_the_local_events_table_as_auditlake_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = dir.path().join("lake");
+    let lake = lake.to_str().expect("utf-8");
+    replay_real(&dir.path().join("data"), lake, &[]);
+    assert!(Path::new(lake).join("events/_delta_log").is_dir());
+    readers_agree(
+        &dir.path().join("data"),
+        lake,
+        &format!("{lake}/events"),
+        &[],
+    );
+}
+
+#[test]
+fn replay_writes_to_s3_and_python_readers_read_it_there() {
+    let s3 = S3::start();
+    let env = s3.env();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = format!("s3://{BUCKET}/prod");
+    replay_real(dir.path(), &lake, &env);
+    // A second replay of the same logs stores nothing again: dedup reads the table's files back
+    // from the bucket.
+    let mut args = vec!["replay".to_string()];
+    args.extend(real_log_files().iter().map(|f| f.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let again = on_lake(dir.path(), &lake, &env, &args);
+    assert!(
+        stdout(&again).contains(" 0 events stored"),
+        "{}",
+        stdout(&again)
+    );
+    readers_agree(dir.path(), &lake, &format!("{lake}/events"), &env);
+    // Nothing of the tables is on local disk: open files are spooled and uploaded.
+    assert!(!dir.path().join("events").exists());
+}
+
+#[test]
+fn a_lake_of_an_earlier_version_is_refused_until_converted_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = crate::replay(dir.path(), &real_log_files());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = crate::count(dir.path());
+    // An earlier version wrote the same layout with no transaction log.
+    for table in ["events", "alerts"] {
+        std::fs::remove_dir_all(dir.path().join(table).join("_delta_log")).expect("remove log");
+    }
+    let refused = auditlake(dir.path(), &["query", "SELECT count(*) FROM events"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("auditlake lake convert"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let dry = auditlake(dir.path(), &["lake", "convert", "--dry-run"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert!(stdout(&dry).contains(&format!("rows")), "{}", stdout(&dry));
+    assert!(stdout(&dry).contains("would add"), "{}", stdout(&dry));
+    assert!(
+        !dir.path().join("events/_delta_log").exists(),
+        "a dry run writes nothing"
+    );
+
+    let done = auditlake(dir.path(), &["lake", "convert"]);
+    assert!(done.status.success(), "{}", stderr(&done));
+    assert!(
+        stdout(&done).contains(&format!("({before} rows")),
+        "{}",
+        stdout(&done)
+    );
+    assert_eq!(crate::count(dir.path()), before);
+    let again = auditlake(dir.path(), &["lake", "convert"]);
+    assert!(
+        stdout(&again).contains("already a Delta table"),
+        "{}",
+        stdout(&again)
+    );
+}
