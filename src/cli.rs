@@ -355,9 +355,18 @@ pub enum Format {
 }
 
 /// Logs go to stderr; `RUST_LOG` picks the level, else `default_level` (warn for commands, so
-/// their output stays clean; info for the server, whose log is its output).
+/// their output stays clean; info for the server, whose log is its output). The Delta libraries
+/// log every snapshot they load at info, a line of several kilobytes per table and query: they
+/// log warnings only unless `RUST_LOG` names them.
 pub fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    const DELTA: &[&str] = &["buoyant_kernel", "buoyant_kernel_engine", "deltalake_core"];
+    let mut spec = std::env::var("RUST_LOG").unwrap_or_else(|_| default_level.to_string());
+    for target in DELTA {
+        if !spec.contains(target) {
+            spec.push_str(&format!(",{target}=warn"));
+        }
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
