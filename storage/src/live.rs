@@ -12,10 +12,13 @@ use arrow::record_batch::RecordBatch;
 
 use crate::partition::Hour;
 
+/// Buffered rows by the file they are written to (its path in the table), with its hour.
+type ByFile = HashMap<Arc<str>, (Hour, Vec<RecordBatch>)>;
+
 /// Rows of one table not yet in a committed file, by the file they are written to.
 #[derive(Debug, Default)]
 pub struct LiveBuffer {
-    rows: RwLock<HashMap<Arc<str>, (Hour, Vec<RecordBatch>)>>,
+    rows: RwLock<ByFile>,
     /// Memory held, so the writer knows when to flush.
     bytes: AtomicUsize,
 }
@@ -63,13 +66,13 @@ impl LiveBuffer {
             .collect()
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<Arc<str>, (Hour, Vec<RecordBatch>)>> {
+    fn read(&self) -> RwLockReadGuard<'_, ByFile> {
         // A panic while holding the lock cannot leave the map half-updated: every change is one
         // insert or remove.
         self.rows.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<Arc<str>, (Hour, Vec<RecordBatch>)>> {
+    fn write(&self) -> RwLockWriteGuard<'_, ByFile> {
         self.rows.write().unwrap_or_else(|e| e.into_inner())
     }
 }
