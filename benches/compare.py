@@ -109,9 +109,12 @@ def main():
     parser.add_argument("--auditlake", type=Path, required=True)
     parser.add_argument("--examples", type=Path, required=True)
     parser.add_argument("--skip-queries", action="store_true")
+    parser.add_argument("--baseline", type=Path,
+                        help="an earlier build's auditlake binary, measured in turns with this one")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     table = []  # (figure, auditlake, duckdb, ratio, target, met)
+    against = []  # (figure, this build, baseline): lower is better for each
 
     n = args.events
     small = args.work / f"traffic-{args.seed}-{n}.ndjson"
@@ -135,8 +138,9 @@ def main():
     env = dict(os.environ, AUDITLAKE_LOG="warn")
     data = args.work / "lake-small"
     bare = args.work / "lake-small-norules"
-    cpu = cpu_bare = wall = float("inf")
-    rss = 0
+    base_data = args.work / "lake-small-baseline"
+    cpu = cpu_bare = wall = base_cpu = base_wall = float("inf")
+    rss = base_rss = 0
     for run in range(3):
         print(f"auditlake replay, rule pack on, then off ({run + 1}/3) ...", file=sys.stderr)
         run = measured(
@@ -146,7 +150,17 @@ def main():
             [args.auditlake, "replay", "--no-rules", "--data-dir", str(fresh(bare)), str(small)],
             env)
         cpu_bare = min(cpu_bare, run.cpu)
+        if args.baseline:
+            run = measured(
+                [args.baseline, "replay", "--data-dir", str(fresh(base_data)), str(small)], env)
+            base_cpu, base_wall = min(base_cpu, run.cpu), min(base_wall, run.wall)
+            base_rss = max(base_rss, run.rss)
     shutil.rmtree(bare, ignore_errors=True)
+    shutil.rmtree(base_data, ignore_errors=True)
+    if args.baseline:
+        against.append((f"replay of {n / 1e6:g}M events, CPU-s", cpu, base_cpu))
+        against.append((f"replay of {n / 1e6:g}M events, wall s", wall, base_wall))
+        against.append((f"replay of {n / 1e6:g}M events, peak RSS MiB", rss, base_rss))
     replay_rate = n / cpu
     rule_share = max(0.0, (cpu - cpu_bare) / cpu)
 
@@ -195,6 +209,10 @@ def main():
                       "", "", "≤ 256", big_rss <= 256))
         table.append((f"replay of {q / 1e6:.0f}M events, events per CPU-second",
                       f"{q / big_cpu:,.0f}", "", "", "", None))
+        if args.baseline:
+            print(f"baseline replay of {q:,} events ...", file=sys.stderr)
+            base_lake = fresh(args.work / f"lake-{args.seed}-{q}-baseline")
+            measured([args.baseline, "replay", "--data-dir", str(base_lake), str(big)], env)
         big_parquet = args.work / f"duckdb-{args.seed}-{q}.parquet"
         if not big_parquet.exists():
             print(f"DuckDB conversion of {q:,} events ...", file=sys.stderr)
@@ -209,7 +227,8 @@ def main():
             # Like for like: auditlake's own time (`--timing`: planning, opening the lake's hour
             # files, reading, computing) against DuckDB's statement in a process it has started.
             # The whole `auditlake query` process (starting it, printing) is shown beside it.
-            best = best_process = duck_best = float("inf")
+            best = best_process = duck_best = base_best = float("inf")
+            base_rows = None
             for _ in range(7):
                 run = measured([args.auditlake, "query", "--timing", "--format", "json",
                                 "--data-dir", str(lake), ours])
@@ -219,6 +238,17 @@ def main():
                 ours_rows = [list(r.values()) for r in json.loads(run.out)]
                 rows, dwall, _, _ = duckdb(theirs.format(src=f"read_parquet('{big_parquet}')"))
                 duck_best = min(duck_best, dwall)
+                if args.baseline:
+                    run = measured([args.baseline, "query", "--timing", "--format", "json",
+                                    "--data-dir", str(base_lake), ours])
+                    base_best = min(base_best, float(
+                        run.err.strip().removeprefix("time: ").removesuffix(" s")))
+                    base_rows = [list(r.values()) for r in json.loads(run.out)]
+            if args.baseline:
+                if base_rows != ours_rows:
+                    print(f"  the baseline answers {base_rows}, this build {ours_rows}",
+                          file=sys.stderr)
+                against.append((f"query over {q / 1e6:.0f}M: {title}, s", best, base_best))
             json_rows, jwall, _, _ = duckdb(theirs.format(src=DUCKDB_JSON.format(path=big)))
             same = ours_rows == rows == json_rows
             if not same:
@@ -240,6 +270,14 @@ def main():
     for figure, ours, theirs, ratio, target, met in table:
         mark = "" if met is None else ("yes" if met else "**no**")
         print(f"| {figure} | {ours} | {theirs} | {ratio} | {target} | {mark} |")
+    if against:
+        print()
+        print(f"Against the baseline build {args.baseline} (measured in turns with this one):")
+        print()
+        print("| figure | this build | baseline | ratio |")
+        print("| --- | --- | --- | --- |")
+        for figure, ours, theirs in against:
+            print(f"| {figure} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f} |")
 
 
 if __name__ == "__main__":

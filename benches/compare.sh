@@ -5,6 +5,7 @@
 # against DuckDB over Parquet and over the raw NDJSON. Prints a Markdown table.
 #
 # Usage: bash benches/compare.sh [--events N] [--query-events N] [--seed N] [--skip-queries]
+#                                [--baseline PATH-TO-AN-EARLIER-auditlake]
 # Needs about 30 GB free under $AUDITLAKE_BENCH_DIR (default $HOME/.cache/auditlake-bench), where
 # the generated files, lakes and DuckDB's Parquet stay between runs (delete it to start over).
 set -euo pipefail

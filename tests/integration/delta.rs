@@ -1,9 +1,13 @@
 //! The lake's tables as Delta tables, read by readers no one here wrote (Python's `deltalake`
 //! and `polars`), on a local path and on a real S3-compatible server (moto's, on loopback);
-//! and a lake of an earlier version converted in place.
+//! servers writing one bucket at once, or killed in the middle of a commit; and a lake of an
+//! earlier version converted in place.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::{auditlake, free_port, real_log_files, stderr, stdout};
@@ -111,10 +115,13 @@ const SAMPLE_SQL: &str = "SELECT audit_id, verb, user_name, response_code, \
      ORDER BY audit_id, event_time, verb, user_name LIMIT 25";
 
 /// What Python's `deltalake` and `polars` read of the `events` table at `table`: its row count
-/// by each, and the same sample as [`SAMPLE_SQL`], as JSON. These are the README's snippets.
+/// by each, and the same sample as [`SAMPLE_SQL`], as JSON; on a local path DuckDB's count too
+/// (it reads the files the table's log names: its own Delta extension is a download). These are
+/// the README's snippets.
 const READERS: &str = r#"
 import json, os, sys
 from deltalake import DeltaTable, QueryBuilder
+import duckdb
 import polars as pl
 
 table = sys.argv[1]
@@ -125,6 +132,14 @@ options = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
 dt = DeltaTable(table, storage_options=options)
 counted = QueryBuilder().register("events", dt).execute("SELECT count(*) AS n FROM events")
 rows_deltalake = counted.read_all().column("n")[0].as_py()
+
+# DuckDB, over the Parquet files of the table's current version (local paths: reading S3 needs
+# its httpfs extension)
+rows_duckdb = None
+if "://" not in table:
+    rows_duckdb = duckdb.execute(
+        "SELECT count(*) FROM read_parquet(?)", [dt.file_uris()]
+    ).fetchone()[0]
 
 # polars
 df = pl.read_delta(table, storage_options=options)
@@ -137,6 +152,7 @@ sample = (
 print(json.dumps({
     "deltalake": rows_deltalake,
     "polars": df.height,
+    "duckdb": rows_duckdb,
     "partitions": dt.metadata().partition_columns,
     "sample": sample.to_dicts(),
 }))
@@ -180,6 +196,9 @@ fn readers_agree(data_dir: &Path, lake: &str, table: &str, env: &[(&'static str,
         "deltalake's row count"
     );
     assert_eq!(theirs["polars"].as_u64(), Some(count), "polars' row count");
+    if !table.contains("://") {
+        assert_eq!(theirs["duckdb"].as_u64(), Some(count), "DuckDB's row count");
+    }
     assert_eq!(theirs["partitions"], serde_json::json!(["date", "hour"]));
     let sample = theirs["sample"].as_array().expect("sample");
     assert_eq!(sample.len(), ours.len());
@@ -397,4 +416,184 @@ async fn two_servers_write_one_bucket_and_a_killed_one_loses_no_acknowledged_eve
     let theirs: serde_json::Value = serde_json::from_str(&stdout(&read)).expect("json");
     assert_eq!(theirs["deltalake"].as_u64(), Some(total));
     assert_eq!(theirs["polars"].as_u64(), Some(total));
+}
+
+/// Where [`Relay`] cuts the first Delta commit it sees once armed.
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    /// The commit's PUT is held: the store never sees it (the table's data files are uploaded,
+    /// the log entry naming them is not).
+    BeforeStore,
+    /// The store stores the commit, but its answer never reaches the writer.
+    AfterStore,
+}
+
+/// A TCP relay in front of the S3 server that watches for the PUT of a log entry of the `events`
+/// table (`/BUCKET/PREFIX/events/_delta_log/0…`) and, once armed, cuts the first one it sees as
+/// [`Cut`] says, then reports it on the channel [`Relay::arm`] returned.
+struct Relay {
+    endpoint: String,
+    armed: Arc<Mutex<Option<(Cut, mpsc::Sender<()>)>>>,
+}
+
+impl Relay {
+    fn start(upstream: &str, prefix: &str) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let needle = format!("PUT /{BUCKET}/{prefix}/events/_delta_log/0").into_bytes();
+        let armed: Arc<Mutex<Option<(Cut, mpsc::Sender<()>)>>> = Arc::default();
+        let slot = Arc::clone(&armed);
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (needle, slot) = (needle.clone(), Arc::clone(&slot));
+                std::thread::spawn(move || relay_connection(client, server, &needle, &slot));
+            }
+        });
+        Relay { endpoint, armed }
+    }
+
+    fn arm(&self, cut: Cut) -> mpsc::Receiver<()> {
+        let (tx, rx) = mpsc::channel();
+        *self.armed.lock().expect("armed") = Some((cut, tx));
+        rx
+    }
+}
+
+/// Copies one connection both ways, cutting a watched request if the relay is armed.
+fn relay_connection(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    needle: &[u8],
+    armed: &Mutex<Option<(Cut, mpsc::Sender<()>)>>,
+) {
+    // Set when this connection's current request is a commit to be cut after the store: the
+    // answer is swallowed and reported instead of relayed.
+    let swallow: Arc<Mutex<Option<mpsc::Sender<()>>>> = Arc::default();
+    let (mut from_server, mut to_client) = (
+        server.try_clone().expect("clone"),
+        client.try_clone().expect("clone"),
+    );
+    let answer = Arc::clone(&swallow);
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match from_server.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if let Some(report) = answer.lock().expect("swallow").take() {
+                // The store has answered: it holds the commit. The writer never hears so.
+                let _ = report.send(());
+                let _ = std::io::copy(&mut from_server, &mut std::io::sink());
+                break;
+            }
+            if to_client.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to_client.shutdown(std::net::Shutdown::Both);
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    // The end of the previous read, so a request line split across reads is still seen.
+    let mut tail: Vec<u8> = Vec::new();
+    loop {
+        let n = match client.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut window = std::mem::take(&mut tail);
+        window.extend_from_slice(&buf[..n]);
+        let seen = window.windows(needle.len()).any(|w| w == needle);
+        tail = window[window.len().saturating_sub(needle.len())..].to_vec();
+        if seen && let Some((cut, report)) = armed.lock().expect("armed").take() {
+            match cut {
+                Cut::BeforeStore => {
+                    let _ = report.send(());
+                    // Held until the writer is gone; the store sees a request cut short.
+                    let _ = std::io::copy(&mut client, &mut std::io::sink());
+                    break;
+                }
+                Cut::AfterStore => *swallow.lock().expect("swallow") = Some(report),
+            }
+        }
+        if server.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = server.shutdown(std::net::Shutdown::Both);
+}
+
+/// A server SIGKILLed in the middle of a commit to S3 (its data files uploaded and the log entry
+/// not stored, or stored with the server never told) leaves a table that Python's `deltalake`
+/// opens, and restarted on its data directory it commits again: every acknowledged event is in
+/// the table exactly once.
+async fn killed_mid_commit(cut: Cut) {
+    let s3 = S3::start();
+    let prefix = "cut";
+    let relay = Relay::start(&s3.endpoint, prefix);
+    let mut env = s3.env();
+    for (k, v) in &mut env {
+        if *k == "AWS_ENDPOINT_URL" {
+            v.clone_from(&relay.endpoint);
+        }
+    }
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let lake = format!("s3://{BUCKET}/{prefix}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["--lake", &lake, "--instance-id", "x", "--flush-interval", "1s"];
+    let mut server = crate::serve::Server::start(dir.path(), &args, &env_refs);
+    let mut acked = post_batches(&server.url, "x", 0..10, 50).await;
+
+    let cut_seen = relay.arm(cut);
+    acked += post_batches(&server.url, "x", 10..12, 50).await;
+    let seen = tokio::task::spawn_blocking(move || cut_seen.recv_timeout(Duration::from_secs(60)))
+        .await
+        .expect("join");
+    assert!(seen.is_ok(), "no commit was seen: {}", server.log());
+    server.kill();
+    assert_eq!(acked, 12 * 50, "{}", server.log());
+
+    // A reader opens what the killed server left.
+    let read = Command::new(python())
+        .args(["-c", READERS, &format!("{lake}/events")])
+        .envs(env.iter().map(|(k, v)| (k, v.as_str())))
+        .output()
+        .expect("python runs");
+    assert!(read.status.success(), "python readers: {}", stderr(&read));
+
+    // Restarted, it replays its write-ahead log and commits on top.
+    let mut server = crate::serve::Server::start(dir.path(), &args, &env_refs);
+    acked += post_batches(&server.url, "x", 12..16, 50).await;
+    assert_eq!(acked, 16 * 50, "{}", server.log());
+    assert!(server.terminate().success(), "{}", server.log());
+
+    let sql = "SELECT count(*) AS n, count(DISTINCT audit_id) AS d FROM events";
+    let out = on_lake(dir.path(), &lake, &env, &["query", sql, "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).expect("json");
+    let total = acked as u64;
+    assert_eq!(rows[0]["d"].as_u64(), Some(total), "{cut:?}: every acknowledged event is there");
+    assert_eq!(rows[0]["n"].as_u64(), Some(total), "{cut:?}: and none twice");
+    let read = Command::new(python())
+        .args(["-c", READERS, &format!("{lake}/events")])
+        .envs(env.iter().map(|(k, v)| (k, v.as_str())))
+        .output()
+        .expect("python runs");
+    assert!(read.status.success(), "python readers: {}", stderr(&read));
+    let theirs: serde_json::Value = serde_json::from_str(&stdout(&read)).expect("json");
+    assert_eq!(theirs["deltalake"].as_u64(), Some(total), "{cut:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_before_its_commit_is_stored_leaves_a_table_that_commits_again() {
+    killed_mid_commit(Cut::BeforeStore).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_before_hearing_its_commit_was_stored_stores_nothing_twice() {
+    killed_mid_commit(Cut::AfterStore).await;
 }
