@@ -189,6 +189,11 @@ pub struct ServeArgs {
     /// PEM CA certificates: a client certificate they sign authenticates the client
     #[arg(long, env = "AUDITLAKE_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Also speak the PostgreSQL wire protocol on this address (psql, Grafana, DBeaver,
+    /// psycopg): user = a token's name, password = the token; the same TLS, limits and
+    /// read-only rule as HTTP. Off unless given
+    #[arg(long, env = "AUDITLAKE_PG_LISTEN")]
+    pub pg_listen: Option<String>,
     /// Scopes a verified client certificate grants
     #[arg(
         long,

@@ -15,6 +15,7 @@ use auditlake_engine::{
 use auditlake_ingest::kafka::{AlertPublisher, KafkaConfig, KafkaSource, KafkaStatus};
 use auditlake_ingest::webhook::{self, DurableSink, WebhookState};
 use auditlake_outputs::Delivery;
+use auditlake_query_api::pg::PgServer;
 use auditlake_query_api::{ApiState, Auth, Scope, SourceHealth};
 use auditlake_rules::RuleEngine;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -91,6 +92,17 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let auth = auth(&args, addr, tls.as_ref())?;
+    let pg_addr: Option<SocketAddr> = args
+        .pg_listen
+        .as_deref()
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("--pg-listen {a:?} is not an IP:PORT address"))
+        })
+        .transpose()?;
+    if let Some(pg) = pg_addr {
+        refuse_open_beyond_loopback(&auth, pg, &args)?;
+    }
     let mut rules = args.pipeline.rules.clone();
     if let Some(file) = args.exceptions_file.as_ref().filter(|f| f.exists()) {
         rules.dirs.push(file.clone());
@@ -203,7 +215,7 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
         runtime.spawn(watch_lists(pack.clone()));
     }
     let served = runtime.block_on(async {
-        let app = app(
+        let (app, state) = app(
             data_dir,
             &settings.lake,
             default_cluster,
@@ -224,6 +236,17 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
         // Always printed (not a log line): scripts and tests read the bound port from it.
         eprintln!("auditlake: listening on {scheme}://{local}");
         tracing::info!(address = %local, tls = tls.is_some(), "server started");
+        if let Some(pg) = pg_addr {
+            let server = PgServer::new(&state, tls.as_ref().map(Tls::postgres_acceptor))
+                .map_err(|e| anyhow::anyhow!("the PostgreSQL protocol: {e}"))?;
+            let listener = tokio::net::TcpListener::bind(pg)
+                .await
+                .with_context(|| format!("cannot listen on {pg} (--pg-listen)"))?;
+            let local = listener.local_addr()?;
+            eprintln!("auditlake: postgres protocol on {local}");
+            tracing::info!(address = %local, tls = tls.is_some(), "postgres protocol started");
+            tokio::spawn(server.serve(listener));
+        }
         server::serve(listener, app, tls, shutdown_signal()).await
     });
     if let Some(source) = source {
@@ -368,6 +391,16 @@ fn auth(args: &ServeArgs, addr: SocketAddr, tls: Option<&Tls>) -> anyhow::Result
     if client_certs {
         auth = auth.with_client_cert_scopes(client_scopes);
     }
+    refuse_open_beyond_loopback(&auth, addr, args)?;
+    Ok(auth)
+}
+
+/// Refuses to listen on `addr` beyond loopback without authentication, unless told to.
+fn refuse_open_beyond_loopback(
+    auth: &Auth,
+    addr: SocketAddr,
+    args: &ServeArgs,
+) -> anyhow::Result<()> {
     if !auth.is_enabled() && !addr.ip().is_loopback() && !args.insecure_no_auth {
         bail!(
             "refusing to listen on {addr} without authentication: give --tokens-file (or \
@@ -377,7 +410,7 @@ fn auth(args: &ServeArgs, addr: SocketAddr, tls: Option<&Tls>) -> anyhow::Result
     if !auth.is_enabled() && !addr.ip().is_loopback() {
         tracing::warn!(address = %addr, "serving without authentication beyond loopback");
     }
-    Ok(auth)
+    Ok(())
 }
 
 fn app(
@@ -388,7 +421,7 @@ fn app(
     pack: &auditlake_rules::CompiledPack,
     auth: Auth,
     running: Running,
-) -> anyhow::Result<axum::Router> {
+) -> anyhow::Result<(axum::Router, ApiState)> {
     let Running {
         service,
         metrics,
@@ -425,9 +458,10 @@ fn app(
         (auth, Scope::Ingest),
         auditlake_query_api::auth::require,
     ));
-    Ok(auditlake_query_api::router(state)
+    let router = auditlake_query_api::router(state.clone())
         .merge(ingest)
-        .layer(from_fn(auditlake_query_api::log::log_requests)))
+        .layer(from_fn(auditlake_query_api::log::log_requests));
+    Ok((router, state))
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -92,6 +92,14 @@ impl Tls {
     pub fn verifies_clients(&self) -> bool {
         self.verifies_clients
     }
+
+    /// The same certificate for the PostgreSQL protocol, whose clients ask for TLS in the
+    /// protocol itself and name it `postgresql` in ALPN (libpq 17) or not at all.
+    pub fn postgres_acceptor(&self) -> TlsAcceptor {
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = vec![b"postgresql".to_vec()];
+        TlsAcceptor::from(Arc::new(config))
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains.

@@ -191,6 +191,13 @@ impl QueryEngine {
         Ok(())
     }
 
+    /// A session of its own over the same tables, memory pool and footer cache, for a wire
+    /// protocol that registers its own catalog and functions (the PostgreSQL protocol's
+    /// `pg_catalog`). It does not check statements: its caller must.
+    pub fn session(&self) -> SessionContext {
+        SessionContext::new_with_state(self.ctx.state())
+    }
+
     /// The limits queries run under.
     pub fn limits(&self) -> &QueryLimits {
         &self.limits

@@ -41,6 +41,7 @@ pub mod format;
 mod health;
 pub mod log;
 mod params;
+pub mod pg;
 mod query;
 pub mod state;
 

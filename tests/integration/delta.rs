@@ -5,30 +5,12 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use crate::{auditlake, free_port, real_log_files, stderr, stdout};
-
-/// The Python of `scripts/install-python`'s environment: `AUDITLAKE_PYTHON`, else where that
-/// script puts it.
-fn python() -> PathBuf {
-    let path = std::env::var_os("AUDITLAKE_PYTHON").map_or_else(
-        || {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            PathBuf::from(home).join(".cache/auditlake-python/bin/python")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        path.exists(),
-        "the test Python environment is not at {}: run `bash scripts/test`, which installs it",
-        path.display()
-    );
-    path
-}
+use crate::{auditlake, free_port, python, real_log_files, stderr, stdout};
 
 /// moto's S3 server on a free loopback port, with one bucket; stopped on drop.
 struct S3 {
@@ -433,8 +415,11 @@ enum Cut {
 /// [`Cut`] says, then reports it on the channel [`Relay::arm`] returned.
 struct Relay {
     endpoint: String,
-    armed: Arc<Mutex<Option<(Cut, mpsc::Sender<()>)>>>,
+    armed: Arc<Armed>,
 }
+
+/// The cut to make and where to report it, until a commit is seen.
+type Armed = Mutex<Option<(Cut, mpsc::Sender<()>)>>;
 
 impl Relay {
     fn start(upstream: &str, prefix: &str) -> Relay {
@@ -442,7 +427,7 @@ impl Relay {
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
         let upstream = upstream.trim_start_matches("http://").to_string();
         let needle = format!("PUT /{BUCKET}/{prefix}/events/_delta_log/0").into_bytes();
-        let armed: Arc<Mutex<Option<(Cut, mpsc::Sender<()>)>>> = Arc::default();
+        let armed: Arc<Armed> = Arc::default();
         let slot = Arc::clone(&armed);
         std::thread::spawn(move || {
             for client in listener.incoming().map_while(Result::ok) {
@@ -468,7 +453,7 @@ fn relay_connection(
     mut client: TcpStream,
     mut server: TcpStream,
     needle: &[u8],
-    armed: &Mutex<Option<(Cut, mpsc::Sender<()>)>>,
+    armed: &Armed,
 ) {
     // Set when this connection's current request is a commit to be cut after the store: the
     // answer is swallowed and reported instead of relayed.
@@ -544,7 +529,14 @@ async fn killed_mid_commit(cut: Cut) {
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let lake = format!("s3://{BUCKET}/{prefix}");
     let dir = tempfile::tempdir().expect("tempdir");
-    let args = ["--lake", &lake, "--instance-id", "x", "--flush-interval", "1s"];
+    let args = [
+        "--lake",
+        &lake,
+        "--instance-id",
+        "x",
+        "--flush-interval",
+        "1s",
+    ];
     let mut server = crate::serve::Server::start(dir.path(), &args, &env_refs);
     let mut acked = post_batches(&server.url, "x", 0..10, 50).await;
 
@@ -576,8 +568,16 @@ async fn killed_mid_commit(cut: Cut) {
     assert!(out.status.success(), "{}", stderr(&out));
     let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).expect("json");
     let total = acked as u64;
-    assert_eq!(rows[0]["d"].as_u64(), Some(total), "{cut:?}: every acknowledged event is there");
-    assert_eq!(rows[0]["n"].as_u64(), Some(total), "{cut:?}: and none twice");
+    assert_eq!(
+        rows[0]["d"].as_u64(),
+        Some(total),
+        "{cut:?}: every acknowledged event is there"
+    );
+    assert_eq!(
+        rows[0]["n"].as_u64(),
+        Some(total),
+        "{cut:?}: and none twice"
+    );
     let read = Command::new(python())
         .args(["-c", READERS, &format!("{lake}/events")])
         .envs(env.iter().map(|(k, v)| (k, v.as_str())))

@@ -7,6 +7,7 @@ mod delta;
 mod derived;
 mod kafka;
 mod outputs;
+mod pg;
 mod pruning;
 mod real_logs;
 mod redaction;
@@ -31,6 +32,24 @@ pub fn sample_log_files() -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// The Python of `scripts/install-python`'s environment: `AUDITLAKE_PYTHON`, else where that
+/// script puts it.
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("AUDITLAKE_PYTHON").map_or_else(
+        || {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            PathBuf::from(home).join(".cache/auditlake-python/bin/python")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        path.exists(),
+        "the test Python environment is not at {}: run `bash scripts/test`, which installs it",
+        path.display()
+    );
+    path
 }
 
 /// A loopback TCP port free at the time of asking.

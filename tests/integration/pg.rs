@@ -1,0 +1,346 @@
+//! The PostgreSQL wire protocol (`serve --pg-listen`) with clients no one here wrote: Debian's
+//! `psql` and Python's `psycopg`, against a server loaded with `sample-logs/`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::serve::Server;
+use crate::{python, sample_log_files, stderr, stdout};
+
+const TOKEN: &str = "pg-test-token-0123456789";
+const INGEST_TOKEN: &str = "ingest-only-token-0123456789";
+
+/// `psql`: `AUDITLAKE_PSQL`, else Debian's.
+fn psql_binary() -> PathBuf {
+    let path =
+        std::env::var_os("AUDITLAKE_PSQL").map_or_else(|| "/usr/bin/psql".into(), PathBuf::from);
+    assert!(
+        path.exists(),
+        "psql is not at {}: run `bash scripts/test`, which installs postgresql-client",
+        path.display()
+    );
+    path
+}
+
+/// A server over the sample logs, speaking the PostgreSQL protocol too, with two tokens.
+struct PgServer {
+    server: Server,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl PgServer {
+    fn start() -> PgServer {
+        Self::start_with(tempfile::tempdir().expect("tempdir"), &[])
+    }
+
+    /// Like [`PgServer::start`], with the data directory in `dir` and more `serve` arguments.
+    fn start_with(dir: tempfile::TempDir, args: &[&str]) -> PgServer {
+        let out = crate::replay(&dir.path().join("data"), &sample_log_files());
+        assert!(out.status.success(), "{}", stderr(&out));
+        let tokens = format!("alice query {TOKEN}\napiserver ingest {INGEST_TOKEN}");
+        let mut all = vec!["--pg-listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let server = Server::start(
+            &dir.path().join("data"),
+            &all,
+            &[("AUDITLAKE_TOKENS", tokens.as_str())],
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            let log = server.log();
+            if let Some(line) = log
+                .lines()
+                .find_map(|l| l.strip_prefix("auditlake: postgres protocol on "))
+            {
+                break line
+                    .rsplit(':')
+                    .next()
+                    .expect("port")
+                    .parse()
+                    .expect("port");
+            }
+            assert!(Instant::now() < deadline, "no postgres listener:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        PgServer {
+            server,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
+    }
+
+    /// `psql` as `user` with `password`, running `command` unaligned (`|`-separated).
+    fn psql(&self, user: &str, password: &str, command: &str) -> Output {
+        self.psql_with(user, password, "sslmode=disable", command)
+    }
+
+    /// Like [`PgServer::psql`], with `ssl` (libpq's `sslmode=...&sslrootcert=...`).
+    fn psql_with(&self, user: &str, password: &str, ssl: &str, command: &str) -> Output {
+        Command::new(psql_binary())
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                &format!(
+                    "postgresql://{user}@127.0.0.1:{}/auditlake?{ssl}",
+                    self.port
+                ),
+                "-c",
+                command,
+            ])
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .expect("psql runs")
+    }
+
+    /// A psycopg script with `conninfo` (this server, as alice) in its globals.
+    fn psycopg(&self, script: &str) -> Output {
+        let prelude = format!(
+            "import psycopg\nconninfo = 'host=127.0.0.1 port={} dbname=auditlake user=alice \
+             password={TOKEN} sslmode=disable connect_timeout=10'\n",
+            self.port
+        );
+        Command::new(python())
+            .args(["-c", &format!("{prelude}{script}")])
+            .output()
+            .expect("python runs")
+    }
+}
+
+#[test]
+fn psql_describes_the_tables_and_runs_a_group_by_as_auditlake_query_does() {
+    let pg = PgServer::start();
+    let described = pg.psql("alice", TOKEN, r"\d events");
+    assert!(
+        described.status.success(),
+        "{}\n{}",
+        stderr(&described),
+        pg.server.log()
+    );
+    let text = stdout(&described);
+    for column in [
+        "audit_id",
+        "event_time",
+        "user_name",
+        "response_code",
+        "source_ips",
+    ] {
+        assert!(
+            text.contains(column),
+            "{column} missing from \\d events:\n{text}"
+        );
+    }
+    let tables = pg.psql("alice", TOKEN, r"\dt");
+    assert!(tables.status.success(), "{}", stderr(&tables));
+    assert!(
+        stdout(&tables).contains("events") && stdout(&tables).contains("alerts"),
+        "{}",
+        stdout(&tables)
+    );
+
+    let sql = "SELECT verb, count(*) AS n FROM events GROUP BY verb ORDER BY n DESC, verb";
+    let grouped = pg.psql("alice", TOKEN, sql);
+    assert!(grouped.status.success(), "{}", stderr(&grouped));
+    let theirs: Vec<String> = stdout(&grouped).lines().map(str::to_string).collect();
+    let ours: Vec<String> = crate::query(&pg.data_dir(), sql)
+        .iter()
+        .map(|r| format!("{}|{}", r["verb"].as_str().unwrap_or_default(), r["n"]))
+        .collect();
+    assert!(ours.len() > 3, "{ours:?}");
+    assert_eq!(theirs, ours);
+}
+
+#[test]
+fn psql_is_refused_a_wrong_password_a_token_without_query_and_every_change() {
+    let pg = PgServer::start();
+    let wrong = pg.psql("alice", "not-the-token-at-all-0000", "SELECT 1");
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).to_lowercase().contains("password"),
+        "{}",
+        stderr(&wrong)
+    );
+    // The right token under another name is refused too.
+    let renamed = pg.psql("bob", TOKEN, "SELECT 1");
+    assert!(!renamed.status.success(), "{}", stdout(&renamed));
+    let ingest = pg.psql("apiserver", INGEST_TOKEN, "SELECT 1");
+    assert!(!ingest.status.success());
+    assert!(
+        stderr(&ingest).contains("query scope"),
+        "{}",
+        stderr(&ingest)
+    );
+
+    for statement in [
+        "DROP TABLE events",
+        "COPY events TO '/tmp/stolen.csv'",
+        "SET datafusion.execution.batch_size = 1",
+        "CREATE TABLE t AS SELECT * FROM events",
+        "INSERT INTO events (audit_id) VALUES ('x')",
+    ] {
+        let refused = pg.psql("alice", TOKEN, statement);
+        assert!(
+            !refused.status.success(),
+            "{statement} ran: {}",
+            stdout(&refused)
+        );
+        assert!(
+            stderr(&refused).contains("read-only"),
+            "{statement}: {}",
+            stderr(&refused)
+        );
+    }
+    // Still there, and the server logged who asked.
+    let counted = pg.psql("alice", TOKEN, "SELECT count(*) FROM events");
+    assert!(counted.status.success(), "{}", stderr(&counted));
+    assert_eq!(
+        stdout(&counted).trim(),
+        crate::count(&pg.data_dir()).to_string()
+    );
+    let log = pg.server.log();
+    assert!(
+        log.lines().any(|l| l.contains("postgres protocol: query")
+            && l.contains("alice")
+            && l.contains("DROP")),
+        "{log}"
+    );
+}
+
+#[test]
+fn psycopg_runs_a_parameterised_query_with_typed_timestamps_and_is_refused_changes() {
+    let pg = PgServer::start();
+    let out = pg.psycopg(
+        r#"
+import datetime, json
+with psycopg.connect(conninfo) as conn:
+    # A server-side bound parameter: the extended protocol (Parse, Bind, Execute).
+    rows = conn.execute(
+        "SELECT audit_id, event_time, response_code FROM events WHERE verb = %s "
+        "ORDER BY event_time, audit_id LIMIT 5",
+        ("get",),
+        prepare=True,
+    ).fetchall()
+    assert rows, "no rows"
+    for audit_id, event_time, code in rows:
+        assert isinstance(event_time, datetime.datetime), type(event_time)
+        assert event_time.tzinfo is not None, event_time
+        assert isinstance(code, int), type(code)
+    refused = []
+    for statement in ["DROP TABLE events", "COPY events TO STDOUT", "SET statement_timeout = 0"]:
+        try:
+            conn.execute(statement)
+        except psycopg.Error as e:
+            refused.append(str(e))
+            conn.rollback()
+    count = conn.execute("SELECT count(*) FROM events WHERE verb = %s", ("get",)).fetchone()[0]
+try:
+    psycopg.connect(conninfo.replace("password=", "password=x"))
+    wrong = "accepted"
+except psycopg.OperationalError as e:
+    wrong = str(e)
+print(json.dumps({
+    "first": [rows[0][0], rows[0][1].isoformat()],
+    "refused": refused,
+    "count": count,
+    "wrong": wrong,
+}))
+"#,
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        pg.server.log()
+    );
+    let got: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    let ours = crate::query(
+        &pg.data_dir(),
+        "SELECT audit_id, count(*) OVER () AS n FROM events WHERE verb = 'get' \
+         ORDER BY event_time, audit_id LIMIT 1",
+    );
+    assert_eq!(got["first"][0], ours[0]["audit_id"]);
+    assert_eq!(got["count"], ours[0]["n"]);
+    let refused = got["refused"].as_array().expect("refused");
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.as_str().unwrap_or_default().contains("read-only")),
+        "{refused:?}"
+    );
+    assert!(
+        got["wrong"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase()
+            .contains("password"),
+        "{}",
+        got["wrong"]
+    );
+}
+
+#[test]
+fn psql_connects_over_tls_with_the_servers_certificate() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Its own name: OpenSSL takes a certificate whose issuer is its subject for self-signed.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "auditlake test CA");
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("server cert");
+    let write = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p.display().to_string()
+    };
+    let (cert, key, ca) = (
+        write("server.pem", cert.pem()),
+        write("server.key", key.serialize_pem()),
+        write("ca.pem", ca.pem()),
+    );
+    let pg = PgServer::start_with(dir, &["--tls-cert", &cert, "--tls-key", &key]);
+    let ssl = format!("sslmode=verify-ca&sslrootcert={ca}");
+    let counted = pg.psql_with("alice", TOKEN, &ssl, "SELECT count(*) FROM events");
+    assert!(
+        counted.status.success(),
+        "{}\n{}",
+        stderr(&counted),
+        pg.server.log()
+    );
+    assert_eq!(
+        stdout(&counted).trim(),
+        crate::count(&pg.data_dir()).to_string()
+    );
+    // A client that insists on TLS against a CA that did not sign the certificate is refused.
+    let other = tempfile::tempdir().expect("tempdir");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let stranger =
+        CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("ca");
+    let stranger_file = other.path().join("ca.pem");
+    std::fs::write(&stranger_file, stranger.pem()).expect("write");
+    let refused = pg.psql_with(
+        "alice",
+        TOKEN,
+        &format!("sslmode=verify-ca&sslrootcert={}", stranger_file.display()),
+        "SELECT 1",
+    );
+    assert!(!refused.status.success(), "{}", stdout(&refused));
+}
