@@ -10,6 +10,7 @@ use crate::{python, sample_log_files, stderr, stdout};
 
 const TOKEN: &str = "pg-test-token-0123456789";
 const INGEST_TOKEN: &str = "ingest-only-token-0123456789";
+const ADMIN_TOKEN: &str = "admin-token-for-metrics-0123456789";
 
 /// `psql`: `AUDITLAKE_PSQL`, else Debian's.
 fn psql_binary() -> PathBuf {
@@ -39,7 +40,9 @@ impl PgServer {
     fn start_with(dir: tempfile::TempDir, args: &[&str]) -> PgServer {
         let out = crate::replay(&dir.path().join("data"), &sample_log_files());
         assert!(out.status.success(), "{}", stderr(&out));
-        let tokens = format!("alice query {TOKEN}\napiserver ingest {INGEST_TOKEN}");
+        let tokens = format!(
+            "alice query {TOKEN}\napiserver ingest {INGEST_TOKEN}\nops admin {ADMIN_TOKEN}"
+        );
         let mut all = vec!["--pg-listen", "127.0.0.1:0"];
         all.extend_from_slice(args);
         let server = Server::start(
@@ -343,4 +346,84 @@ fn psql_connects_over_tls_with_the_servers_certificate() {
         "SELECT 1",
     );
     assert!(!refused.status.success(), "{}", stdout(&refused));
+}
+
+/// Grafana's `$__timeFilter(column)` as its PostgreSQL data source expands it.
+fn grafana_macros(sql: &str) -> String {
+    let mut out = String::new();
+    let mut rest = sql;
+    while let Some(at) = rest.find("$__timeFilter(") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "$__timeFilter(".len()..];
+        let end = after.find(')').expect("closing parenthesis");
+        out.push_str(&format!(
+            "{} BETWEEN '2000-01-01T00:00:00Z' AND '2100-01-01T00:00:00Z'",
+            &after[..end]
+        ));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The Grafana dashboard in `docs/grafana/`: each SQL panel's query runs through the PostgreSQL
+/// protocol and finds rows in the sample logs, and each Prometheus panel's metrics are in the
+/// server's `/metrics` once events came through the webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grafana_dashboards_queries_run_and_its_metrics_exist() {
+    let pg = PgServer::start();
+    let text = std::fs::read_to_string(crate::repo().join("docs/grafana/auditlake.json"))
+        .expect("dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut sql_panels = 0;
+    let mut exprs = Vec::new();
+    for panel in panels {
+        for target in panel["targets"].as_array().expect("targets") {
+            if let Some(sql) = target["rawSql"].as_str() {
+                let out = pg.psql("alice", TOKEN, &grafana_macros(sql));
+                assert!(out.status.success(), "{}: {}", panel["title"], stderr(&out));
+                assert!(
+                    !stdout(&out).trim().is_empty(),
+                    "{} found no rows",
+                    panel["title"]
+                );
+                sql_panels += 1;
+            }
+            if let Some(expr) = target["expr"].as_str() {
+                exprs.push(expr.to_string());
+            }
+        }
+    }
+    assert_eq!(sql_panels, 3);
+    assert!(!exprs.is_empty());
+
+    let client = crate::serve::client();
+    let posted = client
+        .post(format!("{}/v1/webhook", pg.server.url))
+        .bearer_auth(INGEST_TOKEN)
+        .body(crate::serve::event_list(&[crate::event("grafana-1")]))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(posted.status(), 200);
+    let metrics = client
+        .get(format!("{}/metrics", pg.server.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for expr in exprs {
+        let name = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .find(|w| w.starts_with("auditlake_"))
+            .expect("an auditlake metric");
+        assert!(
+            metrics.contains(name),
+            "{name} is not in /metrics:\n{metrics}"
+        );
+    }
 }
