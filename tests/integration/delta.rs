@@ -449,12 +449,7 @@ impl Relay {
 }
 
 /// Copies one connection both ways, cutting a watched request if the relay is armed.
-fn relay_connection(
-    mut client: TcpStream,
-    mut server: TcpStream,
-    needle: &[u8],
-    armed: &Armed,
-) {
+fn relay_connection(mut client: TcpStream, mut server: TcpStream, needle: &[u8], armed: &Armed) {
     // Set when this connection's current request is a commit to be cut after the store: the
     // answer is swallowed and reported instead of relayed.
     let swallow: Arc<Mutex<Option<mpsc::Sender<()>>>> = Arc::default();
