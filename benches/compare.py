@@ -83,6 +83,11 @@ def duckdb(sql, db=None, threads=None):
     return result["rows"], result["wall"], result["cpu"], run.rss
 
 
+def query_time(run):
+    """The query's own time, as `auditlake query --timing` prints it on stderr."""
+    return float(run.err.strip().removeprefix("time: ").removesuffix(" s"))
+
+
 def lake_bytes(data_dir, table):
     return sum(p.stat().st_size for p in (Path(data_dir) / table).rglob("*.parquet"))
 
@@ -233,7 +238,7 @@ def main():
                 run = measured([args.auditlake, "query", "--timing", "--format", "json",
                                 "--data-dir", str(lake), ours])
                 worst_rss = max(worst_rss, run.rss)
-                best = min(best, float(run.err.strip().removeprefix("time: ").removesuffix(" s")))
+                best = min(best, query_time(run))
                 best_process = min(best_process, run.wall)
                 ours_rows = [list(r.values()) for r in json.loads(run.out)]
                 rows, dwall, _, _ = duckdb(theirs.format(src=f"read_parquet('{big_parquet}')"))
@@ -241,8 +246,7 @@ def main():
                 if args.baseline:
                     run = measured([args.baseline, "query", "--timing", "--format", "json",
                                     "--data-dir", str(base_lake), ours])
-                    base_best = min(base_best, float(
-                        run.err.strip().removeprefix("time: ").removesuffix(" s")))
+                    base_best = min(base_best, query_time(run))
                     base_rows = [list(r.values()) for r in json.loads(run.out)]
             if args.baseline:
                 if base_rows != ours_rows:

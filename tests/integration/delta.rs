@@ -140,6 +140,27 @@ print(json.dumps({
 }))
 "#;
 
+/// What [`READERS`] read of the table at `table`, as JSON; panics if they fail to.
+fn python_readers(table: &str, env: &[(&'static str, String)]) -> serde_json::Value {
+    let read = Command::new(python())
+        .args(["-c", READERS, table])
+        .envs(env.iter().map(|(k, v)| (k, v.as_str())))
+        .output()
+        .expect("python runs");
+    assert!(read.status.success(), "python readers: {}", stderr(&read));
+    serde_json::from_str(&stdout(&read)).expect("json")
+}
+
+/// The rows of `events` in `lake` and their distinct audit ids, as `auditlake query` counts them.
+fn stored(data_dir: &Path, lake: &str, env: &[(&'static str, String)]) -> (u64, u64) {
+    let sql = "SELECT count(*) AS n, count(DISTINCT audit_id) AS d FROM events";
+    let out = on_lake(data_dir, lake, env, &["query", sql, "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).expect("json");
+    let count = |column: &str| rows[0][column].as_u64().expect("a count");
+    (count("n"), count("d"))
+}
+
 /// Checks that the Python readers see what `auditlake query` sees in the lake `lake`.
 fn readers_agree(data_dir: &Path, lake: &str, table: &str, env: &[(&'static str, String)]) {
     let out = on_lake(
@@ -165,13 +186,7 @@ fn readers_agree(data_dir: &Path, lake: &str, table: &str, env: &[(&'static str,
     let count = count[0]["n"].as_u64().expect("count");
     assert!(count >= 25, "the real logs hold {count} events");
 
-    let read = Command::new(python())
-        .args(["-c", READERS, table])
-        .envs(env.iter().map(|(k, v)| (k, v.as_str())))
-        .output()
-        .expect("python runs");
-    assert!(read.status.success(), "python readers: {}", stderr(&read));
-    let theirs: serde_json::Value = serde_json::from_str(&stdout(&read)).expect("json");
+    let theirs = python_readers(table, env);
     assert_eq!(
         theirs["deltalake"].as_u64(),
         Some(count),
@@ -377,25 +392,12 @@ async fn two_servers_write_one_bucket_and_a_killed_one_loses_no_acknowledged_eve
     assert!(a.terminate().success(), "{}", a.log());
     assert!(b.terminate().success(), "{}", b.log());
 
-    let sql = "SELECT count(*) AS n, count(DISTINCT audit_id) AS d FROM events";
-    let out = on_lake(dir.path(), &lake, &env, &["query", sql, "--format", "json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).expect("json");
     let total = (acked_a + acked_b) as u64;
-    assert_eq!(
-        rows[0]["d"].as_u64(),
-        Some(total),
-        "every acknowledged event is there"
-    );
-    assert_eq!(rows[0]["n"].as_u64(), Some(total), "and none twice");
+    let (rows, distinct) = stored(dir.path(), &lake, &env);
+    assert_eq!(distinct, total, "every acknowledged event is there");
+    assert_eq!(rows, total, "and none twice");
 
-    let read = Command::new(python())
-        .args(["-c", READERS, &format!("{lake}/events")])
-        .envs(env.iter().map(|(k, v)| (k, v.as_str())))
-        .output()
-        .expect("python runs");
-    assert!(read.status.success(), "python readers: {}", stderr(&read));
-    let theirs: serde_json::Value = serde_json::from_str(&stdout(&read)).expect("json");
+    let theirs = python_readers(&format!("{lake}/events"), &env);
     assert_eq!(theirs["deltalake"].as_u64(), Some(total));
     assert_eq!(theirs["polars"].as_u64(), Some(total));
 }
@@ -545,12 +547,7 @@ async fn killed_mid_commit(cut: Cut) {
     assert_eq!(acked, 12 * 50, "{}", server.log());
 
     // A reader opens what the killed server left.
-    let read = Command::new(python())
-        .args(["-c", READERS, &format!("{lake}/events")])
-        .envs(env.iter().map(|(k, v)| (k, v.as_str())))
-        .output()
-        .expect("python runs");
-    assert!(read.status.success(), "python readers: {}", stderr(&read));
+    python_readers(&format!("{lake}/events"), &env);
 
     // Restarted, it replays its write-ahead log and commits on top.
     let mut server = crate::serve::Server::start(dir.path(), &args, &env_refs);
@@ -558,28 +555,14 @@ async fn killed_mid_commit(cut: Cut) {
     assert_eq!(acked, 16 * 50, "{}", server.log());
     assert!(server.terminate().success(), "{}", server.log());
 
-    let sql = "SELECT count(*) AS n, count(DISTINCT audit_id) AS d FROM events";
-    let out = on_lake(dir.path(), &lake, &env, &["query", sql, "--format", "json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).expect("json");
     let total = acked as u64;
+    let (rows, distinct) = stored(dir.path(), &lake, &env);
     assert_eq!(
-        rows[0]["d"].as_u64(),
-        Some(total),
+        distinct, total,
         "{cut:?}: every acknowledged event is there"
     );
-    assert_eq!(
-        rows[0]["n"].as_u64(),
-        Some(total),
-        "{cut:?}: and none twice"
-    );
-    let read = Command::new(python())
-        .args(["-c", READERS, &format!("{lake}/events")])
-        .envs(env.iter().map(|(k, v)| (k, v.as_str())))
-        .output()
-        .expect("python runs");
-    assert!(read.status.success(), "python readers: {}", stderr(&read));
-    let theirs: serde_json::Value = serde_json::from_str(&stdout(&read)).expect("json");
+    assert_eq!(rows, total, "{cut:?}: and none twice");
+    let theirs = python_readers(&format!("{lake}/events"), &env);
     assert_eq!(theirs["deltalake"].as_u64(), Some(total), "{cut:?}");
 }
 
