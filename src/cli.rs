@@ -194,6 +194,16 @@ pub struct ServeArgs {
     /// read-only rule as HTTP. Off unless given
     #[arg(long, env = "AUDITLAKE_PG_LISTEN")]
     pub pg_listen: Option<String>,
+    /// Also speak Arrow Flight SQL on this address (ADBC, the Flight SQL JDBC driver): a bearer
+    /// token, or username = a token's name and password = the token; the same TLS, limits and
+    /// read-only rule as HTTP. Off unless given
+    #[arg(long, env = "AUDITLAKE_FLIGHT_LISTEN")]
+    pub flight_listen: Option<String>,
+    /// Rows one Flight SQL query streams at most (0: no limit); default --query-max-rows.
+    /// Flight sends batches as they are made instead of holding the answer, so this may be
+    /// raised for exports to pandas or polars
+    #[arg(long, env = "AUDITLAKE_FLIGHT_MAX_ROWS")]
+    pub flight_max_rows: Option<usize>,
     /// Scopes a verified client certificate grants
     #[arg(
         long,

@@ -15,6 +15,7 @@ use auditlake_engine::{
 use auditlake_ingest::kafka::{AlertPublisher, KafkaConfig, KafkaSource, KafkaStatus};
 use auditlake_ingest::webhook::{self, DurableSink, WebhookState};
 use auditlake_outputs::Delivery;
+use auditlake_query_api::flight::FlightServer;
 use auditlake_query_api::pg::PgServer;
 use auditlake_query_api::{ApiState, Auth, Scope, SourceHealth};
 use auditlake_rules::RuleEngine;
@@ -100,8 +101,16 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("--pg-listen {a:?} is not an IP:PORT address"))
         })
         .transpose()?;
-    if let Some(pg) = pg_addr {
-        refuse_open_beyond_loopback(&auth, pg, &args)?;
+    let flight_addr: Option<SocketAddr> = args
+        .flight_listen
+        .as_deref()
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("--flight-listen {a:?} is not an IP:PORT address"))
+        })
+        .transpose()?;
+    for extra in [pg_addr, flight_addr].into_iter().flatten() {
+        refuse_open_beyond_loopback(&auth, extra, &args)?;
     }
     let mut rules = args.pipeline.rules.clone();
     if let Some(file) = args.exceptions_file.as_ref().filter(|f| f.exists()) {
@@ -246,6 +255,28 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
             eprintln!("auditlake: postgres protocol on {local}");
             tracing::info!(address = %local, tls = tls.is_some(), "postgres protocol started");
             tokio::spawn(server.serve(listener));
+        }
+        if let Some(flight) = flight_addr {
+            let max_rows = match args.flight_max_rows.unwrap_or(args.query_max_rows) {
+                0 => None,
+                n => Some(n),
+            };
+            let server = FlightServer::new(&state, max_rows);
+            let listener = tokio::net::TcpListener::bind(flight)
+                .await
+                .with_context(|| format!("cannot listen on {flight} (--flight-listen)"))?;
+            let local = listener.local_addr()?;
+            eprintln!("auditlake: flight sql on {local}");
+            tracing::info!(address = %local, tls = tls.is_some(), "flight sql started");
+            let acceptor = tls.as_ref().map(Tls::flight_acceptor);
+            tokio::spawn(async move {
+                if let Err(e) = server
+                    .serve(listener, acceptor, std::future::pending())
+                    .await
+                {
+                    tracing::error!(error = %e, "flight sql stopped");
+                }
+            });
         }
         server::serve(listener, app, tls, shutdown_signal()).await
     });

@@ -100,6 +100,14 @@ impl Tls {
         config.alpn_protocols = vec![b"postgresql".to_vec()];
         TlsAcceptor::from(Arc::new(config))
     }
+
+    /// The same certificate for Arrow Flight SQL, gRPC over HTTP/2, whose clients insist on
+    /// `h2` in ALPN.
+    pub fn flight_acceptor(&self) -> TlsAcceptor {
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        TlsAcceptor::from(Arc::new(config))
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains.

@@ -53,7 +53,7 @@ pub use instance::Instance;
 pub use lake::{AppendStats, Appended, LakeWriter, TableWriter};
 pub use live::SharedLake;
 pub use pipeline::{Ingested, Pipeline};
-pub use query::{QueryEngine, QueryLimits, QueryResult};
+pub use query::{BatchStream, Planned, QueryEngine, QueryLimits, QueryResult, stored_types};
 pub use service::{AlertHook, Readiness, Reservation, Service, ServiceConfig};
 pub use table::LakeTable;
 pub use triage::{Status, TriageChange, TriageStore, TriageUpdate};

@@ -266,13 +266,28 @@ impl QueryEngine {
         SchemaRef,
         datafusion::physical_plan::SendableRecordBatchStream,
     )> {
+        let frame = self.plan_frame(sql).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        Ok((schema, frame.execute_stream().await?))
+    }
+
+    /// Plans `sql`, refusing anything but a query.
+    async fn plan_frame(&self, sql: &str) -> Result<DataFrame> {
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        let frame = self.ctx.sql_with_options(sql, options).await?;
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        Ok((schema, frame.execute_stream().await?))
+        Ok(self.ctx.sql_with_options(sql, options).await?)
+    }
+
+    /// Plans one query without running it, for a protocol that answers with the result's
+    /// columns first and may bind parameters (`$1`, `$2`, ...) before running it (Arrow Flight
+    /// SQL's prepared statements). Refuses what [`QueryEngine::query`] refuses. Neither the
+    /// time nor the row limit applies to what [`Planned::execute`] streams: its caller bounds
+    /// both; sorts and joins share the engine's memory pool.
+    pub async fn plan(&self, sql: &str) -> Result<Planned> {
+        let frame = self.bounded(self.plan_frame(sql)).await?;
+        Ok(Planned { frame })
     }
 
     async fn collect(
@@ -304,9 +319,64 @@ impl QueryEngine {
     }
 }
 
+/// A planned query: its result's columns, its parameters, and a stream of its batches.
+pub struct Planned {
+    frame: DataFrame,
+}
+
+/// Result batches as they are produced.
+pub type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch>>;
+
+impl Planned {
+    /// The result's columns, with the stored types.
+    pub fn schema(&self) -> SchemaRef {
+        stored_types(&Arc::new(self.frame.schema().as_arrow().clone()))
+    }
+
+    /// The parameters' types in order (`$1` first); a type is `None` when the query does not
+    /// say what it must be.
+    pub fn parameters(&self) -> Result<Vec<Option<DataType>>> {
+        let types = self.frame.logical_plan().get_parameter_types()?;
+        let mut numbered = Vec::with_capacity(types.len());
+        for (name, data_type) in types {
+            let n = name
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| Error::Invalid {
+                    reason: format!("parameter {name} is not numbered ($1, $2, ...)"),
+                })?;
+            numbered.push((n, data_type));
+        }
+        numbered.sort_by_key(|(n, _)| *n);
+        if let Some((i, (n, _))) = numbered.iter().enumerate().find(|(i, (n, _))| *n != i + 1) {
+            return Err(Error::Invalid {
+                reason: format!("the query has ${n} but no ${}", i + 1),
+            });
+        }
+        Ok(numbered.into_iter().map(|(_, t)| t).collect())
+    }
+
+    /// The query with `values` in place of `$1`, `$2`, ... in order.
+    pub fn bind(self, values: Vec<datafusion::scalar::ScalarValue>) -> Result<Planned> {
+        Ok(Planned {
+            frame: self.frame.with_param_values(values)?,
+        })
+    }
+
+    /// Runs the query, giving its batches with the stored types as they are produced.
+    pub async fn execute(self) -> Result<BatchStream> {
+        let schema = self.schema();
+        let stream = self.frame.execute_stream().await?;
+        Ok(stream
+            .map(move |batch| Ok(as_schema(&batch?, &schema)?))
+            .boxed())
+    }
+}
+
 /// Answers carry the stored types: the tables read strings as views (see [`LakeTable`]), and
 /// results give them back as `Utf8`, as the `events` and `alerts` schemas say.
-fn stored_types(schema: &SchemaRef) -> SchemaRef {
+pub fn stored_types(schema: &SchemaRef) -> SchemaRef {
     strings_as(schema, &DataType::Utf8View, &DataType::Utf8)
 }
 

@@ -37,12 +37,14 @@ pub mod auth;
 mod console;
 pub mod error;
 mod events;
+pub mod flight;
 pub mod format;
 mod health;
 pub mod log;
 mod params;
 pub mod pg;
 mod query;
+mod read_only;
 pub mod state;
 
 use axum::Router;

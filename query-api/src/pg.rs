@@ -236,30 +236,13 @@ struct ReadOnly;
 
 impl ReadOnly {
     fn check(statement: &Statement) -> PgWireResult<()> {
-        match statement {
-            Statement::Query(_)
-            | Statement::Explain { .. }
-            | Statement::ExplainTable { .. }
-            | Statement::ShowVariable { .. }
-            | Statement::ShowVariables { .. }
-            | Statement::ShowTables { .. }
-            | Statement::ShowColumns { .. }
-            | Statement::StartTransaction { .. }
-            | Statement::Commit { .. }
-            | Statement::Rollback { .. } => Ok(()),
-            other => {
-                let text = other.to_string();
-                let verb = text.split_whitespace().next().unwrap_or("this statement");
-                Err(PgWireError::UserError(Box::new(ErrorInfo::new(
-                    "ERROR".into(),
-                    "25006".into(),
-                    format!(
-                        "{} is refused: auditlake is read-only (SELECT, WITH, VALUES, EXPLAIN and \
-                         SHOW run)",
-                        verb.to_uppercase()
-                    ),
-                ))))
-            }
+        match crate::read_only::refusal(statement) {
+            None => Ok(()),
+            Some(why) => Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "ERROR".into(),
+                "25006".into(),
+                why,
+            )))),
         }
     }
 }

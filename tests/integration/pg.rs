@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use crate::serve::Server;
 use crate::{python, sample_log_files, stderr, stdout};
 
-const TOKEN: &str = "pg-test-token-0123456789";
-const INGEST_TOKEN: &str = "ingest-only-token-0123456789";
+pub(crate) const TOKEN: &str = "pg-test-token-0123456789";
+pub(crate) const INGEST_TOKEN: &str = "ingest-only-token-0123456789";
 const ADMIN_TOKEN: &str = "admin-token-for-metrics-0123456789";
 
 /// `psql`: `AUDITLAKE_PSQL`, else Debian's.
@@ -24,57 +24,52 @@ fn psql_binary() -> PathBuf {
     path
 }
 
-/// A server over the sample logs, speaking the PostgreSQL protocol too, with two tokens.
-struct PgServer {
-    server: Server,
-    port: u16,
+/// A server over the sample logs, speaking the PostgreSQL protocol and Arrow Flight SQL too,
+/// with three tokens: `alice` may query, `apiserver` only ingest, `ops` do anything.
+pub(crate) struct SqlServer {
+    pub(crate) server: Server,
+    /// The PostgreSQL protocol's port.
+    pub(crate) port: u16,
+    /// Arrow Flight SQL's port.
+    pub(crate) flight_port: u16,
     _dir: tempfile::TempDir,
 }
 
-impl PgServer {
-    fn start() -> PgServer {
+impl SqlServer {
+    pub(crate) fn start() -> SqlServer {
         Self::start_with(tempfile::tempdir().expect("tempdir"), &[])
     }
 
-    /// Like [`PgServer::start`], with the data directory in `dir` and more `serve` arguments.
-    fn start_with(dir: tempfile::TempDir, args: &[&str]) -> PgServer {
+    /// Like [`SqlServer::start`], with the data directory in `dir` and more `serve` arguments.
+    pub(crate) fn start_with(dir: tempfile::TempDir, args: &[&str]) -> SqlServer {
         let out = crate::replay(&dir.path().join("data"), &sample_log_files());
         assert!(out.status.success(), "{}", stderr(&out));
         let tokens = format!(
             "alice query {TOKEN}\napiserver ingest {INGEST_TOKEN}\nops admin {ADMIN_TOKEN}"
         );
-        let mut all = vec!["--pg-listen", "127.0.0.1:0"];
+        let mut all = vec![
+            "--pg-listen",
+            "127.0.0.1:0",
+            "--flight-listen",
+            "127.0.0.1:0",
+        ];
         all.extend_from_slice(args);
         let server = Server::start(
             &dir.path().join("data"),
             &all,
             &[("AUDITLAKE_TOKENS", tokens.as_str())],
         );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            let log = server.log();
-            if let Some(line) = log
-                .lines()
-                .find_map(|l| l.strip_prefix("auditlake: postgres protocol on "))
-            {
-                break line
-                    .rsplit(':')
-                    .next()
-                    .expect("port")
-                    .parse()
-                    .expect("port");
-            }
-            assert!(Instant::now() < deadline, "no postgres listener:\n{log}");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        PgServer {
+        let port = listener_port(&server, "auditlake: postgres protocol on ");
+        let flight_port = listener_port(&server, "auditlake: flight sql on ");
+        SqlServer {
             server,
             port,
+            flight_port,
             _dir: dir,
         }
     }
 
-    fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self._dir.path().join("data")
     }
 
@@ -83,7 +78,7 @@ impl PgServer {
         self.psql_with(user, password, "sslmode=disable", command)
     }
 
-    /// Like [`PgServer::psql`], with `ssl` (libpq's `sslmode=...&sslrootcert=...`).
+    /// Like [`SqlServer::psql`], with `ssl` (libpq's `sslmode=...&sslrootcert=...`).
     fn psql_with(&self, user: &str, password: &str, ssl: &str, command: &str) -> Output {
         Command::new(psql_binary())
             .args([
@@ -119,9 +114,59 @@ impl PgServer {
     }
 }
 
+/// The port `server` printed after `prefix` (`auditlake: ... on 127.0.0.1:PORT`).
+fn listener_port(server: &Server, prefix: &str) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = server.log();
+        if let Some(line) = log.lines().find_map(|l| l.strip_prefix(prefix)) {
+            return line
+                .rsplit(':')
+                .next()
+                .expect("port")
+                .parse()
+                .expect("port");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {prefix:?} in the log:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A CA and a server certificate for `localhost` and `127.0.0.1` it signed, written to `dir`:
+/// the paths of the certificate, its key and the CA's certificate.
+pub(crate) fn test_certificates(dir: &std::path::Path) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Its own name: OpenSSL takes a certificate whose issuer is its subject for self-signed.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "auditlake test CA");
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("server cert");
+    let write = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write");
+        p.display().to_string()
+    };
+    (
+        write("server.pem", cert.pem()),
+        write("server.key", key.serialize_pem()),
+        write("ca.pem", ca.pem()),
+    )
+}
+
 #[test]
 fn psql_describes_the_tables_and_runs_a_group_by_as_auditlake_query_does() {
-    let pg = PgServer::start();
+    let pg = SqlServer::start();
     let described = pg.psql("alice", TOKEN, r"\d events");
     assert!(
         described.status.success(),
@@ -164,7 +209,7 @@ fn psql_describes_the_tables_and_runs_a_group_by_as_auditlake_query_does() {
 
 #[test]
 fn psql_is_refused_a_wrong_password_a_token_without_query_and_every_change() {
-    let pg = PgServer::start();
+    let pg = SqlServer::start();
     let wrong = pg.psql("alice", "not-the-token-at-all-0000", "SELECT 1");
     assert!(!wrong.status.success());
     assert!(
@@ -220,7 +265,7 @@ fn psql_is_refused_a_wrong_password_a_token_without_query_and_every_change() {
 
 #[test]
 fn psycopg_runs_a_parameterised_query_with_typed_timestamps_and_is_refused_changes() {
-    let pg = PgServer::start();
+    let pg = SqlServer::start();
     let out = pg.psycopg(
         r#"
 import datetime, json
@@ -293,32 +338,10 @@ print(json.dumps({
 
 #[test]
 fn psql_connects_over_tls_with_the_servers_certificate() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    // Its own name: OpenSSL takes a certificate whose issuer is its subject for self-signed.
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "auditlake test CA");
-    let ca =
-        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
-    let key = KeyPair::generate().expect("key");
-    let cert = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-        .expect("params")
-        .signed_by(&key, &ca)
-        .expect("server cert");
-    let write = |name: &str, text: String| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).expect("write");
-        p.display().to_string()
-    };
-    let (cert, key, ca) = (
-        write("server.pem", cert.pem()),
-        write("server.key", key.serialize_pem()),
-        write("ca.pem", ca.pem()),
-    );
-    let pg = PgServer::start_with(dir, &["--tls-cert", &cert, "--tls-key", &key]);
+    let (cert, key, ca) = test_certificates(dir.path());
+    let pg = SqlServer::start_with(dir, &["--tls-cert", &cert, "--tls-key", &key]);
     let ssl = format!("sslmode=verify-ca&sslrootcert={ca}");
     let counted = pg.psql_with("alice", TOKEN, &ssl, "SELECT count(*) FROM events");
     assert!(
@@ -371,7 +394,7 @@ fn grafana_macros(sql: &str) -> String {
 /// server's `/metrics` once events came through the webhook.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grafana_dashboards_queries_run_and_its_metrics_exist() {
-    let pg = PgServer::start();
+    let pg = SqlServer::start();
     let text = std::fs::read_to_string(crate::repo().join("docs/grafana/auditlake.json"))
         .expect("dashboard");
     let dashboard: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");

@@ -1,0 +1,914 @@
+//! Arrow Flight SQL (`serve --flight-listen`): ADBC's Flight SQL driver (pandas, polars, DuckDB
+//! through ADBC), the Flight SQL JDBC driver (DBeaver) and `arrow-flight`'s own client query the
+//! lake and get the engine's Arrow batches as they are produced, through the same read-only,
+//! bounded, authenticated engine as `POST /v1/query`.
+//!
+//! What it answers: statement queries, prepared statements with parameters (`$1`, `$2`, ...,
+//! bound with one row of values), `GetCatalogs`, `GetDbSchemas`, `GetTables` (with each table's
+//! columns when asked), `GetTableTypes` and `GetSqlInfo`. Updates, ingestion, Substrait plans and
+//! transactions are refused: auditlake is read-only.
+//!
+//! What every call promises:
+//! - a call carries a token: `authorization: Bearer <token>` (the same tokens as HTTP), or a
+//!   handshake with `Basic <name:token>` (ADBC's `username`/`password`) whose answer is that
+//!   bearer; queries need the `query` scope; without tokens (a loopback server) anyone calls;
+//! - only queries run: anything else (`DROP`, `COPY`, `SET`, `INSERT`, ...) is refused with
+//!   `PERMISSION_DENIED` and a message naming the statement;
+//! - each query holds one of the server's query slots (shared with HTTP and the PostgreSQL
+//!   protocol) until its last batch is sent, runs under the server's time limit
+//!   (`DEADLINE_EXCEEDED` past it) and returns at most its own row limit (raisable apart from
+//!   HTTP's, as Flight streams rather than holding a result in memory); sorts and joins share the
+//!   engine's memory pool;
+//! - each query is logged with the token's name;
+//! - a prepared statement belongs to the token that made it.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::ipc::writer::IpcWriteOptions;
+use arrow::record_batch::RecordBatch;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightServiceServer;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionBeginTransactionRequest, ActionBeginTransactionResult,
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
+    CommandStatementSubstraitPlan, CommandStatementUpdate, DoPutPreparedStatementResult,
+    ProstMessageExt, SqlInfo, SqlSupportedTransaction, TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
+    IpcMessage, SchemaAsIpc, Ticket,
+};
+use auditlake_engine::{Planned, QueryEngine};
+use base64::Engine;
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use futures::{Stream, StreamExt, TryStreamExt, stream};
+use prost::Message;
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::{Auth, Scope};
+use crate::error::ApiError;
+use crate::read_only;
+use crate::state::ApiState;
+
+/// Prepared statements kept at most; making one more forgets the least recently used.
+const MAX_PREPARED: usize = 1024;
+/// A client that has not finished its TLS handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// An Arrow Flight SQL server over the engine of an [`ApiState`].
+pub struct FlightServer {
+    service: FlightSql,
+}
+
+impl FlightServer {
+    /// A server answering with `state`'s engine, tokens, slots and time limit, returning at most
+    /// `max_rows` rows a query (`None`: all).
+    pub fn new(state: &ApiState, max_rows: Option<usize>) -> Self {
+        Self {
+            service: FlightSql {
+                engine: Arc::clone(&state.query),
+                catalog: state.query.session(),
+                auth: Arc::clone(&state.auth),
+                slots: Arc::clone(&state.query_slots),
+                queue_wait: state.queue_wait,
+                timeout: state.query.limits().timeout,
+                max_rows,
+                prepared: Mutex::new(Prepared::default()),
+                sql_info: sql_info(),
+            },
+        }
+    }
+
+    /// Serves on `listener` until `shutdown` resolves; over TLS when `tls` is given (its ALPN
+    /// must offer `h2`, which gRPC clients require).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), tonic::transport::Error> {
+        let service = FlightServiceServer::new(self.service);
+        let server = tonic::transport::Server::builder().add_service(service);
+        match tls {
+            None => {
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                server
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
+            }
+            Some(acceptor) => {
+                server
+                    .serve_with_incoming_shutdown(tls_incoming(listener, acceptor), shutdown)
+                    .await
+            }
+        }
+    }
+}
+
+/// The TLS connections on `listener`, each handshaken in a task of its own so that a slow client
+/// holds up no other.
+fn tls_incoming(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+) -> impl Stream<Item = std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let (socket, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "flight sql: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if sender.is_closed() {
+                return;
+            }
+            let acceptor = acceptor.clone();
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = sender.send(Ok(tls)).await;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "flight sql: TLS handshake failed")
+                    }
+                    Err(_) => tracing::debug!(%peer, "flight sql: TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(receiver)
+}
+
+/// What the server says of itself in `GetSqlInfo`.
+fn sql_info() -> SqlInfoData {
+    let mut info = SqlInfoDataBuilder::new();
+    info.append(SqlInfo::FlightSqlServerName, "auditlake");
+    info.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+    info.append(SqlInfo::FlightSqlServerArrowVersion, arrow::ARROW_VERSION);
+    info.append(SqlInfo::FlightSqlServerReadOnly, true);
+    info.append(SqlInfo::FlightSqlServerSql, true);
+    info.append(SqlInfo::FlightSqlServerSubstrait, false);
+    info.append(
+        SqlInfo::FlightSqlServerTransaction,
+        SqlSupportedTransaction::None as i32,
+    );
+    info.append(SqlInfo::FlightSqlServerCancel, false);
+    info.append(SqlInfo::SqlDdlCatalog, false);
+    info.append(SqlInfo::SqlDdlSchema, false);
+    info.append(SqlInfo::SqlDdlTable, false);
+    info.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+    info.append(SqlInfo::SqlTransactionsSupported, false);
+    info.build().expect("the server's SQL info is well-formed")
+}
+
+/// Prepared statements by handle.
+#[derive(Default)]
+struct Prepared {
+    statements: HashMap<Vec<u8>, Statement>,
+    next: u64,
+}
+
+/// A prepared statement: its SQL, who made it, and the parameters bound to it.
+#[derive(Clone)]
+struct Statement {
+    owner: String,
+    sql: String,
+    parameters: Vec<ScalarValue>,
+    used: Instant,
+}
+
+struct FlightSql {
+    engine: Arc<QueryEngine>,
+    /// A session over the engine's tables, whose catalog `GetTables` lists.
+    catalog: SessionContext,
+    auth: Arc<Auth>,
+    slots: Arc<Semaphore>,
+    queue_wait: Duration,
+    timeout: Option<Duration>,
+    max_rows: Option<usize>,
+    prepared: Mutex<Prepared>,
+    sql_info: SqlInfoData,
+}
+
+impl FlightSql {
+    /// The name of the token a call carries (`anonymous` with authentication off), if it grants
+    /// the `query` scope.
+    fn caller<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        if !self.auth.is_enabled() {
+            return Ok("anonymous".into());
+        }
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let (presented, claimed) = if let Some(bearer) = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+        {
+            (bearer.trim().to_string(), None)
+        } else if let Some(basic) = header
+            .strip_prefix("Basic ")
+            .or_else(|| header.strip_prefix("basic "))
+        {
+            let (name, token) = basic_credentials(basic).ok_or_else(|| {
+                Status::unauthenticated("the Basic credentials are not base64 name:token")
+            })?;
+            (token, Some(name))
+        } else {
+            return Err(Status::unauthenticated(
+                "a token is required: authorization: Bearer <token>, or username and password \
+                 (the token's name and the token)",
+            ));
+        };
+        match self.auth.check_token(&presented, Scope::Query) {
+            Ok(principal) if claimed.as_ref().is_none_or(|c| *c == principal.0) => Ok(principal.0),
+            Err(ApiError::Forbidden(_)) => {
+                tracing::warn!("flight sql: a token without the query scope");
+                Err(Status::permission_denied("the token lacks the query scope"))
+            }
+            _ => {
+                tracing::warn!(claimed = ?claimed, "flight sql: login refused");
+                Err(Status::unauthenticated("invalid token"))
+            }
+        }
+    }
+
+    /// Refuses `sql` unless it is one query.
+    fn check(sql: &str) -> Result<(), Status> {
+        let statements = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if statements.len() != 1 {
+            return Err(Status::invalid_argument(format!(
+                "one statement a query, not {}",
+                statements.len()
+            )));
+        }
+        let refusal = match &statements[0] {
+            DfStatement::Statement(statement) => read_only::refusal(statement),
+            DfStatement::Explain(_) => None,
+            other => Some(read_only::refused(&other.to_string())),
+        };
+        match refusal {
+            Some(why) => Err(Status::permission_denied(why)),
+            None => Ok(()),
+        }
+    }
+
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, Status> {
+        match tokio::time::timeout(self.queue_wait, Arc::clone(&self.slots).acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Status::resource_exhausted(
+                "too many queries running; try again in a few seconds",
+            )),
+        }
+    }
+
+    /// Plans `sql` with `parameters` bound, under the time limit.
+    async fn plan(&self, sql: &str, parameters: &[ScalarValue]) -> Result<Planned, Status> {
+        Self::check(sql)?;
+        let plan = async {
+            let planned = self.engine.plan(sql).await?;
+            if parameters.is_empty() {
+                Ok(planned)
+            } else {
+                planned.bind(parameters.to_vec())
+            }
+        };
+        match self.timeout {
+            Some(limit) => tokio::time::timeout(limit, plan)
+                .await
+                .map_err(|_| timed_out())?,
+            None => plan.await,
+        }
+        .map_err(engine_status)
+    }
+
+    /// A `FlightInfo` for the result of `sql` with `parameters`, fetched with `ticket`.
+    /// A refusal is logged here, where a client first sends its SQL.
+    async fn info_for(
+        &self,
+        caller: &str,
+        sql: &str,
+        parameters: &[ScalarValue],
+        ticket: Ticket,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let _slot = self.slot().await?;
+        let started = Instant::now();
+        let planned = self.plan(sql, parameters).await;
+        if let Err(e) = &planned {
+            log_query(caller, sql, Some(e), started);
+        }
+        info(&planned?.schema(), ticket, descriptor)
+    }
+
+    /// Runs `sql` with `parameters` for `caller` and streams its batches: under a query slot
+    /// until the last one, the time limit and the row limit.
+    async fn run(
+        &self,
+        caller: &str,
+        sql: &str,
+        parameters: &[ScalarValue],
+    ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
+        let permit = self.slot().await?;
+        let started = Instant::now();
+        let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
+        let run = async {
+            let planned = self.plan(sql, parameters).await?;
+            let schema = planned.schema();
+            let batches = planned.execute().await.map_err(engine_status)?;
+            Ok::<_, Status>((schema, batches))
+        };
+        let ran = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, run)
+                .await
+                .unwrap_or_else(|_| Err(timed_out())),
+            None => run.await,
+        };
+        log_query(caller, sql, ran.as_ref().err(), started);
+        let (schema, batches) = ran?;
+        let batches = bounded(batches, permit, deadline, self.max_rows);
+        let data = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(batches)
+            .map_err(Status::from);
+        Ok(Response::new(Box::pin(data)))
+    }
+
+    /// The prepared statement `handle` of `caller`.
+    fn prepared(&self, caller: &str, handle: &[u8]) -> Result<Statement, Status> {
+        let mut prepared = self.prepared.lock().expect("prepared statements");
+        match prepared.statements.get_mut(handle) {
+            Some(statement) if statement.owner == caller => {
+                statement.used = Instant::now();
+                Ok(statement.clone())
+            }
+            _ => Err(Status::not_found(
+                "no such prepared statement (closed, forgotten, or another token's)",
+            )),
+        }
+    }
+}
+
+/// Logs a query `caller` sent and counts it by outcome.
+fn log_query(caller: &str, sql: &str, error: Option<&Status>, started: Instant) {
+    let outcome = match error {
+        None => "ok",
+        Some(s) if s.code() == tonic::Code::Internal => "error",
+        Some(_) => "refused",
+    };
+    tracing::info!(
+        token = %caller,
+        sql = %sql,
+        outcome,
+        planning_ms = started.elapsed().as_millis() as u64,
+        "flight sql: query"
+    );
+    metrics::counter!("auditlake_queries_total", "outcome" => outcome).increment(1);
+}
+
+/// `batches` cut at `max_rows` rows, failing at `deadline`, holding `permit` until the last one.
+fn bounded(
+    batches: auditlake_engine::BatchStream,
+    permit: OwnedSemaphorePermit,
+    deadline: Option<tokio::time::Instant>,
+    max_rows: Option<usize>,
+) -> impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static {
+    let left = max_rows.unwrap_or(usize::MAX);
+    stream::unfold(
+        (batches, Some(permit), left),
+        move |(mut batches, permit, left)| async move {
+            let permit = permit?;
+            if left == 0 {
+                return None;
+            }
+            let next = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, batches.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        let e = FlightError::Tonic(Box::new(timed_out()));
+                        return Some((Err(e), (batches, None, 0)));
+                    }
+                },
+                None => batches.next().await,
+            };
+            match next? {
+                Ok(batch) => {
+                    let batch = batch.slice(0, batch.num_rows().min(left));
+                    let left = left - batch.num_rows();
+                    Some((Ok(batch), (batches, Some(permit), left)))
+                }
+                Err(e) => {
+                    let e = FlightError::Tonic(Box::new(engine_status(e)));
+                    Some((Err(e), (batches, None, 0)))
+                }
+            }
+        },
+    )
+}
+
+/// The name and token of HTTP Basic credentials, `base64(name:token)`, padded or not (Go's
+/// Flight SQL client leaves the padding out).
+fn basic_credentials(encoded: &str) -> Option<(String, String)> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const BASIC: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let decoded = String::from_utf8(BASIC.decode(encoded.trim()).ok()?).ok()?;
+    let (name, token) = decoded.split_once(':')?;
+    Some((name.to_string(), token.to_string()))
+}
+
+fn timed_out() -> Status {
+    Status::deadline_exceeded("the query ran past the server's query time limit")
+}
+
+fn engine_status(e: auditlake_engine::Error) -> Status {
+    match e {
+        auditlake_engine::Error::Timeout { .. } => timed_out(),
+        e if e.is_user_error() => Status::invalid_argument(e.to_string()),
+        e => {
+            tracing::error!(error = %e, "flight sql: query failed");
+            Status::internal(e.to_string())
+        }
+    }
+}
+
+/// A `FlightInfo` for a result with `schema`, fetched with `ticket` from this server.
+fn info(
+    schema: &Schema,
+    ticket: Ticket,
+    descriptor: FlightDescriptor,
+) -> Result<Response<FlightInfo>, Status> {
+    let info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| Status::internal(e.to_string()))?
+        .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+        .with_descriptor(descriptor);
+    Ok(Response::new(info))
+}
+
+/// One batch, streamed as Flight data.
+fn one_batch(
+    schema: SchemaRef,
+    batch: Result<RecordBatch, FlightError>,
+) -> Response<BoxedStream<arrow_flight::FlightData>> {
+    let data = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(stream::once(async move { batch }))
+        .map_err(Status::from);
+    Response::new(Box::pin(data))
+}
+
+fn schema_ipc(schema: &Schema) -> Result<bytes::Bytes, Status> {
+    let IpcMessage(bytes) = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
+        .try_into()
+        .map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
+    Ok(bytes)
+}
+
+fn read_only_refusal() -> Status {
+    Status::permission_denied("auditlake is read-only: only queries run")
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for FlightSql {
+    type FlightService = FlightSql;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<BoxedStream<HandshakeResponse>>, Status> {
+        let caller = self.caller(&request)?;
+        tracing::info!(token = %caller, "flight sql: login");
+        let mut response: Response<BoxedStream<HandshakeResponse>> =
+            Response::new(Box::pin(stream::iter([Ok(HandshakeResponse::default())])));
+        // The bearer the client sends from now on: the token the credentials carried.
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let token = match header.split_once(' ') {
+            Some((scheme, basic)) if scheme.eq_ignore_ascii_case("basic") => {
+                basic_credentials(basic).map(|(_, token)| token)
+            }
+            Some((_, bearer)) => Some(bearer.trim().to_string()),
+            None => None,
+        };
+        if let Some(token) = token
+            && let Ok(value) = MetadataValue::try_from(format!("Bearer {token}"))
+        {
+            response.metadata_mut().insert("authorization", value);
+        }
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.caller(&request)?;
+        // The ticket carries the SQL: any server behind a balancer can run it, and it is
+        // checked again when run.
+        let ticket = TicketStatementQuery {
+            statement_handle: query.query.clone().into_bytes().into(),
+        };
+        let ticket = Ticket::new(ticket.as_any().encode_to_vec());
+        self.info_for(&caller, &query.query, &[], ticket, request.into_inner())
+            .await
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
+        let caller = self.caller(&request)?;
+        let sql = std::str::from_utf8(&ticket.statement_handle)
+            .map_err(|_| Status::invalid_argument("the ticket is not this server's"))?;
+        self.run(&caller, sql, &[]).await
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let caller = self.caller(&request)?;
+        let (schema, parameters) = {
+            let _slot = self.slot().await?;
+            let started = Instant::now();
+            let planned = self
+                .plan(&query.query, &[])
+                .await
+                .and_then(|p| Ok((p.schema(), p.parameters().map_err(engine_status)?)));
+            if let Err(e) = &planned {
+                log_query(&caller, &query.query, Some(e), started);
+            }
+            planned?
+        };
+        let parameters = Schema::new(
+            parameters
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| Field::new(format!("${}", i + 1), t.unwrap_or(DataType::Null), true))
+                .collect::<Vec<_>>(),
+        );
+        let handle = {
+            let mut prepared = self.prepared.lock().expect("prepared statements");
+            if prepared.statements.len() >= MAX_PREPARED
+                && let Some(oldest) = prepared
+                    .statements
+                    .iter()
+                    .min_by_key(|(_, s)| s.used)
+                    .map(|(h, _)| h.clone())
+            {
+                prepared.statements.remove(&oldest);
+            }
+            prepared.next += 1;
+            let handle = format!("{}:{}", caller, prepared.next).into_bytes();
+            prepared.statements.insert(
+                handle.clone(),
+                Statement {
+                    owner: caller,
+                    sql: query.query,
+                    parameters: Vec::new(),
+                    used: Instant::now(),
+                },
+            );
+            handle
+        };
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into(),
+            dataset_schema: schema_ipc(&schema)?,
+            parameter_schema: schema_ipc(&parameters)?,
+        })
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let caller = self.caller(&request)?;
+        self.prepared(&caller, &query.prepared_statement_handle)?;
+        let data = request.into_inner().map_err(FlightError::from);
+        let batches: Vec<RecordBatch> =
+            arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data)
+                .try_collect()
+                .await
+                .map_err(Status::from)?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if rows > 1 {
+            return Err(Status::invalid_argument(format!(
+                "one row of parameters at a time, not {rows}"
+            )));
+        }
+        let mut parameters = Vec::new();
+        if let Some(batch) = batches.iter().find(|b| b.num_rows() == 1) {
+            for column in batch.columns() {
+                parameters.push(
+                    ScalarValue::try_from_array(column, 0)
+                        .map_err(|e| Status::invalid_argument(e.to_string()))?,
+                );
+            }
+        }
+        let mut prepared = self.prepared.lock().expect("prepared statements");
+        if let Some(statement) = prepared
+            .statements
+            .get_mut(query.prepared_statement_handle.as_ref())
+        {
+            statement.parameters = parameters;
+        }
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(query.prepared_statement_handle),
+        })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.caller(&request)?;
+        let statement = self.prepared(&caller, &query.prepared_statement_handle)?;
+        let ticket = Ticket::new(query.as_any().encode_to_vec());
+        self.info_for(
+            &caller,
+            &statement.sql,
+            &statement.parameters,
+            ticket,
+            request.into_inner(),
+        )
+        .await
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
+        let caller = self.caller(&request)?;
+        let statement = self.prepared(&caller, &query.prepared_statement_handle)?;
+        self.run(&caller, &statement.sql, &statement.parameters)
+            .await
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        let caller = self.caller(&request)?;
+        self.prepared(&caller, &query.prepared_statement_handle)?;
+        self.prepared
+            .lock()
+            .expect("prepared statements")
+            .statements
+            .remove(query.prepared_statement_handle.as_ref());
+        Ok(())
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let ticket = Ticket::new(query.as_any().encode_to_vec());
+        info(&query.into_builder().schema(), ticket, request.into_inner())
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
+        self.caller(&request)?;
+        let mut builder = query.into_builder();
+        for catalog in self.catalog.catalog_names() {
+            builder.append(catalog);
+        }
+        Ok(one_batch(builder.schema(), builder.build()))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let ticket = Ticket::new(query.as_any().encode_to_vec());
+        info(&query.into_builder().schema(), ticket, request.into_inner())
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
+        self.caller(&request)?;
+        let mut builder = query.into_builder();
+        for catalog_name in self.catalog.catalog_names() {
+            let Some(catalog) = self.catalog.catalog(&catalog_name) else {
+                continue;
+            };
+            for schema in catalog.schema_names() {
+                builder.append(&catalog_name, schema);
+            }
+        }
+        Ok(one_batch(builder.schema(), builder.build()))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let ticket = Ticket::new(query.as_any().encode_to_vec());
+        info(&query.into_builder().schema(), ticket, request.into_inner())
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
+        self.caller(&request)?;
+        let mut builder = query.into_builder();
+        for catalog_name in self.catalog.catalog_names() {
+            let Some(catalog) = self.catalog.catalog(&catalog_name) else {
+                continue;
+            };
+            for schema_name in catalog.schema_names() {
+                let Some(schema) = catalog.schema(&schema_name) else {
+                    continue;
+                };
+                for table_name in schema.table_names() {
+                    let Ok(Some(table)) = schema.table(&table_name).await else {
+                        continue;
+                    };
+                    let columns = auditlake_engine::stored_types(&table.schema());
+                    builder
+                        .append(
+                            &catalog_name,
+                            &schema_name,
+                            &table_name,
+                            table_type(table.table_type()),
+                            &columns,
+                        )
+                        .map_err(|e| Status::internal(e.to_string()))?;
+                }
+            }
+        }
+        Ok(one_batch(builder.schema(), builder.build()))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let ticket = Ticket::new(query.as_any().encode_to_vec());
+        info(&query.into_builder().schema(), ticket, request.into_inner())
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
+        self.caller(&request)?;
+        let mut builder = query.into_builder();
+        for kind in ["TABLE", "VIEW", "LOCAL TEMPORARY"] {
+            builder.append(kind);
+        }
+        Ok(one_batch(builder.schema(), builder.build()))
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let ticket = Ticket::new(query.as_any().encode_to_vec());
+        let schema = query.into_builder(&self.sql_info).schema();
+        info(&schema, ticket, request.into_inner())
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
+        self.caller(&request)?;
+        let builder = query.into_builder(&self.sql_info);
+        Ok(one_batch(builder.schema(), builder.build()))
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        query: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let caller = self.caller(&request)?;
+        tracing::info!(token = %caller, sql = %query.query, outcome = "refused", "flight sql: update");
+        Err(Self::check(&query.query)
+            .err()
+            .unwrap_or_else(read_only_refusal))
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        _query: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.caller(&request)?;
+        Err(Status::permission_denied(
+            "auditlake is read-only: events arrive through its ingest endpoints, not Flight",
+        ))
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        _query: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.caller(&request)?;
+        Err(read_only_refusal())
+    }
+
+    async fn do_put_substrait_plan(
+        &self,
+        _query: CommandStatementSubstraitPlan,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        self.caller(&request)?;
+        Err(Status::unimplemented(
+            "auditlake runs SQL, not Substrait plans",
+        ))
+    }
+
+    async fn get_flight_info_substrait_plan(
+        &self,
+        _query: CommandStatementSubstraitPlan,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        Err(Status::unimplemented(
+            "auditlake runs SQL, not Substrait plans",
+        ))
+    }
+
+    async fn do_action_begin_transaction(
+        &self,
+        _query: ActionBeginTransactionRequest,
+        request: Request<Action>,
+    ) -> Result<ActionBeginTransactionResult, Status> {
+        self.caller(&request)?;
+        Err(Status::unimplemented(
+            "auditlake is read-only and has no transactions",
+        ))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// Flight SQL's name for a DataFusion table type.
+fn table_type(kind: datafusion::datasource::TableType) -> &'static str {
+    use datafusion::datasource::TableType;
+    match kind {
+        TableType::Base => "TABLE",
+        TableType::View => "VIEW",
+        TableType::Temporary => "LOCAL TEMPORARY",
+    }
+}
