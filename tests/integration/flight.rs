@@ -34,7 +34,7 @@ impl SqlServer {
     }
 }
 
-/// Reads a query into pyarrow then pandas, lists the tables and reads a table's columns, runs a
+/// Reads a query into pyarrow then pandas, and one into polars, lists the tables and reads a table's columns, runs a
 /// prepared statement with a bound parameter, and is refused what changes data, a wrong token and
 /// a token without the query scope.
 #[test]
@@ -60,6 +60,10 @@ with flight_sql.connect(uri, db_kwargs=bearer) as conn:
         for t in (s["db_schema_tables"] or [])
     )
     columns = conn.adbc_get_table_schema("events").names
+    import polars
+    by_polars = polars.read_database(
+        "SELECT verb, count(*) AS n FROM events GROUP BY verb ORDER BY verb", connection=conn
+    )
     info = conn.adbc_get_info()
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) AS n FROM events WHERE verb = $1", parameters=("get",))
@@ -105,6 +109,7 @@ print(json.dumps({
     "read_only": info.get("vendor_read_only"),
     "columns": columns,
     "n_get": n_get,
+    "polars": dict(zip(by_polars["verb"].to_list(), by_polars["n"].to_list())),
     "by_password": by_password,
     "refused": refused,
     "wrong_bearer": refusal({DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer not-the-token-0000"}),
@@ -146,6 +151,7 @@ print(json.dumps({
     );
     assert_eq!(got["first"][0], ours[0]["audit_id"]);
     assert_eq!(got["n_get"], ours[0]["n_get"]);
+    assert_eq!(got["polars"]["get"], ours[0]["n_get"], "{got}");
     let tables: Vec<&str> = got["tables"]
         .as_array()
         .expect("tables")
