@@ -47,6 +47,8 @@
 mod body;
 mod error;
 pub mod file;
+#[cfg(test)]
+mod fuzz;
 pub mod kafka;
 pub mod lines;
 mod publish;
