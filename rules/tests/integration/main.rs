@@ -1,5 +1,6 @@
 //! The built-in pack: it compiles, every rule carries examples, and every example behaves.
 
+mod fuzz;
 mod pack;
 mod tuning;
 
