@@ -93,22 +93,8 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let auth = auth(&args, addr, tls.as_ref())?;
-    let pg_addr: Option<SocketAddr> = args
-        .pg_listen
-        .as_deref()
-        .map(|a| {
-            a.parse()
-                .with_context(|| format!("--pg-listen {a:?} is not an IP:PORT address"))
-        })
-        .transpose()?;
-    let flight_addr: Option<SocketAddr> = args
-        .flight_listen
-        .as_deref()
-        .map(|a| {
-            a.parse()
-                .with_context(|| format!("--flight-listen {a:?} is not an IP:PORT address"))
-        })
-        .transpose()?;
+    let pg_addr = extra_listener("--pg-listen", args.pg_listen.as_deref())?;
+    let flight_addr = extra_listener("--flight-listen", args.flight_listen.as_deref())?;
     for extra in [pg_addr, flight_addr].into_iter().flatten() {
         refuse_open_beyond_loopback(&auth, extra, &args)?;
     }
@@ -424,6 +410,16 @@ fn auth(args: &ServeArgs, addr: SocketAddr, tls: Option<&Tls>) -> anyhow::Result
     }
     refuse_open_beyond_loopback(&auth, addr, args)?;
     Ok(auth)
+}
+
+/// The address of a listener besides HTTP's (`--pg-listen`, `--flight-listen`), when given.
+fn extra_listener(flag: &str, value: Option<&str>) -> anyhow::Result<Option<SocketAddr>> {
+    value
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("{flag} {a:?} is not an IP:PORT address"))
+        })
+        .transpose()
 }
 
 /// Refuses to listen on `addr` beyond loopback without authentication, unless told to.

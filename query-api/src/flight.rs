@@ -106,7 +106,14 @@ impl FlightServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), tonic::transport::Error> {
         let service = FlightServiceServer::new(self.service);
-        let server = tonic::transport::Server::builder().add_service(service);
+        // Dead peers are found by HTTP/2 pings and dropped; one connection runs a bounded
+        // number of calls at once (queries are bounded again by the query slots).
+        let server = tonic::transport::Server::builder()
+            .tcp_keepalive(Some(Duration::from_secs(60)))
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .concurrency_limit_per_connection(32)
+            .add_service(service);
         match tls {
             None => {
                 let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

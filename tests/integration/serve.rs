@@ -422,6 +422,22 @@ fn beyond_loopback_the_server_refuses_to_start_without_tokens() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("shorter than 16"));
+    // HTTP on loopback, but a SQL protocol beyond it: refused the same way.
+    for flag in ["--pg-listen", "--flight-listen"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_auditlake"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0", flag, "0.0.0.0:0"])
+            .env_remove("AUDITLAKE_TOKENS")
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(1), "{flag}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("refusing to listen on 0.0.0.0:0 without authentication"),
+            "{flag}: {stderr}"
+        );
+    }
 }
 
 #[tokio::test]
