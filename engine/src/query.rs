@@ -277,7 +277,15 @@ impl QueryEngine {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        Ok(self.ctx.sql_with_options(sql, options).await?)
+        // DataFusion's planner panics on some statements (`SELECT (SELECT FROM t)`, found by
+        // the SQL guard's fuzz target): a refusal, not a dead connection.
+        let planning = std::panic::AssertUnwindSafe(self.ctx.sql_with_options(sql, options));
+        match futures::FutureExt::catch_unwind(planning).await {
+            Ok(frame) => Ok(frame?),
+            Err(_) => Err(Error::Invalid {
+                reason: "the query planner failed on this statement; write it another way".into(),
+            }),
+        }
     }
 
     /// Plans one query without running it, for a protocol that answers with the result's
@@ -423,6 +431,25 @@ pub(crate) mod tests {
             .and_then(|s| s.data_source().downcast_ref::<FileScanConfig>())
             .expect("a file scan")
             .clone()
+    }
+
+    /// A statement DataFusion's planner panics on is refused, and the engine goes on.
+    #[test]
+    fn a_statement_the_planner_panics_on_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        lake_of(dir.path(), "a", 3, "2025-11-03T10:00:00Z");
+        let engine = QueryEngine::open(dir.path(), QueryLimits::default()).expect("open");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let sql = "SELECT (SELECT FROM alerts) AS last, count(DISTINCT audit_id) FROM events";
+        let refused = rt.block_on(engine.query(sql)).expect_err("refused");
+        assert!(refused.is_user_error(), "{refused}");
+        assert!(refused.to_string().contains("planner failed"), "{refused}");
+        let counted = rt
+            .block_on(engine.query("SELECT count(*) FROM events"))
+            .expect("the engine goes on");
+        assert_eq!(counted.batches[0].num_rows(), 1);
     }
 
     #[test]

@@ -320,6 +320,18 @@ impl Guarded {
         let permit = self.slot().await?;
         let started = Instant::now();
         let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
+        // DataFusion's planner panics on some statements: a refusal, not a dropped connection.
+        let run = async {
+            futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                        "ERROR".into(),
+                        "XX000".into(),
+                        "the query planner failed on this statement; write it another way".into(),
+                    ))))
+                })
+        };
         let ran = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, run)
                 .await

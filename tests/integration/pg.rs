@@ -247,6 +247,19 @@ fn psql_is_refused_a_wrong_password_a_token_without_query_and_every_change() {
             stderr(&refused)
         );
     }
+    // A statement DataFusion's planner panics on (found by fuzzing) is an error, and the
+    // server goes on.
+    let panicky = pg.psql(
+        "alice",
+        TOKEN,
+        "SELECT (SELECT FROM alerts) AS last, count(DISTINCT audit_id) FROM events",
+    );
+    assert!(!panicky.status.success());
+    assert!(
+        stderr(&panicky).contains("planner failed"),
+        "{}",
+        stderr(&panicky)
+    );
     // Still there, and the server logged who asked.
     let counted = pg.psql("alice", TOKEN, "SELECT count(*) FROM events");
     assert!(counted.status.success(), "{}", stderr(&counted));
