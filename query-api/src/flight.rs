@@ -27,8 +27,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::ipc::writer::IpcWriteOptions;
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
@@ -45,8 +44,7 @@ use arrow_flight::sql::{
     ProstMessageExt, SqlInfo, SqlSupportedTransaction, TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
-    IpcMessage, SchemaAsIpc, Ticket,
+    Action, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
 use auditlake_engine::{Planned, QueryEngine};
 use base64::Engine;
@@ -54,7 +52,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use futures::{Stream, StreamExt, TryStreamExt, stream};
+use futures::{Stream, TryStreamExt, stream};
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -66,10 +64,14 @@ use crate::error::ApiError;
 use crate::read_only;
 use crate::state::ApiState;
 
+mod answers;
+mod tls;
+use answers::{
+    bounded, engine_status, info, log_query, one_batch, read_only_refusal, schema_ipc, timed_out,
+};
+
 /// Prepared statements kept at most; making one more forgets the least recently used.
 const MAX_PREPARED: usize = 1024;
-/// A client that has not finished its TLS handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -123,49 +125,11 @@ impl FlightServer {
             }
             Some(acceptor) => {
                 server
-                    .serve_with_incoming_shutdown(tls_incoming(listener, acceptor), shutdown)
+                    .serve_with_incoming_shutdown(tls::incoming(listener, acceptor), shutdown)
                     .await
             }
         }
     }
-}
-
-/// The TLS connections on `listener`, each handshaken in a task of its own so that a slow client
-/// holds up no other.
-fn tls_incoming(
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-) -> impl Stream<Item = std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
-    let (sender, receiver) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(async move {
-        loop {
-            let (socket, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "flight sql: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            if sender.is_closed() {
-                return;
-            }
-            let acceptor = acceptor.clone();
-            let sender = sender.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = sender.send(Ok(tls)).await;
-                    }
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "flight sql: TLS handshake failed")
-                    }
-                    Err(_) => tracing::debug!(%peer, "flight sql: TLS handshake timed out"),
-                }
-            });
-        }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(receiver)
 }
 
 /// What the server says of itself in `GetSqlInfo`.
@@ -365,6 +329,18 @@ impl FlightSql {
         Ok(Response::new(Box::pin(data)))
     }
 
+    /// The `FlightInfo` of a catalog command (`GetTables`, ...): fetched with the command
+    /// itself as the ticket, answered with `schema`.
+    fn command_info(
+        &self,
+        request: Request<FlightDescriptor>,
+        command: Vec<u8>,
+        schema: &Schema,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        info(schema, Ticket::new(command), request.into_inner())
+    }
+
     /// The prepared statement `handle` of `caller`.
     fn prepared(&self, caller: &str, handle: &[u8]) -> Result<Statement, Status> {
         let mut prepared = self.prepared.lock().expect("prepared statements");
@@ -380,63 +356,6 @@ impl FlightSql {
     }
 }
 
-/// Logs a query `caller` sent and counts it by outcome.
-fn log_query(caller: &str, sql: &str, error: Option<&Status>, started: Instant) {
-    let outcome = match error {
-        None => "ok",
-        Some(s) if s.code() == tonic::Code::Internal => "error",
-        Some(_) => "refused",
-    };
-    tracing::info!(
-        token = %caller,
-        sql = %sql,
-        outcome,
-        planning_ms = started.elapsed().as_millis() as u64,
-        "flight sql: query"
-    );
-    metrics::counter!("auditlake_queries_total", "outcome" => outcome).increment(1);
-}
-
-/// `batches` cut at `max_rows` rows, failing at `deadline`, holding `permit` until the last one.
-fn bounded(
-    batches: auditlake_engine::BatchStream,
-    permit: OwnedSemaphorePermit,
-    deadline: Option<tokio::time::Instant>,
-    max_rows: Option<usize>,
-) -> impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static {
-    let left = max_rows.unwrap_or(usize::MAX);
-    stream::unfold(
-        (batches, Some(permit), left),
-        move |(mut batches, permit, left)| async move {
-            let permit = permit?;
-            if left == 0 {
-                return None;
-            }
-            let next = match deadline {
-                Some(deadline) => match tokio::time::timeout_at(deadline, batches.next()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        let e = FlightError::Tonic(Box::new(timed_out()));
-                        return Some((Err(e), (batches, None, 0)));
-                    }
-                },
-                None => batches.next().await,
-            };
-            match next? {
-                Ok(batch) => {
-                    let batch = batch.slice(0, batch.num_rows().min(left));
-                    let left = left - batch.num_rows();
-                    Some((Ok(batch), (batches, Some(permit), left)))
-                }
-                Err(e) => {
-                    let e = FlightError::Tonic(Box::new(engine_status(e)));
-                    Some((Err(e), (batches, None, 0)))
-                }
-            }
-        },
-    )
-}
-
 /// The name and token of HTTP Basic credentials, `base64(name:token)`, padded or not (Go's
 /// Flight SQL client leaves the padding out).
 fn basic_credentials(encoded: &str) -> Option<(String, String)> {
@@ -448,58 +367,6 @@ fn basic_credentials(encoded: &str) -> Option<(String, String)> {
     let decoded = String::from_utf8(BASIC.decode(encoded.trim()).ok()?).ok()?;
     let (name, token) = decoded.split_once(':')?;
     Some((name.to_string(), token.to_string()))
-}
-
-fn timed_out() -> Status {
-    Status::deadline_exceeded("the query ran past the server's query time limit")
-}
-
-fn engine_status(e: auditlake_engine::Error) -> Status {
-    match e {
-        auditlake_engine::Error::Timeout { .. } => timed_out(),
-        e if e.is_user_error() => Status::invalid_argument(e.to_string()),
-        e => {
-            tracing::error!(error = %e, "flight sql: query failed");
-            Status::internal(e.to_string())
-        }
-    }
-}
-
-/// A `FlightInfo` for a result with `schema`, fetched with `ticket` from this server.
-fn info(
-    schema: &Schema,
-    ticket: Ticket,
-    descriptor: FlightDescriptor,
-) -> Result<Response<FlightInfo>, Status> {
-    let info = FlightInfo::new()
-        .try_with_schema(schema)
-        .map_err(|e| Status::internal(e.to_string()))?
-        .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
-        .with_descriptor(descriptor);
-    Ok(Response::new(info))
-}
-
-/// One batch, streamed as Flight data.
-fn one_batch(
-    schema: SchemaRef,
-    batch: Result<RecordBatch, FlightError>,
-) -> Response<BoxedStream<arrow_flight::FlightData>> {
-    let data = FlightDataEncoderBuilder::new()
-        .with_schema(schema)
-        .build(stream::once(async move { batch }))
-        .map_err(Status::from);
-    Response::new(Box::pin(data))
-}
-
-fn schema_ipc(schema: &Schema) -> Result<bytes::Bytes, Status> {
-    let IpcMessage(bytes) = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
-        .try_into()
-        .map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
-    Ok(bytes)
-}
-
-fn read_only_refusal() -> Status {
-    Status::permission_denied("auditlake is read-only: only queries run")
 }
 
 #[tonic::async_trait]
@@ -707,9 +574,8 @@ impl FlightSqlService for FlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
-        let ticket = Ticket::new(query.as_any().encode_to_vec());
-        info(&query.into_builder().schema(), ticket, request.into_inner())
+        let command = query.as_any().encode_to_vec();
+        self.command_info(request, command, &query.into_builder().schema())
     }
 
     async fn do_get_catalogs(
@@ -730,9 +596,8 @@ impl FlightSqlService for FlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
-        let ticket = Ticket::new(query.as_any().encode_to_vec());
-        info(&query.into_builder().schema(), ticket, request.into_inner())
+        let command = query.as_any().encode_to_vec();
+        self.command_info(request, command, &query.into_builder().schema())
     }
 
     async fn do_get_schemas(
@@ -758,9 +623,8 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
-        let ticket = Ticket::new(query.as_any().encode_to_vec());
-        info(&query.into_builder().schema(), ticket, request.into_inner())
+        let command = query.as_any().encode_to_vec();
+        self.command_info(request, command, &query.into_builder().schema())
     }
 
     async fn do_get_tables(
@@ -803,9 +667,8 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
-        let ticket = Ticket::new(query.as_any().encode_to_vec());
-        info(&query.into_builder().schema(), ticket, request.into_inner())
+        let command = query.as_any().encode_to_vec();
+        self.command_info(request, command, &query.into_builder().schema())
     }
 
     async fn do_get_table_types(
@@ -826,10 +689,12 @@ impl FlightSqlService for FlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
-        let ticket = Ticket::new(query.as_any().encode_to_vec());
-        let schema = query.into_builder(&self.sql_info).schema();
-        info(&schema, ticket, request.into_inner())
+        let command = query.as_any().encode_to_vec();
+        self.command_info(
+            request,
+            command,
+            &query.into_builder(&self.sql_info).schema(),
+        )
     }
 
     async fn do_get_sql_info(
@@ -921,184 +786,6 @@ fn table_type(kind: datafusion::datasource::TableType) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use auditlake_engine::QueryLimits;
-
-    pub(super) fn service(dir: &std::path::Path) -> FlightSql {
-        let engine = Arc::new(QueryEngine::open(dir, QueryLimits::default()).expect("engine"));
-        FlightSql {
-            catalog: engine.session(),
-            engine,
-            auth: Arc::new(
-                Auth::with_tokens(
-                    "alice query alice-token-0123456789\nbob query bob-token-0123456789",
-                )
-                .expect("tokens"),
-            ),
-            slots: Arc::new(Semaphore::new(1)),
-            queue_wait: Duration::from_millis(10),
-            timeout: None,
-            max_rows: None,
-            prepared: Mutex::new(Prepared::default()),
-            sql_info: sql_info(),
-        }
-    }
-
-    #[test]
-    fn basic_credentials_are_read_padded_or_not() {
-        // "bob:pg-test-token-0123456789" is 28 bytes: padded with "==".
-        let padded =
-            base64::engine::general_purpose::STANDARD.encode("bob:pg-test-token-0123456789");
-        let unpadded = padded.trim_end_matches('=');
-        for encoded in [padded.as_str(), unpadded] {
-            assert_eq!(
-                basic_credentials(encoded),
-                Some(("bob".into(), "pg-test-token-0123456789".into()))
-            );
-        }
-        assert_eq!(basic_credentials("not base64!"), None);
-        let no_colon = base64::engine::general_purpose::STANDARD.encode("token-only");
-        assert_eq!(basic_credentials(&no_colon), None);
-    }
-
-    #[test]
-    fn only_one_query_passes_the_check() {
-        assert!(FlightSql::check("SELECT verb FROM events").is_ok());
-        assert!(FlightSql::check("EXPLAIN SELECT 1").is_ok());
-        for (sql, said) in [
-            ("DROP TABLE events", "DROP is refused"),
-            ("COPY events TO '/tmp/x.csv'", "COPY is refused"),
-            (
-                "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/'",
-                "CREATE is refused",
-            ),
-            ("SET datafusion.execution.batch_size = 1", "SET is refused"),
-        ] {
-            let refused = FlightSql::check(sql).expect_err(sql);
-            assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{sql}");
-            assert!(
-                refused.message().starts_with(said),
-                "{sql}: {}",
-                refused.message()
-            );
-        }
-        let two = FlightSql::check("SELECT 1; DROP TABLE events").expect_err("two statements");
-        assert_eq!(two.code(), tonic::Code::InvalidArgument);
-    }
-
-    #[tokio::test]
-    async fn a_prepared_statement_is_its_tokens_and_takes_its_parameters_in_order() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let service = service(dir.path());
-        let planned = service
-            .plan("SELECT $2::bigint + 1 AS a, $1 || 'x' AS b", &[])
-            .await
-            .expect("plan");
-        assert_eq!(planned.parameters().expect("parameters").len(), 2);
-        service.prepared.lock().expect("lock").statements.insert(
-            b"h".to_vec(),
-            Statement {
-                owner: "alice".into(),
-                sql: "SELECT 1".into(),
-                parameters: Vec::new(),
-                used: Instant::now(),
-            },
-        );
-        assert!(service.prepared("alice", b"h").is_ok());
-        let theirs = service.prepared("bob", b"h").err().expect("bob's");
-        assert_eq!(theirs.code(), tonic::Code::NotFound);
-        let gapped = service.plan("SELECT $2 AS b", &[]).await.expect("plan");
-        assert!(gapped.parameters().is_err(), "$2 without $1");
-    }
-
-    #[tokio::test]
-    async fn a_query_waits_for_a_slot_and_is_refused_when_none_frees() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let service = service(dir.path());
-        let held = service.slot().await.expect("the one slot");
-        let busy = service
-            .run("alice", "SELECT 1", &[])
-            .await
-            .err()
-            .expect("no slot");
-        assert_eq!(busy.code(), tonic::Code::ResourceExhausted);
-        drop(held);
-        assert!(service.run("alice", "SELECT 1", &[]).await.is_ok());
-    }
-}
-
-/// The fuzz target of the SQL guard: queries and refused statements (`fuzz/seeds/sql.sql`),
-/// mutated by `auditlake-fuzz` (which also checks panics and the heap), through the statement
-/// check and, when it passes, the engine's planning, as Flight SQL and the PostgreSQL protocol
-/// do before anything runs. What the check lets through and the engine plans is a query.
-///
-/// `AUDITLAKE_FUZZ_SECONDS=600 cargo test --release -p auditlake-query-api --lib fuzz --
-/// --nocapture` fuzzes for ten minutes.
+mod fuzz;
 #[cfg(test)]
-mod fuzz {
-    use super::*;
-    use auditlake_fuzz::{Target, seed_files};
-
-    const TOKENS: &[&[u8]] = &[
-        b"SELECT ",
-        b" FROM ",
-        b"events",
-        b"alerts",
-        b"information_schema.tables",
-        b" WHERE ",
-        b" UNION ",
-        b"WITH ",
-        b" JOIN ",
-        b"(SELECT ",
-        b"DROP ",
-        b"COPY ",
-        b"SET ",
-        b"CREATE ",
-        b"INSERT ",
-        b"EXPLAIN ",
-        b"ANALYZE ",
-        b"$1",
-        b"$0",
-        b"$99999999999",
-        b"?",
-        b"'",
-        b"E'\\x",
-        b"::bigint",
-        b"[1]",
-        b"unnest(",
-        b"generate_series(",
-        b"/*",
-        b"--",
-    ];
-
-    #[test]
-    fn fuzz_the_sql_guard() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        // One statement a seed.
-        let seeds: Vec<Vec<u8>> = seed_files(&[root.join("fuzz/seeds")], &["sql"])
-            .iter()
-            .flat_map(|file| file.split(|b| *b == b'\n').map(<[u8]>::to_vec))
-            .filter(|line| !line.is_empty())
-            .collect();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let service = tests::service(dir.path());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let (mut passed, mut planned) = (0u64, 0u64);
-        let report = Target::new("sql", seeds).with_tokens(TOKENS).run(|input| {
-            let sql = String::from_utf8_lossy(input);
-            if FlightSql::check(&sql).is_err() {
-                return;
-            }
-            passed += 1;
-            if runtime.block_on(service.plan(&sql, &[])).is_ok() {
-                planned += 1;
-            }
-        });
-        println!("fuzz sql: {passed} inputs passed the check, {planned} planned");
-        assert!(report.executions > 0);
-    }
-}
+mod tests;
