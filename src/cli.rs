@@ -215,6 +215,13 @@ pub struct ServeArgs {
     /// Largest webhook body, counted after decompression (e.g. 64MiB)
     #[arg(long, env = "AUDITLAKE_MAX_BODY", default_value = "64MiB", value_parser = parse_size)]
     pub max_body: usize,
+    /// Oldest event the webhook and Kafka accept, by its own time (`off`: any); older events are
+    /// rejected one by one, so a forged or wrong timestamp cannot open partitions without bound
+    #[arg(long, env = "AUDITLAKE_MAX_EVENT_AGE", default_value = "7d", value_parser = parse_limit)]
+    pub max_event_age: Limit,
+    /// How far ahead of this server's clock an event's time may be (`off`: any)
+    #[arg(long, env = "AUDITLAKE_MAX_EVENT_AHEAD", default_value = "1h", value_parser = parse_limit)]
+    pub max_event_ahead: Limit,
     /// Accepted input not yet applied to the lake, at most; beyond it the webhook answers 429
     #[arg(long, env = "AUDITLAKE_MAX_INFLIGHT", default_value = "128MiB", value_parser = parse_size)]
     pub max_inflight: usize,
@@ -347,6 +354,18 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     auditlake_schema::time::parse_duration(text)
         .ok_or_else(|| format!("{text:?} is not a duration such as 30s, 10m, 2h or 90d"))
+}
+
+/// A duration bound, or none (`off`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limit(pub Option<std::time::Duration>);
+
+/// `off`, or a duration as [`parse_duration`] reads it.
+pub fn parse_limit(text: &str) -> Result<Limit, String> {
+    if text.trim() == "off" {
+        return Ok(Limit(None));
+    }
+    parse_duration(text).map(|d| Limit(Some(d)))
 }
 
 #[derive(Debug, Args)]

@@ -185,6 +185,7 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
             config.dead_letter_topic = kafka.kafka_dead_letter_topic.clone();
             config.options = kafka.kafka_options.clone();
             config.max_message_bytes = args.max_body;
+            config.time_window = Some(time_window(&args));
             let sink = Arc::new(ServiceSink(Arc::clone(&service)));
             let source = KafkaSource::start(config, sink, runtime.handle().clone())?;
             tracing::info!(
@@ -413,6 +414,14 @@ fn auth(args: &ServeArgs, addr: SocketAddr, tls: Option<&Tls>) -> anyhow::Result
 }
 
 /// The address of a listener besides HTTP's (`--pg-listen`, `--flight-listen`), when given.
+/// The event times the webhook and Kafka accept.
+fn time_window(args: &ServeArgs) -> auditlake_schema::TimeWindow {
+    auditlake_schema::TimeWindow {
+        max_age: args.max_event_age.0,
+        max_ahead: args.max_event_ahead.0,
+    }
+}
+
 fn extra_listener(flag: &str, value: Option<&str>) -> anyhow::Result<Option<SocketAddr>> {
     value
         .map(|a| {
@@ -480,6 +489,7 @@ fn app(
         sink: Arc::new(ServiceSink(service)),
         max_body: args.max_body,
         default_cluster,
+        time_window: Some(time_window(args)),
     })
     .route_layer(from_fn_with_state(
         (auth, Scope::Ingest),

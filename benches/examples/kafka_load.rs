@@ -144,6 +144,8 @@ fn main() {
         .arg("--data-dir")
         .arg(&data)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        // The generated events are of November 2025.
+        .args(["--max-event-age", "off"])
         .args(["--kafka-brokers", &broker_addr, "--kafka-topic", "bench"])
         .args(["--kafka-group", "bench"])
         .env("RUST_LOG", "warn")

@@ -141,6 +141,8 @@ async fn main() {
         .arg("--data-dir")
         .arg(data.path())
         .args(["serve", "--listen", "127.0.0.1:0"])
+        // The generated events are of November 2025.
+        .args(["--max-event-age", "off"])
         .env("RUST_LOG", "warn")
         .stderr(Stdio::piped())
         .spawn()

@@ -117,6 +117,8 @@ impl Server {
             .arg("--data-dir")
             .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0", "--flush-interval", "2s"])
+            // A generated month of history, accepted as replay would.
+            .args(["--max-event-age", "off"])
             .arg("--threat-intel")
             .arg(threat)
             .env_remove("AUDITLAKE_TOKENS")

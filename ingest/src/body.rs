@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use auditlake_schema::Decoder;
+use auditlake_schema::{Decoder, TimeWindow};
 
 use crate::lines::{Document, for_each_document};
 
@@ -34,6 +34,15 @@ pub(crate) fn gunzip(bytes: &[u8], max: usize) -> std::io::Result<Option<Vec<u8>
 
 /// Decodes every event of `body` into `decoder`; each rejection is handed to `note` as
 /// `{"line", "index"?, "reason"}` (`line` absent when the input itself could not be read).
+/// A decoder for a live source: events labelled `cluster`, their times checked against `window`.
+pub(crate) fn new_decoder(cluster: Option<String>, window: Option<TimeWindow>) -> Decoder {
+    let decoder = Decoder::new(cluster);
+    match window {
+        Some(window) => decoder.with_time_window(window),
+        None => decoder,
+    }
+}
+
 pub(crate) fn decode_into(
     decoder: &mut Decoder,
     body: &[u8],

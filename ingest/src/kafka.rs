@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use auditlake_schema::TimeWindow;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
@@ -85,6 +86,8 @@ pub struct KafkaConfig {
     pub batch_bytes: usize,
     /// Longest a batch waits for more messages.
     pub batch_wait: Duration,
+    /// Event times accepted; an event outside it makes its message poison.
+    pub time_window: Option<TimeWindow>,
 }
 
 impl KafkaConfig {
@@ -102,6 +105,7 @@ impl KafkaConfig {
             batch_messages: 5000,
             batch_bytes: 8 << 20,
             batch_wait: Duration::from_millis(50),
+            time_window: None,
         }
     }
 }

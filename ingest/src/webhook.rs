@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
-use auditlake_schema::Decoder;
+use auditlake_schema::TimeWindow;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -51,6 +51,8 @@ pub struct WebhookState<S> {
     pub max_body: usize,
     /// Cluster of events posted to `/v1/webhook` (without a cluster in the path).
     pub default_cluster: Option<String>,
+    /// Event times accepted; an event outside it is rejected on its own.
+    pub time_window: Option<TimeWindow>,
 }
 
 impl<S> Clone for WebhookState<S> {
@@ -59,6 +61,7 @@ impl<S> Clone for WebhookState<S> {
             sink: Arc::clone(&self.sink),
             max_body: self.max_body,
             default_cluster: self.default_cluster.clone(),
+            time_window: self.time_window,
         }
     }
 }
@@ -195,6 +198,7 @@ async fn handle<S: DurableSink>(
         }
     })?;
     let held = declared.unwrap_or(0);
+    let window = state.time_window;
     let sink = Arc::clone(&state.sink);
     let decoded = tokio::task::spawn_blocking(move || {
         let plain = if gzip {
@@ -205,7 +209,7 @@ async fn handle<S: DurableSink>(
         if plain.len() > held && !sink.grow(&mut reservation, plain.len() - held) {
             return Err(refused(WebhookError::Busy));
         }
-        Ok((decode(&plain, cluster), reservation))
+        Ok((decode(&plain, cluster, window), reservation))
     })
     .await
     .map_err(|e| WebhookError::Unavailable(format!("decoding failed: {e}")))?;
@@ -277,8 +281,8 @@ struct Decoded {
 
 /// Decodes a body: one JSON document (an `EventList`, one event, a cloud wrapper) or NDJSON.
 /// A rejection names the list item (`index`) or, for NDJSON, the `line`.
-fn decode(body: &[u8], cluster: Option<String>) -> Decoded {
-    let mut decoder = Decoder::new(cluster);
+fn decode(body: &[u8], cluster: Option<String>, window: Option<TimeWindow>) -> Decoded {
+    let mut decoder = crate::body::new_decoder(cluster, window);
     let mut rejected = Vec::new();
     let mut rejected_count = 0;
     crate::body::decode_into(&mut decoder, body, |entry| {

@@ -17,7 +17,9 @@ use null_runs::Optional;
 
 use crate::columns::events_schema;
 use crate::derive::Derived;
+use crate::error::{Error, Result};
 use crate::model::Str;
+use crate::time::TimeWindow;
 
 /// One event, normalized, borrowing from the decoded input. Both the Event path and the GKE path
 /// produce one of these, so every input shape lands in the same columns the same way.
@@ -60,6 +62,8 @@ type StrList = ListBuilder<StringBuilder>;
 
 /// Column builders of one `events` batch.
 pub(crate) struct EventBatchBuilder {
+    /// Event times accepted, relative to the time of ingestion; `None`: all.
+    pub(crate) window: Option<TimeWindow>,
     cluster: StringBuilder,
     audit_id: StringBuilder,
     stage: Optional<StringBuilder>,
@@ -212,6 +216,7 @@ impl EventBatchBuilder {
     pub(crate) fn new() -> Self {
         let s = StringBuilder::new;
         Self {
+            window: None,
             cluster: s(),
             audit_id: s(),
             stage: Optional::default(),
@@ -270,7 +275,23 @@ impl EventBatchBuilder {
         ArrayBuilder::len(&self.audit_id)
     }
 
-    pub(crate) fn append(&mut self, row: &Row<'_>, derived: &Derived, ingested_at: i64) {
+    /// Appends one event, unless its time is outside the builder's window.
+    pub(crate) fn append(
+        &mut self,
+        row: &Row<'_>,
+        derived: &Derived,
+        ingested_at: i64,
+    ) -> Result<()> {
+        if let Some(window) = &self.window {
+            let (earliest, latest) = window.bounds(ingested_at);
+            if !(earliest..=latest).contains(&row.event_time) {
+                return Err(Error::OutsideTimeWindow {
+                    event_time: row.event_time,
+                    earliest,
+                    latest,
+                });
+            }
+        }
         self.hash_buf.clear();
         let mut h = Hasher(&mut self.hash_buf);
         macro_rules! text {
@@ -349,6 +370,7 @@ impl EventBatchBuilder {
         self.rule_resources
             .push(role.map(|r| r.resources.as_slice()));
         self.event_hash.append_value(xxh3_64(&self.hash_buf));
+        Ok(())
     }
 
     /// Takes the rows appended so far as a batch and leaves the builder empty, with room for a

@@ -17,7 +17,7 @@ use crate::gke;
 use crate::model::{AuthzAnnotations, Envelope, Raw, Str};
 use crate::redact::Redaction;
 use crate::scan;
-use crate::time::{now_micros, parse_rfc3339_micros};
+use crate::time::{TimeWindow, now_micros, parse_rfc3339_micros};
 
 /// The cluster name used when neither the source nor a cloud wrapper names one.
 pub const DEFAULT_CLUSTER: &str = "default";
@@ -64,6 +64,13 @@ impl Decoder {
             builder: EventBatchBuilder::new(),
             cluster,
         }
+    }
+
+    /// Rejects events whose time is outside `window` of the time they are decoded (a live
+    /// source's acceptance window).
+    pub fn with_time_window(mut self, window: TimeWindow) -> Self {
+        self.builder.window = Some(window);
+        self
     }
 
     /// Rows decoded and not yet taken by [`Decoder::finish`].
@@ -318,8 +325,7 @@ fn event(
         response_object: response_object.as_deref(),
     };
     let derived = Source::from_row(&row).derive();
-    builder.append(&row, &derived, ingested_at);
-    Ok(())
+    builder.append(&row, &derived, ingested_at)
 }
 
 struct Ctx<'r> {

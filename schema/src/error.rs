@@ -30,6 +30,21 @@ pub enum Error {
         /// The text that failed to parse.
         value: String,
     },
+    /// An event whose time is outside the window a live source accepts ([`crate::TimeWindow`]).
+    #[error(
+        "event time {} is outside the accepted window {} to {} (--max-event-age, --max-event-ahead)",
+        crate::time::format_micros(*event_time),
+        crate::time::format_micros(*earliest),
+        crate::time::format_micros(*latest)
+    )]
+    OutsideTimeWindow {
+        /// The event's time, µs since the epoch.
+        event_time: i64,
+        /// The earliest time accepted when it arrived.
+        earliest: i64,
+        /// The latest time accepted when it arrived.
+        latest: i64,
+    },
 }
 
 impl Error {

@@ -217,8 +217,7 @@ pub(crate) fn append(
         ..Row::default()
     };
     let derived = Source::from_row(&row).derive();
-    builder.append(&row, &derived, ingested_at);
-    Ok(())
+    builder.append(&row, &derived, ingested_at)
 }
 
 #[cfg(test)]

@@ -50,6 +50,7 @@ pub use columns::{alerts_schema, events_schema};
 pub use decode::{DEFAULT_CLUSTER, Decoder, Rejection};
 pub use error::{Error, Result};
 pub use redact::REDACTED;
+pub use time::TimeWindow;
 
 /// The directory of the package being run by cargo (`cargo test`, `cargo bench`), else
 /// `built_in`, the caller's `env!("CARGO_MANIFEST_DIR")`: where tests and benchmarks find

@@ -86,6 +86,39 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Which event times a live source accepts, relative to the time an event arrives: an event
+/// older than `max_age` or more than `max_ahead` in the future is rejected on its own (its list
+/// item or line named), so a wrong clock or a forged `1970` or `9999` timestamp cannot open hour
+/// partitions without bound. Replaying files applies none: history is what it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// How far in the past an event may be; `None`: any age.
+    pub max_age: Option<std::time::Duration>,
+    /// How far ahead of the receiving clock an event may be; `None`: any.
+    pub max_ahead: Option<std::time::Duration>,
+}
+
+impl TimeWindow {
+    /// The earliest and latest event time accepted at `now` (µs since the epoch).
+    pub fn bounds(&self, now: i64) -> (i64, i64) {
+        let micros = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        (
+            self.max_age
+                .map_or(i64::MIN, |d| now.saturating_sub(micros(d))),
+            self.max_ahead
+                .map_or(i64::MAX, |d| now.saturating_add(micros(d))),
+        )
+    }
+}
+
+/// `2018-10-26T13:42:46Z` for µs since the epoch (to the second; the text of error messages).
+pub fn format_micros(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros).map_or_else(
+        || format!("{micros} µs since the epoch"),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
+
 /// Parses `30s`, `10m`, `2h`, `1d` (a positive whole number and a unit).
 pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
     let text = text.trim();

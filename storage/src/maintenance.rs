@@ -173,9 +173,31 @@ impl Maintenance {
 
     /// Removes from `table` every file whose hour ended more than `retention` ago, in one
     /// commit; returns how many partitions that emptied.
+    ///
+    /// Ago counts from the clock, or from the end of the newest hour the table holds when the
+    /// clock is past it: a clock that jumps ahead (a bad RTC, an NTP server gone wrong) must not
+    /// erase the evidence, so the newest `retention` of history is always kept, also in a lake
+    /// nothing has written to for a while.
     fn expire(&self, table: &Table, retention: Duration) -> Result<usize> {
-        let cutoff = now_micros() - i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
-        let expired: Vec<DataFile> = files(&table.log)?
+        let files = files(&table.log)?;
+        let Some(newest) = files
+            .iter()
+            .map(|f| f.hour.start_micros() + HOUR_MICROS)
+            .max()
+        else {
+            return Ok(0);
+        };
+        let now = now_micros();
+        if now > newest + i64::try_from(retention.as_micros()).unwrap_or(i64::MAX) {
+            tracing::warn!(
+                table = table.name,
+                newest = %auditlake_schema::time::format_micros(newest),
+                "the clock is past the newest data by more than the retention; \
+                 retention counts from the newest data"
+            );
+        }
+        let cutoff = now.min(newest) - i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+        let expired: Vec<DataFile> = files
             .iter()
             .filter(|f| f.hour.start_micros() + HOUR_MICROS <= cutoff)
             .cloned()
@@ -607,12 +629,40 @@ mod tests {
         assert_eq!((owned(&a), owned(&b)), (1, 8), "b's files are untouched");
         assert_eq!(count(dir.path()), 80);
 
-        // Any server expires every expired file, whoever wrote it.
+        // Any server expires every expired file, whoever wrote it (counting from the newest
+        // data, which a third writes now).
+        let mut lake = LakeWriter::open(dir.path()).expect("lake");
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        lake.append(&events("c", 1, &now)).expect("append");
+        lake.flush().expect("flush");
         let retention = Some(Duration::from_secs(86_400));
         let expire = Maintenance::new(dir.path(), retention)
             .expect("m")
             .with_instance(a);
         assert_eq!(expire.pass().expect("pass").expired_partitions, 1);
-        assert_eq!(count(dir.path()), 0);
+        assert_eq!(count(dir.path()), 1);
+    }
+
+    #[test]
+    fn retention_counts_from_the_newest_data_when_the_clock_is_past_it() {
+        // As if the clock jumped years ahead of the newest event: the newest day of history
+        // stays, only what is older than it by the retention goes.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lake = LakeWriter::open(dir.path()).expect("lake");
+        lake.append(&events("older", 3, "2020-01-01T00:30:00Z"))
+            .expect("append");
+        lake.append(&events("newest-day", 4, "2020-01-05T10:30:00Z"))
+            .expect("append");
+        lake.append(&events("newest", 5, "2020-01-05T23:30:00Z"))
+            .expect("append");
+        lake.flush().expect("flush");
+        let m = Maintenance::new(dir.path(), Some(Duration::from_secs(86_400))).expect("m");
+        assert_eq!(m.pass().expect("pass").expired_partitions, 1);
+        assert_eq!(count(dir.path()), 9);
+        assert_eq!(
+            m.pass().expect("pass").expired_partitions,
+            0,
+            "and it stays"
+        );
     }
 }

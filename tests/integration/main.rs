@@ -5,6 +5,7 @@ mod bad_input;
 mod console;
 mod delta;
 mod derived;
+mod faults;
 mod flight;
 mod kafka;
 mod outputs;

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
-use auditlake_schema::Decoder;
+use auditlake_schema::{Decoder, TimeWindow};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::KafkaConfig;
-use crate::body;
+use crate::body::{self, new_decoder};
 use crate::webhook::DurableSink;
 
 /// One polled message, copied out of the consumer's buffer.
@@ -43,7 +43,8 @@ pub(super) async fn store<S: DurableSink>(
     config: &KafkaConfig,
 ) -> Result<(), String> {
     let max = config.max_message_bytes;
-    let (decoded, poison) = tokio::task::spawn_blocking(move || decode(messages, max))
+    let window = config.time_window;
+    let (decoded, poison) = tokio::task::spawn_blocking(move || decode(messages, max, window))
         .await
         .map_err(|e| format!("decoding kafka messages failed: {e}"))?;
     for p in &poison {
@@ -113,7 +114,11 @@ async fn dead_letter(producer: &FutureProducer, topic: &str, p: &Poison) -> Resu
 
 /// Decodes every message; returns the events (one batch, every cluster) with the payload bytes
 /// they came from after decompression, and the poison messages.
-fn decode(messages: Vec<Received>, max: usize) -> (Option<(RecordBatch, usize)>, Vec<Poison>) {
+fn decode(
+    messages: Vec<Received>,
+    max: usize,
+    window: Option<TimeWindow>,
+) -> (Option<(RecordBatch, usize)>, Vec<Poison>) {
     let mut decoders: HashMap<Option<String>, Decoder> = HashMap::new();
     let mut poison = Vec::new();
     let mut bytes = 0;
@@ -152,7 +157,7 @@ fn decode(messages: Vec<Received>, max: usize) -> (Option<(RecordBatch, usize)>,
         bytes += text.len();
         let decoder = decoders
             .entry(cluster.clone())
-            .or_insert_with(|| Decoder::new(cluster));
+            .or_insert_with(|| new_decoder(cluster, window));
         let before = decoder.len();
         let mut first_reason = None;
         let mut rejected = 0;
@@ -236,12 +241,40 @@ mod tests {
             received(3, Ok(Some("b".into())), &gz),
             received(4, Ok(None), b""),
         ];
-        let (batch, poison) = decode(messages, 1 << 20);
+        let (batch, poison) = decode(messages, 1 << 20, None);
         let (batch, _) = batch.expect("events");
         assert_eq!(batch.num_rows(), 3, "a, m and z");
         let offsets: Vec<(i64, bool)> =
             poison.iter().map(|p| (p.offset, p.stored_events)).collect();
         assert_eq!(offsets, [(1, true), (2, false)]);
         assert!(poison[0].reason.contains("line 2"), "{}", poison[0].reason);
+    }
+
+    #[test]
+    fn an_event_outside_the_window_makes_its_message_poison() {
+        let at = |id: &str, time: &str| {
+            format!(
+                r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"{id}","stage":"ResponseComplete","verb":"get","requestReceivedTimestamp":"{time}"}}"#
+            )
+        };
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let messages = vec![
+            received(0, Ok(None), at("now", &now).as_bytes()),
+            received(1, Ok(None), at("old", "1970-01-01T00:00:00Z").as_bytes()),
+            received(2, Ok(None), at("far", "9999-12-31T00:00:00Z").as_bytes()),
+        ];
+        let window = TimeWindow {
+            max_age: Some(Duration::from_secs(86_400)),
+            max_ahead: Some(Duration::from_secs(3600)),
+        };
+        let (batch, poison) = decode(messages, 1 << 20, Some(window));
+        assert_eq!(batch.expect("events").0.num_rows(), 1);
+        let offsets: Vec<i64> = poison.iter().map(|p| p.offset).collect();
+        assert_eq!(offsets, [1, 2]);
+        assert!(
+            poison[0].reason.contains("outside the accepted window"),
+            "{}",
+            poison[0].reason
+        );
     }
 }

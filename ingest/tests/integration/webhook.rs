@@ -88,6 +88,7 @@ fn app(sink: Arc<MemorySink>, max_body: usize) -> axum::Router {
         sink,
         max_body,
         default_cluster: Some("home".into()),
+        time_window: None,
     })
 }
 
@@ -178,6 +179,60 @@ async fn an_event_list_is_stored_and_bad_items_are_named() {
     assert!(
         sink.clusters().iter().all(|c| c == "prod"),
         "the path names the cluster"
+    );
+}
+
+/// `event` with its request and stage times at `at`.
+fn timed(mut event: serde_json::Value, at: &str) -> serde_json::Value {
+    event["requestReceivedTimestamp"] = at.into();
+    event["stageTimestamp"] = at.into();
+    event
+}
+
+#[tokio::test]
+async fn events_outside_the_acceptance_window_are_rejected_one_by_one() {
+    let sink = Arc::new(MemorySink::with_budget(1 << 30));
+    let app = router(WebhookState {
+        sink: Arc::clone(&sink),
+        max_body: 1 << 20,
+        default_cluster: None,
+        time_window: Some(auditlake_schema::TimeWindow {
+            max_age: Some(std::time::Duration::from_secs(86_400)),
+            max_ahead: Some(std::time::Duration::from_secs(3600)),
+        }),
+    });
+    let now = chrono::Utc::now();
+    let at =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let event = sample_events().remove(0);
+    let items = vec![
+        timed(event.clone(), &at(now)),
+        timed(event.clone(), "1970-01-01T00:00:00.000000Z"),
+        timed(event.clone(), "9999-12-31T23:59:59.000000Z"),
+        timed(event.clone(), &at(now - chrono::Duration::hours(30))),
+        timed(event.clone(), &at(now + chrono::Duration::minutes(50))),
+        timed(event, &at(now + chrono::Duration::hours(2))),
+    ];
+    let (status, body, _) = post(app, "/v1/webhook/prod", event_list(items), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["accepted"], 2, "{body}");
+    assert_eq!(sink.rows(), 2);
+    let rejected: Vec<u64> = body["rejected"]
+        .as_array()
+        .expect("rejections")
+        .iter()
+        .map(|r| {
+            let reason = r["reason"].as_str().expect("reason");
+            assert!(reason.contains("outside the accepted window"), "{reason}");
+            r["index"].as_u64().expect("index")
+        })
+        .collect();
+    assert_eq!(rejected, [1, 2, 3, 5]);
+    assert!(
+        body["rejected"][0]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("1970-01-01T00:00:00Z")
     );
 }
 
