@@ -485,12 +485,17 @@ fn app(
     state.metrics = Some(metrics);
     state.sources = sources;
     let auth = Arc::clone(&state.auth);
+    let default_cluster_for_tokens = default_cluster.clone();
     let ingest = webhook::router(WebhookState {
         sink: Arc::new(ServiceSink(service)),
         max_body: args.max_body,
         default_cluster,
         time_window: Some(time_window(args)),
     })
+    .route_layer(from_fn_with_state(
+        default_cluster_for_tokens,
+        auditlake_query_api::auth::require_own_cluster,
+    ))
     .route_layer(from_fn_with_state(
         (auth, Scope::Ingest),
         auditlake_query_api::auth::require,

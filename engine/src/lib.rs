@@ -37,6 +37,7 @@ mod local_reads;
 pub mod pipeline;
 pub mod query;
 mod retype;
+mod scoped;
 pub mod service;
 mod short_eq;
 pub mod table;

@@ -9,7 +9,12 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use auditlake_schema::columns::{alert, event};
 use auditlake_schema::{alerts_schema, events_schema};
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider,
+    TableProvider,
+};
 use datafusion::datasource::object_store::ObjectStoreUrl;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -21,6 +26,7 @@ use crate::lake::{ALERTS_DIR, EVENTS_DIR, FEW_VALUED_EVENT_COLUMNS};
 use crate::live::SharedLake;
 use crate::local_reads::LocalReads;
 use crate::retype::{as_schema, strings_as};
+use crate::scoped::ClusterScoped;
 use crate::table::LakeTable;
 use auditlake_storage::Lake;
 
@@ -73,6 +79,9 @@ enum Footers {
 pub struct QueryEngine {
     ctx: SessionContext,
     limits: QueryLimits,
+    /// The lake's tables, for views limited to some clusters ([`QueryEngine::limited_to`]).
+    events: Arc<dyn TableProvider>,
+    alerts: Arc<dyn TableProvider>,
 }
 
 impl QueryEngine {
@@ -166,9 +175,55 @@ impl QueryEngine {
             events = events.with_live(Arc::clone(&shared.events));
             alerts = alerts.with_live(Arc::clone(&shared.alerts));
         }
-        ctx.register_table("events", Arc::new(events))?;
-        ctx.register_table("alerts", Arc::new(alerts))?;
-        Ok(Self { ctx, limits })
+        let events: Arc<dyn TableProvider> = Arc::new(events);
+        let alerts: Arc<dyn TableProvider> = Arc::new(alerts);
+        ctx.register_table("events", Arc::clone(&events))?;
+        ctx.register_table("alerts", Arc::clone(&alerts))?;
+        Ok(Self {
+            ctx,
+            limits,
+            events,
+            alerts,
+        })
+    }
+
+    /// An engine over the same lake, limits, memory pool and footer cache whose `events` and
+    /// `alerts` hold only the rows of `clusters` (what a cluster-limited token sees), enforced
+    /// in their scans. Its catalog is its own and has no other table: the triage tables, which
+    /// hold no cluster, are not in it.
+    pub fn limited_to(&self, clusters: Arc<[String]>) -> Result<Self> {
+        let base = self.ctx.state();
+        let (catalog_name, schema_name) = {
+            let options = &base.config_options().catalog;
+            (
+                options.default_catalog.clone(),
+                options.default_schema.clone(),
+            )
+        };
+        let state = SessionStateBuilder::new_from_existing(base)
+            .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        catalog.register_schema(&schema_name, Arc::new(MemorySchemaProvider::new()))?;
+        ctx.register_catalog(&catalog_name, catalog);
+        let scoped = |table: &Arc<dyn TableProvider>, column| -> Arc<dyn TableProvider> {
+            Arc::new(ClusterScoped::new(
+                Arc::clone(table),
+                column,
+                Arc::clone(&clusters),
+            ))
+        };
+        let events = scoped(&self.events, event::CLUSTER);
+        let alerts = scoped(&self.alerts, alert::CLUSTER);
+        ctx.register_table("events", Arc::clone(&events))?;
+        ctx.register_table("alerts", Arc::clone(&alerts))?;
+        Ok(Self {
+            ctx,
+            limits: self.limits.clone(),
+            events,
+            alerts,
+        })
     }
 
     /// Registers the tables `triage` (each alert's latest verdict) and `triage_log` (every

@@ -8,15 +8,7 @@ use auditlake_schema::{Decoder, TimeWindow};
 
 use crate::lines::{Document, for_each_document};
 
-/// Whether `name` may label a cluster: 1 to 253 letters, digits, `-`, `_` or `.` (it becomes
-/// part of queries and file-free labels, never a path).
-pub(crate) fn valid_cluster_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
+pub(crate) use auditlake_schema::valid_cluster_name;
 
 /// Whether `bytes` start like a gzip stream.
 pub(crate) fn is_gzip(bytes: &[u8]) -> bool {

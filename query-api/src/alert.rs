@@ -4,8 +4,7 @@
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, TimestampMicrosecondType};
-use axum::Extension;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use datafusion::prelude::{Expr, col, lit};
 use serde::Deserialize;
 
@@ -13,10 +12,10 @@ use auditlake_engine::{Status, TriageUpdate};
 use auditlake_schema::columns::{alert, event};
 use auditlake_schema::time::now_micros;
 
-use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::params::{Params, filtered, rows, time_range};
 use crate::state::ApiState;
+use crate::state::Caller;
 
 const MINUTE: i64 = 60_000_000;
 /// How far around the alert's time `time=` lets the alert be looked for.
@@ -153,7 +152,7 @@ async fn events(
 
 /// `GET /v1/alerts/{id}?time=&minutes=&limit=`.
 pub(crate) async fn detail(
-    State(state): State<ApiState>,
+    Caller(state, _): Caller,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
@@ -286,10 +285,9 @@ pub(crate) struct TriageRequest {
 
 /// `PATCH /v1/alerts/{id}`: `{"status": ..., "assignee": ..., "note": ...}`, each optional.
 pub(crate) async fn triage(
-    State(state): State<ApiState>,
+    Caller(state, principal): Caller,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-    Extension(principal): Extension<Principal>,
     body: axum::body::Bytes,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let request: TriageRequest = serde_json::from_slice(&body).map_err(|e| {
@@ -322,7 +320,7 @@ pub(crate) async fn triage(
             assignee: request.assignee,
             note: request.note,
         },
-        &principal.0,
+        &principal.name,
         now_micros(),
     )?;
     tracing::info!(
@@ -330,7 +328,7 @@ pub(crate) async fn triage(
         rule_id = %rule_id,
         status = change.status.name(),
         assignee = change.assignee.as_deref().unwrap_or(""),
-        by = %principal.0,
+        by = %principal.name,
         "alert triaged"
     );
     Ok(axum::Json(serde_json::json!({
@@ -392,7 +390,7 @@ fn fields_of(params: &Params) -> Vec<String> {
 
 /// `GET /v1/alerts/{id}/exception?fields=user_name,namespace`: the YAML to add.
 pub(crate) async fn exception_preview(
-    State(state): State<ApiState>,
+    Caller(state, _): Caller,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
@@ -409,10 +407,9 @@ pub(crate) async fn exception_preview(
 /// `POST /v1/alerts/{id}/exception?fields=...`: appends the exception to the server's
 /// exceptions file; it applies from the next start.
 pub(crate) async fn exception_append(
-    State(state): State<ApiState>,
+    Caller(state, principal): Caller,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-    Extension(principal): Extension<Principal>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let file = state.exceptions_file.clone().ok_or_else(|| {
         ApiError::Conflict(
@@ -421,7 +418,12 @@ pub(crate) async fn exception_append(
     })?;
     let params = Params::parse(query.as_deref(), &["time", "fields"])?;
     let found = find(&state, &id, &params).await?;
-    let entry = exception(&found, &id, &fields_of(&params))?;
+    let mut fields = fields_of(&params);
+    // A cluster-limited token silences a rule in its own clusters only.
+    if principal.clusters.is_some() && !fields.iter().any(|f| f == alert::CLUSTER) {
+        fields.push(alert::CLUSTER.into());
+    }
+    let entry = exception(&found, &id, &fields)?;
     let line = exception_line(&entry);
     let path = file.clone();
     tokio::task::spawn_blocking(move || append_exception(&path, &line))
@@ -431,7 +433,7 @@ pub(crate) async fn exception_append(
         alert_id = %id,
         rule_id = %entry["rule"],
         file = %file.display(),
-        by = %principal.0,
+        by = %principal.name,
         "exception appended"
     );
     Ok(axum::Json(serde_json::json!({

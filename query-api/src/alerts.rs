@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::format;
 use crate::params::{Params, contains_text, filtered, histogram, time_range};
 use crate::state::ApiState;
+use crate::state::Caller;
 
 /// Alerts returned when `limit` is not given.
 const DEFAULT_LIMIT: usize = 100;
@@ -123,7 +124,7 @@ pub(crate) fn triage_of(
 }
 
 pub(crate) async fn list(
-    State(state): State<ApiState>,
+    Caller(state, _): Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let _slot = state.query_slot().await?;
@@ -155,7 +156,7 @@ pub(crate) async fn list(
 
 /// `GET /v1/alerts/summary`: how many alerts match, per rule and severity, and over time.
 pub(crate) async fn summary(
-    State(state): State<ApiState>,
+    Caller(state, _): Caller,
     RawQuery(query): RawQuery,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let _slot = state.query_slot().await?;

@@ -1,7 +1,8 @@
 //! Who may call what: bearer tokens with scopes, and client certificates the TLS layer verified.
 //!
-//! Tokens are configured as lines `NAME SCOPES TOKEN` (scopes comma-separated from `ingest`,
-//! `query`, `triage`, `admin`; `admin` implies the others). Only a SHA-256 digest of each token
+//! Tokens are configured as lines `NAME SCOPES TOKEN [clusters=a,b]` (scopes comma-separated from
+//! `ingest`, `query`, `triage`, `admin`; `admin` implies the others). A token limited to clusters
+//! sees only their rows on every query path, and may post events only for them. Only a SHA-256 digest of each token
 //! is kept, and a presented token is compared against every digest in constant time, so neither
 //! timing nor a memory dump reveals a token.
 
@@ -59,6 +60,8 @@ struct Token {
     name: String,
     scopes: Vec<Scope>,
     digest: [u8; 32],
+    /// The clusters whose rows it may see; `None`: every cluster.
+    clusters: Option<Arc<[String]>>,
 }
 
 /// A client certificate the TLS layer verified against `--tls-client-ca`, put in the request's
@@ -69,9 +72,35 @@ pub struct ClientIdentity {
     pub subject: String,
 }
 
-/// Who made the request, once authenticated; handlers may log it.
+/// Who made the request, once authenticated: a name for logs and the triage trail, and what it
+/// may see.
 #[derive(Debug, Clone)]
-pub struct Principal(pub String);
+pub struct Principal {
+    /// The token's name, `cert:SUBJECT` for a client certificate, `anonymous` without
+    /// authentication.
+    pub name: String,
+    /// Whether it holds the `admin` scope (or authentication is off).
+    pub admin: bool,
+    /// The clusters whose rows it may see; `None`: every cluster.
+    pub clusters: Option<Arc<[String]>>,
+}
+
+impl Principal {
+    fn anonymous() -> Self {
+        Self {
+            name: "anonymous".into(),
+            admin: true,
+            clusters: None,
+        }
+    }
+
+    /// Whether it may see the rows of `cluster`.
+    pub fn sees(&self, cluster: &str) -> bool {
+        self.clusters
+            .as_ref()
+            .is_none_or(|c| c.iter().any(|c| c == cluster))
+    }
+}
 
 /// The credentials a server accepts.
 #[derive(Clone, Default)]
@@ -113,12 +142,16 @@ impl Auth {
                 continue;
             }
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let [name, scopes, token] = fields[..] else {
-                return Err(format!(
-                    "entry {}: expected `NAME SCOPES TOKEN`, found {} fields",
-                    i + 1,
-                    fields.len()
-                ));
+            let (name, scopes, token, limit) = match fields[..] {
+                [name, scopes, token] => (name, scopes, token, None),
+                [name, scopes, token, limit] => (name, scopes, token, Some(limit)),
+                _ => {
+                    return Err(format!(
+                        "entry {}: expected `NAME SCOPES TOKEN [clusters=a,b]`, found {} fields",
+                        i + 1,
+                        fields.len()
+                    ));
+                }
             };
             let scopes = scopes
                 .split(',')
@@ -137,10 +170,21 @@ impl Auth {
                     i + 1
                 ));
             }
+            let clusters = limit
+                .map(|limit| clusters(limit).map_err(|e| format!("entry {} ({name}): {e}", i + 1)))
+                .transpose()?;
+            if clusters.is_some() && scopes.contains(&Scope::Admin) {
+                return Err(format!(
+                    "entry {} ({name}): an admin token sees every cluster; drop `clusters=` or \
+                     the admin scope",
+                    i + 1
+                ));
+            }
             tokens.push(Token {
                 name: name.to_string(),
                 scopes,
                 digest: Sha256::digest(token.as_bytes()).into(),
+                clusters,
             });
         }
         if tokens.is_empty() {
@@ -168,7 +212,7 @@ impl Auth {
     /// Checks a request's credentials for `scope`.
     pub fn check(&self, request: &Request, scope: Scope) -> Result<Principal, ApiError> {
         if !self.enabled {
-            return Ok(Principal("anonymous".into()));
+            return Ok(Principal::anonymous());
         }
         let bearer = request
             .headers()
@@ -186,7 +230,11 @@ impl Auth {
             && !self.client_cert_scopes.is_empty()
         {
             return if grants(&self.client_cert_scopes, scope) {
-                Ok(Principal(format!("cert:{}", identity.subject)))
+                Ok(Principal {
+                    name: format!("cert:{}", identity.subject),
+                    admin: self.client_cert_scopes.contains(&Scope::Admin),
+                    clusters: None,
+                })
             } else {
                 Err(ApiError::Forbidden(scope.name()))
             };
@@ -201,7 +249,7 @@ impl Auth {
     /// `anonymous`.
     pub fn check_token(&self, presented: &str, scope: Scope) -> Result<Principal, ApiError> {
         if !self.enabled {
-            return Ok(Principal("anonymous".into()));
+            return Ok(Principal::anonymous());
         }
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         // Compare with every token, whatever matches, so timing says nothing.
@@ -213,11 +261,32 @@ impl Auth {
         }
         let token = found.ok_or(ApiError::Unauthorized)?;
         if grants(&token.scopes, scope) {
-            Ok(Principal(token.name.clone()))
+            Ok(Principal {
+                name: token.name.clone(),
+                admin: token.scopes.contains(&Scope::Admin),
+                clusters: token.clusters.clone(),
+            })
         } else {
             Err(ApiError::Forbidden(scope.name()))
         }
     }
+}
+
+/// The clusters of a token line's `clusters=a,b` field.
+fn clusters(field: &str) -> Result<Arc<[String]>, String> {
+    let list = field
+        .strip_prefix("clusters=")
+        .ok_or_else(|| format!("the fourth field must be `clusters=a,b`, not {field:?}"))?;
+    let names: Vec<String> = list.split(',').map(str::to_string).collect();
+    if let Some(bad) = names
+        .iter()
+        .find(|n| !auditlake_schema::valid_cluster_name(n))
+    {
+        return Err(format!(
+            "cluster name {bad:?} must be 1 to 253 letters, digits, `-`, `_` or `.`"
+        ));
+    }
+    Ok(names.into())
 }
 
 fn grants(scopes: &[Scope], wanted: Scope) -> bool {
@@ -241,6 +310,36 @@ pub async fn require(
         }
         Err(e) => axum::response::IntoResponse::into_response(e),
     }
+}
+
+/// Middleware for the webhook routes, inside [`require`]: a cluster-limited token posts events
+/// only for its clusters, named in the path (`/v1/webhook/{cluster}`) or, for `/v1/webhook`,
+/// by the server's default cluster (the state). Use it as
+/// `axum::middleware::from_fn_with_state(default_cluster, require_own_cluster)`.
+pub async fn require_own_cluster(
+    State(default_cluster): State<Option<String>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(principal) = request.extensions().get::<Principal>() else {
+        return axum::response::IntoResponse::into_response(ApiError::Unauthorized);
+    };
+    if let Some(clusters) = &principal.clusters {
+        let named = match request.uri().path().strip_prefix("/v1/webhook/") {
+            Some(cluster) => Some(cluster),
+            None => default_cluster.as_deref(),
+        };
+        if !named.is_some_and(|c| principal.sees(c)) {
+            return axum::response::IntoResponse::into_response(ApiError::ForbiddenBecause(
+                format!(
+                    "token {:?} posts events only for the clusters {}, as /v1/webhook/CLUSTER",
+                    principal.name,
+                    clusters.join(", ")
+                ),
+            ));
+        }
+    }
+    next.run(request).await
 }
 
 #[cfg(test)]
@@ -285,6 +384,23 @@ mod tests {
             auth.check(&request(Some("aaaaaaaaaaaaaaaaaaaa")), Scope::Admin)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_token_limited_to_clusters_carries_them() {
+        let auth = Auth::with_tokens(
+            "tenant query aaaaaaaaaaaaaaaaaaaa clusters=prod-eu,prod.us\nops admin bbbbbbbbbbbbbbbbbbbb",
+        )
+        .expect("tokens");
+        let tenant = auth
+            .check_token("aaaaaaaaaaaaaaaaaaaa", Scope::Query)
+            .expect("tenant");
+        assert!(!tenant.admin);
+        assert!(tenant.sees("prod-eu") && tenant.sees("prod.us") && !tenant.sees("prod"));
+        let ops = auth
+            .check_token("bbbbbbbbbbbbbbbbbbbb", Scope::Query)
+            .expect("ops");
+        assert!(ops.admin && ops.clusters.is_none() && ops.sees("anything"));
     }
 
     #[test]

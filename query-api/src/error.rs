@@ -17,6 +17,9 @@ pub enum ApiError {
     /// Valid credentials without the scope the route needs.
     #[error("this credential lacks the `{0}` scope")]
     Forbidden(&'static str),
+    /// Valid credentials that may not do this (another cluster's data, an admin-only table).
+    #[error("{0}")]
+    ForbiddenBecause(String),
     /// What the request names does not exist (an alert id).
     #[error("{0}")]
     NotFound(String),
@@ -58,7 +61,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::ForbiddenBecause(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

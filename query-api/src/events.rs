@@ -9,7 +9,8 @@ use crate::alert::TIMELINE_COLUMNS;
 use crate::error::ApiError;
 use crate::params::{Params, contains_text, filtered, histogram, rows, time_range};
 use crate::state::ApiState;
-use axum::extract::{RawQuery, State};
+use crate::state::Caller;
+use axum::extract::RawQuery;
 
 /// Columns that can be filtered on by value, and are counted as facets.
 const FACETS: [&str; 8] = [
@@ -95,7 +96,7 @@ async fn facet(
 }
 
 pub(crate) async fn list(
-    State(state): State<ApiState>,
+    Caller(state, _): Caller,
     RawQuery(query): RawQuery,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let _slot = state.query_slot().await?;

@@ -59,7 +59,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{Auth, Scope};
+use crate::auth::{Auth, Principal, Scope};
 use crate::error::ApiError;
 use crate::read_only;
 use crate::state::ApiState;
@@ -184,11 +184,14 @@ struct FlightSql {
 }
 
 impl FlightSql {
-    /// The name of the token a call carries (`anonymous` with authentication off), if it grants
-    /// the `query` scope.
-    fn caller<T>(&self, request: &Request<T>) -> Result<String, Status> {
+    /// Who makes a call (`anonymous` with authentication off), if its token grants the `query`
+    /// scope.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
         if !self.auth.is_enabled() {
-            return Ok("anonymous".into());
+            return self
+                .auth
+                .check_token("", Scope::Query)
+                .map_err(|e| Status::internal(e.to_string()));
         }
         let header = request
             .metadata()
@@ -215,7 +218,7 @@ impl FlightSql {
             ));
         };
         match self.auth.check_token(&presented, Scope::Query) {
-            Ok(principal) if claimed.as_ref().is_none_or(|c| *c == principal.0) => Ok(principal.0),
+            Ok(principal) if claimed.as_ref().is_none_or(|c| *c == principal.name) => Ok(principal),
             Err(ApiError::Forbidden(_)) => {
                 tracing::warn!("flight sql: a token without the query scope");
                 Err(Status::permission_denied("the token lacks the query scope"))
@@ -257,11 +260,37 @@ impl FlightSql {
         }
     }
 
-    /// Plans `sql` with `parameters` bound, under the time limit.
-    async fn plan(&self, sql: &str, parameters: &[ScalarValue]) -> Result<Planned, Status> {
+    /// The engine as `caller` sees it: for a cluster-limited token, only its clusters' rows.
+    fn engine_for(&self, caller: &Principal) -> Result<Arc<QueryEngine>, Status> {
+        match &caller.clusters {
+            None => Ok(Arc::clone(&self.engine)),
+            Some(clusters) => self
+                .engine
+                .limited_to(Arc::clone(clusters))
+                .map(Arc::new)
+                .map_err(engine_status),
+        }
+    }
+
+    /// The catalog as `caller` sees it.
+    fn catalog_for(&self, caller: &Principal) -> Result<SessionContext, Status> {
+        match caller.clusters {
+            None => Ok(self.catalog.clone()),
+            Some(_) => Ok(self.engine_for(caller)?.session()),
+        }
+    }
+
+    /// Plans `sql` with `parameters` bound for `caller`, under the time limit.
+    async fn plan(
+        &self,
+        caller: &Principal,
+        sql: &str,
+        parameters: &[ScalarValue],
+    ) -> Result<Planned, Status> {
         Self::check(sql)?;
+        let engine = self.engine_for(caller)?;
         let plan = async {
-            let planned = self.engine.plan(sql).await?;
+            let planned = engine.plan(sql).await?;
             if parameters.is_empty() {
                 Ok(planned)
             } else {
@@ -281,7 +310,7 @@ impl FlightSql {
     /// A refusal is logged here, where a client first sends its SQL.
     async fn info_for(
         &self,
-        caller: &str,
+        caller: &Principal,
         sql: &str,
         parameters: &[ScalarValue],
         ticket: Ticket,
@@ -289,9 +318,9 @@ impl FlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let _slot = self.slot().await?;
         let started = Instant::now();
-        let planned = self.plan(sql, parameters).await;
+        let planned = self.plan(caller, sql, parameters).await;
         if let Err(e) = &planned {
-            log_query(caller, sql, Some(e), started);
+            log_query(&caller.name, sql, Some(e), started);
         }
         info(&planned?.schema(), ticket, descriptor)
     }
@@ -300,7 +329,7 @@ impl FlightSql {
     /// until the last one, the time limit and the row limit.
     async fn run(
         &self,
-        caller: &str,
+        caller: &Principal,
         sql: &str,
         parameters: &[ScalarValue],
     ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
@@ -308,7 +337,7 @@ impl FlightSql {
         let started = Instant::now();
         let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
         let run = async {
-            let planned = self.plan(sql, parameters).await?;
+            let planned = self.plan(caller, sql, parameters).await?;
             let schema = planned.schema();
             let batches = planned.execute().await.map_err(engine_status)?;
             Ok::<_, Status>((schema, batches))
@@ -319,7 +348,7 @@ impl FlightSql {
                 .unwrap_or_else(|_| Err(timed_out())),
             None => run.await,
         };
-        log_query(caller, sql, ran.as_ref().err(), started);
+        log_query(&caller.name, sql, ran.as_ref().err(), started);
         let (schema, batches) = ran?;
         let batches = bounded(batches, permit, deadline, self.max_rows);
         let data = FlightDataEncoderBuilder::new()
@@ -378,7 +407,7 @@ impl FlightSqlService for FlightSql {
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<BoxedStream<HandshakeResponse>>, Status> {
         let caller = self.caller(&request)?;
-        tracing::info!(token = %caller, "flight sql: login");
+        tracing::info!(token = %caller.name, "flight sql: login");
         let mut response: Response<BoxedStream<HandshakeResponse>> =
             Response::new(Box::pin(stream::iter([Ok(HandshakeResponse::default())])));
         // The bearer the client sends from now on: the token the credentials carried.
@@ -439,11 +468,11 @@ impl FlightSqlService for FlightSql {
             let _slot = self.slot().await?;
             let started = Instant::now();
             let planned = self
-                .plan(&query.query, &[])
+                .plan(&caller, &query.query, &[])
                 .await
                 .and_then(|p| Ok((p.schema(), p.parameters().map_err(engine_status)?)));
             if let Err(e) = &planned {
-                log_query(&caller, &query.query, Some(e), started);
+                log_query(&caller.name, &query.query, Some(e), started);
             }
             planned?
         };
@@ -466,11 +495,11 @@ impl FlightSqlService for FlightSql {
                 prepared.statements.remove(&oldest);
             }
             prepared.next += 1;
-            let handle = format!("{}:{}", caller, prepared.next).into_bytes();
+            let handle = format!("{}:{}", caller.name, prepared.next).into_bytes();
             prepared.statements.insert(
                 handle.clone(),
                 Statement {
-                    owner: caller,
+                    owner: caller.name.clone(),
                     sql: query.query,
                     parameters: Vec::new(),
                     used: Instant::now(),
@@ -491,7 +520,7 @@ impl FlightSqlService for FlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let caller = self.caller(&request)?;
-        self.prepared(&caller, &query.prepared_statement_handle)?;
+        self.prepared(&caller.name, &query.prepared_statement_handle)?;
         let data = request.into_inner().map_err(FlightError::from);
         let batches: Vec<RecordBatch> =
             arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data)
@@ -531,7 +560,7 @@ impl FlightSqlService for FlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let caller = self.caller(&request)?;
-        let statement = self.prepared(&caller, &query.prepared_statement_handle)?;
+        let statement = self.prepared(&caller.name, &query.prepared_statement_handle)?;
         let ticket = Ticket::new(query.as_any().encode_to_vec());
         self.info_for(
             &caller,
@@ -549,7 +578,7 @@ impl FlightSqlService for FlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
         let caller = self.caller(&request)?;
-        let statement = self.prepared(&caller, &query.prepared_statement_handle)?;
+        let statement = self.prepared(&caller.name, &query.prepared_statement_handle)?;
         self.run(&caller, &statement.sql, &statement.parameters)
             .await
     }
@@ -560,7 +589,7 @@ impl FlightSqlService for FlightSql {
         request: Request<Action>,
     ) -> Result<(), Status> {
         let caller = self.caller(&request)?;
-        self.prepared(&caller, &query.prepared_statement_handle)?;
+        self.prepared(&caller.name, &query.prepared_statement_handle)?;
         self.prepared
             .lock()
             .expect("prepared statements")
@@ -583,9 +612,9 @@ impl FlightSqlService for FlightSql {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
-        self.caller(&request)?;
+        let catalog = self.catalog_for(&self.caller(&request)?)?;
         let mut builder = query.into_builder();
-        for catalog in self.catalog.catalog_names() {
+        for catalog in catalog.catalog_names() {
             builder.append(catalog);
         }
         Ok(one_batch(builder.schema(), builder.build()))
@@ -605,10 +634,10 @@ impl FlightSqlService for FlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
-        self.caller(&request)?;
+        let catalog = self.catalog_for(&self.caller(&request)?)?;
         let mut builder = query.into_builder();
-        for catalog_name in self.catalog.catalog_names() {
-            let Some(catalog) = self.catalog.catalog(&catalog_name) else {
+        for catalog_name in catalog.catalog_names() {
+            let Some(catalog) = catalog.catalog(&catalog_name) else {
                 continue;
             };
             for schema in catalog.schema_names() {
@@ -632,10 +661,10 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
-        self.caller(&request)?;
+        let catalog = self.catalog_for(&self.caller(&request)?)?;
         let mut builder = query.into_builder();
-        for catalog_name in self.catalog.catalog_names() {
-            let Some(catalog) = self.catalog.catalog(&catalog_name) else {
+        for catalog_name in catalog.catalog_names() {
+            let Some(catalog) = catalog.catalog(&catalog_name) else {
                 continue;
             };
             for schema_name in catalog.schema_names() {
@@ -713,7 +742,7 @@ impl FlightSqlService for FlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let caller = self.caller(&request)?;
-        tracing::info!(token = %caller, sql = %query.query, outcome = "refused", "flight sql: update");
+        tracing::info!(token = %caller.name, sql = %query.query, outcome = "refused", "flight sql: update");
         Err(Self::check(&query.query)
             .err()
             .unwrap_or_else(read_only_refusal))

@@ -10,6 +10,7 @@ use auditlake_engine::Readiness;
 
 use crate::error::ApiError;
 use crate::state::ApiState;
+use crate::state::Caller;
 
 pub(crate) async fn healthz() -> Response {
     axum::Json(serde_json::json!({"status": "ok"})).into_response()
@@ -57,15 +58,18 @@ pub(crate) async fn metrics(State(state): State<ApiState>) -> Result<Response, A
 /// `GET /v1/status` (the `query` scope): readiness, the server's own counters and gauges from
 /// its metrics, the sizes of the lake and the write-ahead log, and how old the newest event is,
 /// for the console's health view.
-pub(crate) async fn status(State(state): State<ApiState>) -> Result<Response, ApiError> {
+pub(crate) async fn status(Caller(state, caller): Caller) -> Result<Response, ApiError> {
     let _slot = state.query_slot().await?;
     let mut metrics = serde_json::Map::new();
-    if let Some(handle) = &state.metrics {
+    // The server's counters and the lake's sizes are of every cluster: not for a token limited
+    // to some.
+    let whole = caller.clusters.is_none();
+    if let Some(handle) = state.metrics.as_ref().filter(|_| whole) {
         for (name, value) in counters(&handle.render()) {
             metrics.insert(name, value.into());
         }
     }
-    let sizes = match state.data_dir.clone() {
+    let sizes = match state.data_dir.clone().filter(|_| whole) {
         Some(dir) => tokio::task::spawn_blocking(move || {
             let mut sizes = serde_json::Map::new();
             for part in ["events", "alerts", "wal", "triage"] {

@@ -20,7 +20,7 @@ pub async fn log_requests(request: Request, next: Next) -> Response {
     let principal = response
         .extensions()
         .get::<Principal>()
-        .map(|p| p.0.clone());
+        .map(|p| p.name.clone());
     tracing::info!(
         method = %method,
         path = %path,

@@ -19,7 +19,7 @@
 //! - each statement is logged with the token's name.
 
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -52,9 +52,10 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::auth::{Auth, Scope};
+use crate::auth::{Auth, Principal, Scope};
 use crate::error::ApiError;
 use crate::state::ApiState;
+use auditlake_engine::QueryEngine;
 
 /// Connections open at once, at most; more are closed at once (each holds a task and buffers,
 /// queries themselves are bounded by the query slots).
@@ -65,8 +66,59 @@ const METADATA_TOKEN: &str = "auditlake.token";
 
 /// A PostgreSQL protocol server over the engine of an [`ApiState`].
 pub struct PgServer {
-    handlers: Arc<Handlers>,
+    sessions: Arc<Sessions>,
+    auth: Arc<Auth>,
     tls: Option<pgwire::tokio::TlsAcceptor>,
+}
+
+/// The session services connections run their statements in: one for every token that sees
+/// every cluster, and one made at login for a token limited to some clusters.
+struct Sessions {
+    open: Arc<Guarded>,
+    /// Over no cluster's rows, for a connection that has not logged in.
+    closed: Arc<Guarded>,
+    engine: Arc<QueryEngine>,
+    slots: Arc<Semaphore>,
+    queue_wait: Duration,
+}
+
+impl Sessions {
+    /// A session service over `engine` with `pg_catalog`, under the server's slots and limits.
+    fn guarded(
+        engine: &QueryEngine,
+        slots: &Arc<Semaphore>,
+        queue_wait: Duration,
+    ) -> Result<Guarded, ApiError> {
+        let session = engine.session();
+        setup_pg_catalog(&session, "datafusion", EmptyContextProvider)
+            .map_err(|e| ApiError::internal(*e))?;
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(ReadOnly),
+            Arc::new(SetShowHook),
+            Arc::new(TransactionStatementHook),
+        ];
+        let limits = engine.limits();
+        Ok(Guarded {
+            inner: DfSessionService::new_with_hooks(Arc::new(session), hooks),
+            slots: Arc::clone(slots),
+            queue_wait,
+            timeout: limits.timeout,
+            max_rows: limits.max_rows,
+        })
+    }
+
+    /// The session service `caller`'s statements run in.
+    fn for_caller(&self, caller: &Principal) -> PgWireResult<Arc<Guarded>> {
+        let Some(clusters) = &caller.clusters else {
+            return Ok(Arc::clone(&self.open));
+        };
+        self.engine
+            .limited_to(Arc::clone(clusters))
+            .map_err(ApiError::from)
+            .and_then(|engine| Self::guarded(&engine, &self.slots, self.queue_wait))
+            .map(Arc::new)
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))
+    }
 }
 
 impl PgServer {
@@ -76,29 +128,19 @@ impl PgServer {
         state: &ApiState,
         tls: Option<pgwire::tokio::TlsAcceptor>,
     ) -> Result<Self, ApiError> {
-        let session = state.query.session();
-        setup_pg_catalog(&session, "datafusion", EmptyContextProvider)
-            .map_err(|e| ApiError::internal(*e))?;
-        let hooks: Vec<Arc<dyn QueryHook>> = vec![
-            Arc::new(ReadOnly),
-            Arc::new(SetShowHook),
-            Arc::new(TransactionStatementHook),
-        ];
-        let limits = state.query.limits();
-        let guarded = Arc::new(Guarded {
-            inner: DfSessionService::new_with_hooks(Arc::new(session), hooks),
-            slots: Arc::clone(&state.query_slots),
-            queue_wait: state.queue_wait,
-            timeout: limits.timeout,
-            max_rows: limits.max_rows,
-        });
+        let open = Sessions::guarded(&state.query, &state.query_slots, state.queue_wait)?;
+        // No cluster is named ` ` (names have no spaces).
+        let none = state.query.limited_to(Arc::from([" ".to_string()]))?;
+        let closed = Sessions::guarded(&none, &state.query_slots, state.queue_wait)?;
         Ok(Self {
-            handlers: Arc::new(Handlers {
-                guarded,
-                login: Arc::new(TokenLogin {
-                    auth: Arc::clone(&state.auth),
-                }),
+            sessions: Arc::new(Sessions {
+                open: Arc::new(open),
+                closed: Arc::new(closed),
+                engine: Arc::clone(&state.query),
+                slots: Arc::clone(&state.query_slots),
+                queue_wait: state.queue_wait,
             }),
+            auth: Arc::clone(&state.auth),
             tls,
         })
     }
@@ -120,7 +162,17 @@ impl PgServer {
                 tracing::warn!(%peer, "postgres protocol: too many connections, closing one");
                 continue;
             };
-            let handlers = Arc::clone(&self.handlers);
+            let connection = Arc::new(Connection {
+                sessions: Arc::clone(&self.sessions),
+                chosen: OnceLock::new(),
+            });
+            let handlers = Arc::new(Handlers {
+                login: Arc::new(TokenLogin {
+                    auth: Arc::clone(&self.auth),
+                    connection: Arc::clone(&connection),
+                }),
+                connection,
+            });
             let tls = self.tls.clone();
             tokio::spawn(async move {
                 if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
@@ -132,18 +184,39 @@ impl PgServer {
     }
 }
 
+/// One connection's handlers.
 struct Handlers {
-    guarded: Arc<Guarded>,
+    connection: Arc<Connection>,
     login: Arc<TokenLogin>,
+}
+
+/// One connection: its statements run in the session service its login chose.
+struct Connection {
+    sessions: Arc<Sessions>,
+    chosen: OnceLock<Arc<Guarded>>,
+}
+
+impl Connection {
+    /// The session service of the login; before one (pgwire reads no statement then), none:
+    /// the service of a server's most limited token is not known, so nothing is.
+    fn guarded(&self) -> PgWireResult<&Arc<Guarded>> {
+        self.chosen.get().ok_or_else(|| {
+            PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "28000".into(),
+                "log in first".into(),
+            )))
+        })
+    }
 }
 
 impl PgWireServerHandlers for Handlers {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        Arc::clone(&self.guarded)
+        Arc::clone(&self.connection)
     }
 
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        Arc::clone(&self.guarded)
+        Arc::clone(&self.connection)
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
@@ -154,18 +227,22 @@ impl PgWireServerHandlers for Handlers {
 /// Password login where the password is a token and the user its name.
 struct TokenLogin {
     auth: Arc<Auth>,
+    connection: Arc<Connection>,
 }
 
 impl TokenLogin {
-    async fn accept<C>(&self, client: &mut C, token_name: String) -> PgWireResult<()>
+    async fn accept<C>(&self, client: &mut C, caller: Principal) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let guarded = self.connection.sessions.for_caller(&caller)?;
+        // A second login on one connection keeps the first's session service.
+        let _ = self.connection.chosen.set(guarded);
         client
             .metadata_mut()
-            .insert(METADATA_TOKEN.to_string(), token_name);
+            .insert(METADATA_TOKEN.to_string(), caller.name);
         let (pid, secret) = RandomPidSecretKeyGenerator::default().generate(client);
         client.set_pid_and_secret_key(pid, secret);
         finish_authentication(client, &DefaultServerParameterProvider::default()).await
@@ -196,7 +273,11 @@ impl StartupHandler for TokenLogin {
                         ))
                         .await?;
                 } else {
-                    self.accept(client, "anonymous".into()).await?;
+                    let anonymous = self
+                        .auth
+                        .check_token("", Scope::Query)
+                        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+                    self.accept(client, anonymous).await?;
                 }
             }
             PgWireFrontendMessage::PasswordMessageFamily(password) => {
@@ -207,9 +288,9 @@ impl StartupHandler for TokenLogin {
                     .cloned()
                     .unwrap_or_default();
                 match self.auth.check_token(&password.password, Scope::Query) {
-                    Ok(principal) if principal.0 == user => {
+                    Ok(principal) if principal.name == user => {
                         tracing::info!(token = %user, peer = %client.socket_addr(), "postgres protocol: login");
-                        self.accept(client, user).await?;
+                        self.accept(client, principal).await?;
                     }
                     Err(ApiError::Forbidden(_)) => {
                         tracing::warn!(user = %user, peer = %client.socket_addr(), "postgres protocol: token without the query scope");
@@ -403,6 +484,48 @@ fn token_of<C: ClientInfo>(client: &C) -> String {
         .get(METADATA_TOKEN)
         .cloned()
         .unwrap_or_default()
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Connection {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        SimpleQueryHandler::do_query(self.guarded()?.as_ref(), client, query).await
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Connection {
+    type Statement = <Guarded as ExtendedQueryHandler>::Statement;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        // pgwire parses only after a login, which chose the service.
+        match self.chosen.get() {
+            Some(guarded) => guarded.query_parser(),
+            None => self.sessions.closed.query_parser(),
+        }
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        ExtendedQueryHandler::do_query(self.guarded()?.as_ref(), client, portal, max_rows).await
+    }
 }
 
 #[async_trait]

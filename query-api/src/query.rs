@@ -6,14 +6,13 @@
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::format;
-use crate::state::ApiState;
+use crate::state::Caller;
 
 /// Largest SQL body accepted.
 const MAX_QUERY_BODY: usize = 1 << 20;
@@ -48,7 +47,7 @@ impl Encoding {
 }
 
 pub(crate) async fn run(
-    State(state): State<ApiState>,
+    Caller(state, _): Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {

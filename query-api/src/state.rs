@@ -9,7 +9,7 @@ use auditlake_rules::CompiledPack;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Semaphore;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Principal};
 use crate::error::ApiError;
 
 /// Shared state of the API routes.
@@ -77,11 +77,44 @@ impl ApiState {
             .map_err(ApiError::internal)
     }
 
+    /// The state as `caller` sees it: for a cluster-limited token, the query engine holds only
+    /// its clusters' rows.
+    pub fn for_caller(&self, caller: &Principal) -> Result<Self, ApiError> {
+        let Some(clusters) = &caller.clusters else {
+            return Ok(self.clone());
+        };
+        Ok(Self {
+            query: Arc::new(self.query.limited_to(Arc::clone(clusters))?),
+            ..self.clone()
+        })
+    }
+
     /// Whether the writer (if any) has replayed its log.
     pub fn readiness(&self) -> Readiness {
         self.service
             .as_ref()
             .map_or(Readiness::Ready, |s| s.readiness())
+    }
+}
+
+/// The API state as the authenticated caller sees it ([`ApiState::for_caller`]), for handlers
+/// behind [`crate::auth::require`]; without a caller (a route that authenticates no one) it
+/// refuses, so a handler can never see more than its caller may.
+pub struct Caller(pub ApiState, pub Principal);
+
+impl axum::extract::FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(Self(state.for_caller(&caller)?, caller))
     }
 }
 

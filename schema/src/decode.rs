@@ -22,6 +22,16 @@ use crate::time::{TimeWindow, now_micros, parse_rfc3339_micros};
 /// The cluster name used when neither the source nor a cloud wrapper names one.
 pub const DEFAULT_CLUSTER: &str = "default";
 
+/// Whether `name` may label a cluster: 1 to 253 letters, digits, `-`, `_` or `.` (it becomes
+/// part of queries and file-free labels, never a path).
+pub fn valid_cluster_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// Wrappers nest (a shipper's record around an AKS record around an Event); deeper is garbage.
 const MAX_DEPTH: u8 = 4;
 

@@ -47,7 +47,7 @@ mod scan;
 pub mod time;
 
 pub use columns::{alerts_schema, events_schema};
-pub use decode::{DEFAULT_CLUSTER, Decoder, Rejection};
+pub use decode::{DEFAULT_CLUSTER, Decoder, Rejection, valid_cluster_name};
 pub use error::{Error, Result};
 pub use redact::REDACTED;
 pub use time::TimeWindow;

@@ -17,7 +17,10 @@ fn at(id: &str, time: &str) -> serde_json::Value {
 
 fn hour_partitions(data: &Path) -> Vec<String> {
     let mut out = Vec::new();
-    for day in std::fs::read_dir(data.join("events")).expect("events dir").flatten() {
+    for day in std::fs::read_dir(data.join("events"))
+        .expect("events dir")
+        .flatten()
+    {
         let name = day.file_name().to_string_lossy().to_string();
         if name.starts_with("date=") {
             out.push(name);

@@ -15,6 +15,7 @@ mod real_logs;
 mod redaction;
 mod serve;
 mod shapes;
+mod tenants;
 mod tuning;
 
 use std::path::{Path, PathBuf};

@@ -13,7 +13,7 @@ pub(crate) const INGEST_TOKEN: &str = "ingest-only-token-0123456789";
 const ADMIN_TOKEN: &str = "admin-token-for-metrics-0123456789";
 
 /// `psql`: `AUDITLAKE_PSQL`, else Debian's.
-fn psql_binary() -> PathBuf {
+pub(crate) fn psql_binary() -> PathBuf {
     let path =
         std::env::var_os("AUDITLAKE_PSQL").map_or_else(|| "/usr/bin/psql".into(), PathBuf::from);
     assert!(
@@ -115,7 +115,7 @@ impl SqlServer {
 }
 
 /// The port `server` printed after `prefix` (`auditlake: ... on 127.0.0.1:PORT`).
-fn listener_port(server: &Server, prefix: &str) -> u16 {
+pub(crate) fn listener_port(server: &Server, prefix: &str) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let log = server.log();

@@ -63,7 +63,10 @@ fn fuzz_the_sql_guard() {
             return;
         }
         passed += 1;
-        if runtime.block_on(service.plan(&sql, &[])).is_ok() {
+        if runtime
+            .block_on(service.plan(&super::tests::alice(), &sql, &[]))
+            .is_ok()
+        {
             planned += 1;
         }
     });

@@ -1,6 +1,15 @@
 use super::*;
 use auditlake_engine::QueryLimits;
 
+/// A caller who sees every cluster.
+pub(super) fn alice() -> Principal {
+    Principal {
+        name: "alice".into(),
+        admin: false,
+        clusters: None,
+    }
+}
+
 pub(super) fn service(dir: &std::path::Path) -> FlightSql {
     let engine = Arc::new(QueryEngine::open(dir, QueryLimits::default()).expect("engine"));
     FlightSql {
@@ -65,7 +74,7 @@ async fn a_prepared_statement_is_its_tokens_and_takes_its_parameters_in_order() 
     let dir = tempfile::tempdir().expect("tempdir");
     let service = service(dir.path());
     let planned = service
-        .plan("SELECT $2::bigint + 1 AS a, $1 || 'x' AS b", &[])
+        .plan(&alice(), "SELECT $2::bigint + 1 AS a, $1 || 'x' AS b", &[])
         .await
         .expect("plan");
     assert_eq!(planned.parameters().expect("parameters").len(), 2);
@@ -81,7 +90,10 @@ async fn a_prepared_statement_is_its_tokens_and_takes_its_parameters_in_order() 
     assert!(service.prepared("alice", b"h").is_ok());
     let theirs = service.prepared("bob", b"h").err().expect("bob's");
     assert_eq!(theirs.code(), tonic::Code::NotFound);
-    let gapped = service.plan("SELECT $2 AS b", &[]).await.expect("plan");
+    let gapped = service
+        .plan(&alice(), "SELECT $2 AS b", &[])
+        .await
+        .expect("plan");
     assert!(gapped.parameters().is_err(), "$2 without $1");
 }
 
@@ -91,11 +103,11 @@ async fn a_query_waits_for_a_slot_and_is_refused_when_none_frees() {
     let service = service(dir.path());
     let held = service.slot().await.expect("the one slot");
     let busy = service
-        .run("alice", "SELECT 1", &[])
+        .run(&alice(), "SELECT 1", &[])
         .await
         .err()
         .expect("no slot");
     assert_eq!(busy.code(), tonic::Code::ResourceExhausted);
     drop(held);
-    assert!(service.run("alice", "SELECT 1", &[]).await.is_ok());
+    assert!(service.run(&alice(), "SELECT 1", &[]).await.is_ok());
 }
