@@ -222,6 +222,17 @@ pub struct ServeArgs {
     /// How far ahead of this server's clock an event's time may be (`off`: any)
     #[arg(long, env = "AUDITLAKE_MAX_EVENT_AHEAD", default_value = "1h", value_parser = parse_limit)]
     pub max_event_ahead: Limit,
+    /// Connections served at once (more wait to be accepted); at most the process's file
+    /// descriptor limit less 512 kept for the lake's files
+    #[arg(long, env = "AUDITLAKE_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// A client that sends no request headers for this long is disconnected (slowloris, idle
+    /// keep-alive)
+    #[arg(long, env = "AUDITLAKE_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// A webhook body must arrive within this long, or the request gets 408
+    #[arg(long, env = "AUDITLAKE_BODY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub body_timeout: std::time::Duration,
     /// Accepted input not yet applied to the lake, at most; beyond it the webhook answers 429
     #[arg(long, env = "AUDITLAKE_MAX_INFLIGHT", default_value = "128MiB", value_parser = parse_size)]
     pub max_inflight: usize,

@@ -265,7 +265,14 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 }
             });
         }
-        server::serve(listener, app, tls, shutdown_signal()).await
+        server::serve(
+            listener,
+            app,
+            tls,
+            connection_limits(&args),
+            shutdown_signal(),
+        )
+        .await
     });
     if let Some(source) = source {
         tracing::info!("stopping the kafka consumer");
@@ -414,6 +421,26 @@ fn auth(args: &ServeArgs, addr: SocketAddr, tls: Option<&Tls>) -> anyhow::Result
 }
 
 /// The address of a listener besides HTTP's (`--pg-listen`, `--flight-listen`), when given.
+/// What one client may hold: `--max-connections` (within the descriptors this process may
+/// open, raised to its hard limit first) and `--header-timeout`.
+fn connection_limits(args: &ServeArgs) -> server::ConnectionLimits {
+    /// Descriptors kept for the lake's files, the log, Kafka and the other listeners.
+    const RESERVED: u64 = 512;
+    let descriptors = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let fit = usize::try_from(descriptors.saturating_sub(RESERVED).max(64)).unwrap_or(usize::MAX);
+    if args.max_connections > fit {
+        tracing::warn!(
+            max_connections = args.max_connections,
+            descriptors,
+            "fewer descriptors than --max-connections needs; serving {fit} connections at once"
+        );
+    }
+    server::ConnectionLimits {
+        max_connections: args.max_connections.min(fit),
+        header_timeout: args.header_timeout,
+    }
+}
+
 /// The event times the webhook and Kafka accept.
 fn time_window(args: &ServeArgs) -> auditlake_schema::TimeWindow {
     auditlake_schema::TimeWindow {
@@ -491,6 +518,7 @@ fn app(
         max_body: args.max_body,
         default_cluster,
         time_window: Some(time_window(args)),
+        body_timeout: args.body_timeout,
     })
     .route_layer(from_fn_with_state(
         default_cluster_for_tokens,

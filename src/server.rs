@@ -6,6 +6,7 @@
 //! in place of a token, as kube-apiserver's webhook kubeconfig can present either.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use auditlake_query_api::ClientIdentity;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -21,6 +22,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
@@ -110,23 +112,36 @@ impl Tls {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains.
+/// What one client may hold of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Connections served at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// A client that has not sent a request's headers by then (a slowloris, a connection left
+    /// open between requests) is disconnected.
+    pub header_timeout: Duration,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains; over TLS when `tls` is
+/// given. Every connection holds one of `limits.max_connections` places and is dropped when
+/// its client sends no request headers within `limits.header_timeout` (the webhook bounds the
+/// time a body may take itself), so slow and idle clients cannot hold memory or descriptors.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     tls: Option<Tls>,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let Some(tls) = tls else {
-        return axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP");
-    };
-    let acceptor = TlsAcceptor::from(Arc::clone(&tls.config));
+    let acceptor = tls.map(|tls| TlsAcceptor::from(Arc::clone(&tls.config)));
+    let places = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        let place = tokio::select! {
+            place = Arc::clone(&places).acquire_owned() => place.context("connection places")?,
+            () = &mut shutdown => break,
+        };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -143,6 +158,10 @@ pub async fn serve(
         let app = app.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _place = place;
+            let Some(acceptor) = acceptor else {
+                return connection(tcp, app, peer, None, limits, watcher).await;
+            };
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -159,20 +178,7 @@ pub async fn serve(
                 .map(|c| ClientIdentity {
                     subject: format!("sha256:{}", hex(&Sha256::digest(c.as_ref()))),
                 });
-            let service = tower::service_fn(
-                move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                    if let Some(id) = &identity {
-                        request.extensions_mut().insert(id.clone());
-                    }
-                    app.clone().oneshot(request.map(axum::body::Body::new))
-                },
-            );
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let connection =
-                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
-            }
+            connection(stream, app, peer, identity, limits, watcher).await;
         });
     }
     drop(listener);
@@ -183,6 +189,110 @@ pub async fn serve(
         tracing::warn!("requests still running after the grace period were dropped");
     }
     Ok(())
+}
+
+/// Serves one connection of HTTP/1.1 or HTTP/2 with `app` until it ends (or the shutdown's
+/// grace ends it), each request carrying the peer's address and its verified client
+/// certificate.
+async fn connection<I>(
+    io: I,
+    app: Router,
+    peer: SocketAddr,
+    identity: Option<ClientIdentity>,
+    limits: ConnectionLimits,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = tower::service_fn(
+        move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            if let Some(id) = &identity {
+                request.extensions_mut().insert(id.clone());
+            }
+            app.clone().oneshot(request.map(axum::body::Body::new))
+        },
+    );
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let io = FirstByteWithin::new(io, limits.header_timeout);
+    let connection = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// A connection whose client must send its first byte within a time: hyper's header timeout
+/// starts only once it knows the protocol, which it learns from the first bytes, so a client
+/// that connects and sends nothing would otherwise be kept for ever.
+struct FirstByteWithin<I> {
+    io: I,
+    deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<I> FirstByteWithin<I> {
+    fn new(io: I, within: Duration) -> Self {
+        Self {
+            io,
+            deadline: Some(Box::pin(tokio::time::sleep(within))),
+        }
+    }
+}
+
+impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for FirstByteWithin<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let read = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
+        if let Some(deadline) = self.deadline.as_mut() {
+            if read.is_ready() && buf.filled().len() > before {
+                self.deadline = None;
+            } else if read.is_pending() && deadline.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no request from the client",
+                )));
+            }
+        }
+        read
+    }
+}
+
+impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstByteWithin<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 use auditlake_schema::TimeWindow;
@@ -53,6 +54,9 @@ pub struct WebhookState<S> {
     pub default_cluster: Option<String>,
     /// Event times accepted; an event outside it is rejected on its own.
     pub time_window: Option<TimeWindow>,
+    /// Longest a body may take to arrive; a client trickling it gets 408 and its reservation
+    /// back.
+    pub body_timeout: Duration,
 }
 
 impl<S> Clone for WebhookState<S> {
@@ -62,6 +66,7 @@ impl<S> Clone for WebhookState<S> {
             max_body: self.max_body,
             default_cluster: self.default_cluster.clone(),
             time_window: self.time_window,
+            body_timeout: self.body_timeout,
         }
     }
 }
@@ -92,6 +97,8 @@ pub enum WebhookError {
     Busy,
     /// The sink could not store the events.
     Unavailable(String),
+    /// The body did not arrive in time.
+    SlowBody(Duration),
 }
 
 impl IntoResponse for WebhookError {
@@ -116,6 +123,10 @@ impl IntoResponse for WebhookError {
             WebhookError::Unavailable(reason) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 serde_json::json!({"error": reason}),
+            ),
+            WebhookError::SlowBody(limit) => (
+                StatusCode::REQUEST_TIMEOUT,
+                serde_json::json!({"error": format!("the body did not arrive within {} s", limit.as_secs())}),
             ),
         };
         let retry = matches!(
@@ -185,7 +196,11 @@ async fn handle<S: DurableSink>(
         .sink
         .reserve(declared.unwrap_or(0))
         .ok_or_else(|| refused(WebhookError::Busy))?;
-    let bytes = axum::body::to_bytes(body, max).await.map_err(|e| {
+    let reading = tokio::time::timeout(state.body_timeout, axum::body::to_bytes(body, max));
+    let bytes = reading
+        .await
+        .map_err(|_| refused(WebhookError::SlowBody(state.body_timeout)))?;
+    let bytes = bytes.map_err(|e| {
         let too_large = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if too_large {
@@ -256,6 +271,7 @@ fn refused(e: WebhookError) -> WebhookError {
         WebhookError::Busy => "busy",
         WebhookError::Unavailable(_) => "unavailable",
         WebhookError::BadBody { .. } => "bad_body",
+        WebhookError::SlowBody(_) => "slow_body",
     };
     metrics::counter!("auditlake_webhook_refused_total", "reason" => reason).increment(1);
     e

@@ -83,3 +83,129 @@ async fn events_far_in_the_past_or_future_are_rejected_not_partitioned() {
     let days = hour_partitions(&data);
     assert_eq!(days.len(), 1, "one day of partitions: {days:?}");
 }
+
+/// Open file descriptors of process `pid`.
+fn descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Resident memory of process `pid`, in MiB.
+fn resident_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+#[tokio::test]
+async fn slow_and_idle_clients_are_dropped_and_thousands_of_them_hold_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Injected: 1500 connections sending half a request's headers (slowloris), 1000 sending
+    // nothing, and one trickling a webhook body a byte at a time, all at once.
+    rlimit::increase_nofile_limit(u64::MAX).expect("raise the descriptor limit");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = Server::start(
+        &data,
+        &["--header-timeout", "1s", "--body-timeout", "2s"],
+        &[],
+    );
+    let pid = server.pid();
+    let address = server.url.trim_start_matches("http://").to_string();
+    let baseline = descriptors(pid);
+    let mut slow = Vec::new();
+    for i in 0..2500 {
+        let mut s = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        if i < 1500 {
+            s.write_all(b"POST /v1/webhook HTTP/1.1\r\nHost: auditlake\r\nX-Slow: ")
+                .await
+                .expect("write");
+        }
+        slow.push(s);
+    }
+    let mut trickle = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    trickle
+        .write_all(
+            b"POST /v1/webhook/prod HTTP/1.1\r\nHost: auditlake\r\nContent-Length: 100000\r\n\r\n",
+        )
+        .await
+        .expect("write");
+    let trickling = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            let _ = trickle.write_all(b"[").await;
+            match tokio::time::timeout(
+                std::time::Duration::from_millis(250),
+                trickle.read(&mut buf),
+            )
+            .await
+            {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+            if started.elapsed() > std::time::Duration::from_secs(20) {
+                break;
+            }
+        }
+        (
+            String::from_utf8_lossy(&answer).to_string(),
+            started.elapsed(),
+        )
+    });
+    let held = descriptors(pid);
+    let c = client();
+    // The server still serves, and acknowledges, while they hang on.
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let during = c
+        .post(format!("{}/v1/webhook/prod", server.url))
+        .body(event_list(&[at("during-the-storm", &now)]))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(during.status(), 200);
+
+    // Every slow client is disconnected by the server within the header timeout.
+    let started = std::time::Instant::now();
+    for mut s in slow {
+        let mut buf = [0u8; 256];
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "a slow client was kept past 10 s");
+    }
+    let recovered = started.elapsed();
+    let (answer, trickled) = trickling.await.expect("trickle");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(trickled < std::time::Duration::from_secs(8), "{trickled:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after = descriptors(pid);
+    let rss = resident_mib(pid);
+    println!(
+        "descriptors: {baseline} before, {held} with 2501 slow clients, {after} after; \
+         all dropped {:.1} s after the storm; body trickle answered 408 after {:.1} s; \
+         resident {rss} MiB",
+        recovered.as_secs_f64(),
+        trickled.as_secs_f64()
+    );
+    assert!(after < baseline + 50, "{after} descriptors left open");
+    assert!(rss < 512, "{rss} MiB resident");
+    let rows = sql(&c, &server.url, "SELECT audit_id FROM events").await;
+    assert_eq!(rows["rows"].as_array().expect("rows").len(), 1, "{rows}");
+}

@@ -89,6 +89,7 @@ fn app(sink: Arc<MemorySink>, max_body: usize) -> axum::Router {
         max_body,
         default_cluster: Some("home".into()),
         time_window: None,
+        body_timeout: std::time::Duration::from_secs(60),
     })
 }
 
@@ -200,6 +201,7 @@ async fn events_outside_the_acceptance_window_are_rejected_one_by_one() {
             max_age: Some(std::time::Duration::from_secs(86_400)),
             max_ahead: Some(std::time::Duration::from_secs(3600)),
         }),
+        body_timeout: std::time::Duration::from_secs(60),
     });
     let now = chrono::Utc::now();
     let at =
