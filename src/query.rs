@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use auditlake_engine::{QueryEngine, QueryLimits};
+use auditlake_engine::{AccessLog, AccessTable, QueryEngine, QueryLimits};
 
 use crate::cli::{Format, QueryArgs};
 use crate::config::Settings;
@@ -21,6 +21,15 @@ pub fn run(settings: &Settings, args: QueryArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let engine = QueryEngine::open_once(&settings.lake, QueryLimits::default())?;
     engine.register_triage_if_kept(&settings.data_dir)?;
+    // Whoever runs this reads the data directory's files: the access log is theirs to query.
+    let engine = if AccessLog::exists(&settings.data_dir) {
+        let log = AccessLog::open(&settings.data_dir)?;
+        engine.with_access_log(std::sync::Arc::new(AccessTable::new(std::sync::Arc::new(
+            log,
+        ))))?
+    } else {
+        engine
+    };
     let started = Instant::now();
     let result = runtime.block_on(engine.query(&args.sql))?;
     let took = started.elapsed();

@@ -60,6 +60,8 @@ struct Running {
     service: Arc<Service>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     sources: Vec<Arc<dyn SourceHealth>>,
+    /// Where API calls are recorded.
+    access: Arc<auditlake_engine::AccessLog>,
 }
 
 /// The Kafka consumer as a `/readyz` source.
@@ -207,8 +209,12 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
         d.start(runtime.handle());
         health.push(Arc::new(OutputsHealth(d.clone())));
     }
+    let access = Arc::new(
+        auditlake_engine::AccessLog::open(data_dir)
+            .with_context(|| format!("opening the access log in {}", data_dir.display()))?,
+    );
     if pack.list_files().next().is_some() {
-        runtime.spawn(watch_lists(pack.clone()));
+        runtime.spawn(watch_lists(pack.clone(), Arc::clone(&access)));
     }
     let served = runtime.block_on(async {
         let (app, state) = app(
@@ -222,6 +228,7 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 service: Arc::clone(&service),
                 metrics,
                 sources: health,
+                access,
             },
         )?;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -339,7 +346,10 @@ const LIST_POLL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Re-reads the IP list files when one changes (size or modification time) and on SIGHUP. A
 /// file that became unreadable or bad keeps its list as it was, and says why in the log.
-async fn watch_lists(pack: auditlake_rules::CompiledPack) {
+async fn watch_lists(
+    pack: auditlake_rules::CompiledPack,
+    access: Arc<auditlake_engine::AccessLog>,
+) {
     let stamp =
         |pack: &auditlake_rules::CompiledPack| -> Vec<Option<(u64, std::time::SystemTime)>> {
             pack.list_files()
@@ -373,14 +383,37 @@ async fn watch_lists(pack: auditlake_rules::CompiledPack) {
             continue;
         }
         last = now;
-        match pack.reload_lists() {
-            Ok(changed) => tracing::info!(lists = ?changed, signalled, "ip lists re-read"),
+        let outcome = match pack.reload_lists() {
+            Ok(changed) => {
+                tracing::info!(lists = ?changed, signalled, "ip lists re-read");
+                "ok".to_string()
+            }
             Err(errors) => {
-                for error in errors {
+                for error in &errors {
                     tracing::error!(error = %error, "ip list file not re-read; its list is unchanged");
                 }
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             }
-        }
+        };
+        let (who, status) = match (signalled, outcome == "ok") {
+            (true, true) => ("SIGHUP", 200),
+            (true, false) => ("SIGHUP", 500),
+            (false, true) => ("file change", 200),
+            (false, false) => ("file change", 500),
+        };
+        access.record(&auditlake_engine::Access::new(
+            who,
+            "local",
+            "signal",
+            "reload ip lists",
+            None,
+            status,
+            &outcome,
+        ));
     }
 }
 
@@ -489,6 +522,7 @@ fn app(
         service,
         metrics,
         sources,
+        access,
     } = running;
     let limits = QueryLimits {
         max_rows: Some(args.query_max_rows),
@@ -504,7 +538,13 @@ fn app(
     query
         .register_triage(Arc::clone(&triage))
         .context("registering the triage tables")?;
+    let admin_query = query
+        .with_access_log(Arc::new(auditlake_engine::AccessTable::new(Arc::clone(
+            &access,
+        ))))
+        .context("registering the access log")?;
     let mut state = ApiState::new(Arc::new(query), pack, auth);
+    state.access = Some((Arc::clone(&access), Arc::new(admin_query)));
     state.triage = Some(triage);
     state.data_dir = Some(data_dir.to_path_buf());
     state.exceptions_file = args.exceptions_file.clone();
@@ -530,6 +570,10 @@ fn app(
     ));
     let router = auditlake_query_api::router(state.clone())
         .merge(ingest)
+        .layer(from_fn_with_state(
+            access,
+            auditlake_query_api::access::record,
+        ))
         .layer(from_fn(auditlake_query_api::log::log_requests));
     Ok((router, state))
 }

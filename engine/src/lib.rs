@@ -29,6 +29,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod access;
 mod dictionary;
 mod error;
 mod filter_order;
@@ -49,6 +50,7 @@ pub use auditlake_storage::{
     Lake, delta, instance, lake, live, maintenance, partition, store, wal,
 };
 
+pub use access::{Access, AccessLog, AccessTable};
 pub use error::{Error, Result};
 pub use instance::Instance;
 pub use lake::{AppendStats, Appended, LakeWriter, TableWriter};

@@ -82,6 +82,8 @@ pub struct QueryEngine {
     /// The lake's tables, for views limited to some clusters ([`QueryEngine::limited_to`]).
     events: Arc<dyn TableProvider>,
     alerts: Arc<dyn TableProvider>,
+    /// The tables registered besides them (triage), for other views of the engine.
+    others: std::sync::Mutex<Vec<(&'static str, Arc<dyn TableProvider>)>>,
 }
 
 impl QueryEngine {
@@ -184,6 +186,7 @@ impl QueryEngine {
             limits,
             events,
             alerts,
+            others: Default::default(),
         })
     }
 
@@ -192,6 +195,40 @@ impl QueryEngine {
     /// in their scans. Its catalog is its own and has no other table: the triage tables, which
     /// hold no cluster, are not in it.
     pub fn limited_to(&self, clusters: Arc<[String]>) -> Result<Self> {
+        let scoped = |table: &Arc<dyn TableProvider>, column| -> Arc<dyn TableProvider> {
+            Arc::new(ClusterScoped::new(
+                Arc::clone(table),
+                column,
+                Arc::clone(&clusters),
+            ))
+        };
+        self.view(
+            scoped(&self.events, event::CLUSTER),
+            scoped(&self.alerts, alert::CLUSTER),
+            Vec::new(),
+        )
+    }
+
+    /// An engine with every table of this one and `access_log` over `table`: an `admin`
+    /// token's view.
+    pub fn with_access_log(&self, table: Arc<dyn TableProvider>) -> Result<Self> {
+        let mut others = self
+            .others
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        others.push(("access_log", table));
+        self.view(Arc::clone(&self.events), Arc::clone(&self.alerts), others)
+    }
+
+    /// An engine over the same memory pool and footer cache with a catalog of its own holding
+    /// `events`, `alerts` and `others`.
+    fn view(
+        &self,
+        events: Arc<dyn TableProvider>,
+        alerts: Arc<dyn TableProvider>,
+        others: Vec<(&'static str, Arc<dyn TableProvider>)>,
+    ) -> Result<Self> {
         let base = self.ctx.state();
         let (catalog_name, schema_name) = {
             let options = &base.config_options().catalog;
@@ -207,22 +244,17 @@ impl QueryEngine {
         let catalog = Arc::new(MemoryCatalogProvider::new());
         catalog.register_schema(&schema_name, Arc::new(MemorySchemaProvider::new()))?;
         ctx.register_catalog(&catalog_name, catalog);
-        let scoped = |table: &Arc<dyn TableProvider>, column| -> Arc<dyn TableProvider> {
-            Arc::new(ClusterScoped::new(
-                Arc::clone(table),
-                column,
-                Arc::clone(&clusters),
-            ))
-        };
-        let events = scoped(&self.events, event::CLUSTER);
-        let alerts = scoped(&self.alerts, alert::CLUSTER);
         ctx.register_table("events", Arc::clone(&events))?;
         ctx.register_table("alerts", Arc::clone(&alerts))?;
+        for (name, table) in &others {
+            ctx.register_table(*name, Arc::clone(table))?;
+        }
         Ok(Self {
             ctx,
             limits: self.limits.clone(),
             events,
             alerts,
+            others: std::sync::Mutex::new(others),
         })
     }
 
@@ -230,10 +262,15 @@ impl QueryEngine {
     /// change) over `store`.
     pub fn register_triage(&self, store: Arc<crate::triage::TriageStore>) -> Result<()> {
         use crate::triage::TriageTable;
-        self.ctx
-            .register_table("triage", Arc::new(TriageTable::current(Arc::clone(&store))))?;
-        self.ctx
-            .register_table("triage_log", Arc::new(TriageTable::log(store)))?;
+        let tables: [(&'static str, Arc<dyn TableProvider>); 2] = [
+            ("triage", Arc::new(TriageTable::current(Arc::clone(&store)))),
+            ("triage_log", Arc::new(TriageTable::log(store))),
+        ];
+        let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, table) in tables {
+            self.ctx.register_table(name, Arc::clone(&table))?;
+            others.push((name, table));
+        }
         Ok(())
     }
 
@@ -251,6 +288,18 @@ impl QueryEngine {
     /// `pg_catalog`). It does not check statements: its caller must.
     pub fn session(&self) -> SessionContext {
         SessionContext::new_with_state(self.ctx.state())
+    }
+
+    /// The tables `sql` names (not its CTEs), as the planner resolves them; none when it does not
+    /// parse (planning then says why).
+    pub fn tables_read(&self, sql: &str) -> Vec<String> {
+        let state = self.ctx.state();
+        let dialect = state.config_options().sql_parser.dialect;
+        state
+            .sql_to_statement(sql, &dialect)
+            .and_then(|statement| state.resolve_table_references(&statement))
+            .map(|references| references.iter().map(|r| r.table().to_string()).collect())
+            .unwrap_or_default()
     }
 
     /// The limits queries run under.

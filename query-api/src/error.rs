@@ -89,8 +89,12 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(error = %detail, "request failed");
         }
-        let body = serde_json::json!({ "error": self.to_string() });
+        let message = self.to_string();
+        let body = serde_json::json!({ "error": message });
         let mut response = (status, axum::Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::access::Failure(message));
         if let ApiError::Busy {
             retry_after_secs, ..
         } = &self

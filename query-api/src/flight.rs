@@ -46,7 +46,7 @@ use arrow_flight::sql::{
 use arrow_flight::{
     Action, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
-use auditlake_engine::{Planned, QueryEngine};
+use auditlake_engine::{Access, AccessLog, Planned, QueryEngine};
 use base64::Engine;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
@@ -59,6 +59,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::access::ACCESS_TABLE;
 use crate::auth::{Auth, Principal, Scope};
 use crate::error::ApiError;
 use crate::read_only;
@@ -87,6 +88,8 @@ impl FlightServer {
         Self {
             service: FlightSql {
                 engine: Arc::clone(&state.query),
+                admin_engine: state.access.as_ref().map(|(_, e)| Arc::clone(e)),
+                access: state.access.as_ref().map(|(log, _)| Arc::clone(log)),
                 catalog: state.query.session(),
                 auth: Arc::clone(&state.auth),
                 slots: Arc::clone(&state.query_slots),
@@ -173,6 +176,10 @@ struct Statement {
 struct FlightSql {
     engine: Arc<QueryEngine>,
     /// A session over the engine's tables, whose catalog `GetTables` lists.
+    /// The engine with `access_log`, for admins; `None`: calls are not recorded.
+    admin_engine: Option<Arc<QueryEngine>>,
+    /// Where each query is recorded.
+    access: Option<Arc<AccessLog>>,
     catalog: SessionContext,
     auth: Arc<Auth>,
     slots: Arc<Semaphore>,
@@ -183,10 +190,32 @@ struct FlightSql {
     sql_info: SqlInfoData,
 }
 
+/// A caller and where it calls from.
+struct Who {
+    principal: Principal,
+    source: String,
+}
+
+impl std::ops::Deref for Who {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
 impl FlightSql {
     /// Who makes a call (`anonymous` with authentication off), if its token grants the `query`
     /// scope.
-    fn caller<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+    fn caller<T>(&self, request: &Request<T>) -> Result<Who, Status> {
+        let source = request
+            .remote_addr()
+            .map_or_else(|| "-".to_string(), |a| a.to_string());
+        self.principal(request)
+            .map(|principal| Who { principal, source })
+    }
+
+    fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
         if !self.auth.is_enabled() {
             return self
                 .auth
@@ -260,9 +289,35 @@ impl FlightSql {
         }
     }
 
-    /// The engine as `caller` sees it: for a cluster-limited token, only its clusters' rows.
+    /// Logs and records a query `caller` ran (or was refused).
+    fn finished(&self, caller: &Who, sql: &str, error: Option<&Status>, started: Instant) {
+        log_query(&caller.name, sql, error, started);
+        if let Some(log) = &self.access {
+            let (status, outcome) = match error {
+                None => (200, "ok".to_string()),
+                Some(e) if e.code() == tonic::Code::PermissionDenied => (403, e.message().into()),
+                Some(e) if e.code() == tonic::Code::Internal => (500, e.message().into()),
+                Some(e) => (400, e.message().into()),
+            };
+            log.record(&Access::new(
+                &caller.name,
+                &caller.source,
+                "flight",
+                "query",
+                Some(sql),
+                status,
+                &outcome,
+            ));
+        }
+    }
+
+    /// The engine as `caller` sees it: for a cluster-limited token, only its clusters' rows;
+    /// for an admin, the engine with `access_log`.
     fn engine_for(&self, caller: &Principal) -> Result<Arc<QueryEngine>, Status> {
         match &caller.clusters {
+            None if caller.admin => Ok(Arc::clone(
+                self.admin_engine.as_ref().unwrap_or(&self.engine),
+            )),
             None => Ok(Arc::clone(&self.engine)),
             Some(clusters) => self
                 .engine
@@ -274,9 +329,9 @@ impl FlightSql {
 
     /// The catalog as `caller` sees it.
     fn catalog_for(&self, caller: &Principal) -> Result<SessionContext, Status> {
-        match caller.clusters {
-            None => Ok(self.catalog.clone()),
-            Some(_) => Ok(self.engine_for(caller)?.session()),
+        match (&caller.clusters, caller.admin) {
+            (None, false) => Ok(self.catalog.clone()),
+            _ => Ok(self.engine_for(caller)?.session()),
         }
     }
 
@@ -289,6 +344,11 @@ impl FlightSql {
     ) -> Result<Planned, Status> {
         Self::check(sql)?;
         let engine = self.engine_for(caller)?;
+        if !caller.admin && engine.tables_read(sql).iter().any(|t| t == ACCESS_TABLE) {
+            return Err(Status::permission_denied(format!(
+                "{ACCESS_TABLE} is for admin tokens"
+            )));
+        }
         let plan = async {
             let planned = engine.plan(sql).await?;
             if parameters.is_empty() {
@@ -310,7 +370,7 @@ impl FlightSql {
     /// A refusal is logged here, where a client first sends its SQL.
     async fn info_for(
         &self,
-        caller: &Principal,
+        caller: &Who,
         sql: &str,
         parameters: &[ScalarValue],
         ticket: Ticket,
@@ -320,7 +380,7 @@ impl FlightSql {
         let started = Instant::now();
         let planned = self.plan(caller, sql, parameters).await;
         if let Err(e) = &planned {
-            log_query(&caller.name, sql, Some(e), started);
+            self.finished(caller, sql, Some(e), started);
         }
         info(&planned?.schema(), ticket, descriptor)
     }
@@ -329,7 +389,7 @@ impl FlightSql {
     /// until the last one, the time limit and the row limit.
     async fn run(
         &self,
-        caller: &Principal,
+        caller: &Who,
         sql: &str,
         parameters: &[ScalarValue],
     ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
@@ -348,7 +408,7 @@ impl FlightSql {
                 .unwrap_or_else(|_| Err(timed_out())),
             None => run.await,
         };
-        log_query(&caller.name, sql, ran.as_ref().err(), started);
+        self.finished(caller, sql, ran.as_ref().err(), started);
         let (schema, batches) = ran?;
         let batches = bounded(batches, permit, deadline, self.max_rows);
         let data = FlightDataEncoderBuilder::new()
@@ -472,7 +532,7 @@ impl FlightSqlService for FlightSql {
                 .await
                 .and_then(|p| Ok((p.schema(), p.parameters().map_err(engine_status)?)));
             if let Err(e) = &planned {
-                log_query(&caller.name, &query.query, Some(e), started);
+                self.finished(&caller, &query.query, Some(e), started);
             }
             planned?
         };
@@ -612,7 +672,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
-        let catalog = self.catalog_for(&self.caller(&request)?)?;
+        let catalog = self.catalog_for(&self.principal(&request)?)?;
         let mut builder = query.into_builder();
         for catalog in catalog.catalog_names() {
             builder.append(catalog);
@@ -634,7 +694,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
-        let catalog = self.catalog_for(&self.caller(&request)?)?;
+        let catalog = self.catalog_for(&self.principal(&request)?)?;
         let mut builder = query.into_builder();
         for catalog_name in catalog.catalog_names() {
             let Some(catalog) = catalog.catalog(&catalog_name) else {
@@ -661,7 +721,7 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<BoxedStream<arrow_flight::FlightData>>, Status> {
-        let catalog = self.catalog_for(&self.caller(&request)?)?;
+        let catalog = self.catalog_for(&self.principal(&request)?)?;
         let mut builder = query.into_builder();
         for catalog_name in catalog.catalog_names() {
             let Some(catalog) = catalog.catalog(&catalog_name) else {

@@ -31,6 +31,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod access;
 mod alert;
 mod alerts;
 pub mod auth;

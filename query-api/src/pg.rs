@@ -52,10 +52,11 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::access::ACCESS_TABLE;
 use crate::auth::{Auth, Principal, Scope};
 use crate::error::ApiError;
 use crate::state::ApiState;
-use auditlake_engine::QueryEngine;
+use auditlake_engine::{Access, AccessLog, QueryEngine};
 
 /// Connections open at once, at most; more are closed at once (each holds a task and buffers,
 /// queries themselves are bounded by the query slots).
@@ -75,19 +76,21 @@ pub struct PgServer {
 /// every cluster, and one made at login for a token limited to some clusters.
 struct Sessions {
     open: Arc<Guarded>,
+    /// With `access_log`, for `admin` tokens (the open one when calls are not recorded).
+    admin: Arc<Guarded>,
     /// Over no cluster's rows, for a connection that has not logged in.
     closed: Arc<Guarded>,
     engine: Arc<QueryEngine>,
-    slots: Arc<Semaphore>,
-    queue_wait: Duration,
+    /// For the services of cluster-limited tokens.
+    state: ApiState,
 }
 
 impl Sessions {
     /// A session service over `engine` with `pg_catalog`, under the server's slots and limits.
     fn guarded(
-        engine: &QueryEngine,
-        slots: &Arc<Semaphore>,
-        queue_wait: Duration,
+        engine: &Arc<QueryEngine>,
+        admin: bool,
+        state: &ApiState,
     ) -> Result<Guarded, ApiError> {
         let session = engine.session();
         setup_pg_catalog(&session, "datafusion", EmptyContextProvider)
@@ -100,8 +103,11 @@ impl Sessions {
         let limits = engine.limits();
         Ok(Guarded {
             inner: DfSessionService::new_with_hooks(Arc::new(session), hooks),
-            slots: Arc::clone(slots),
-            queue_wait,
+            engine: Arc::clone(engine),
+            admin,
+            access: state.access.as_ref().map(|(log, _)| Arc::clone(log)),
+            slots: Arc::clone(&state.query_slots),
+            queue_wait: state.queue_wait,
             timeout: limits.timeout,
             max_rows: limits.max_rows,
         })
@@ -110,12 +116,16 @@ impl Sessions {
     /// The session service `caller`'s statements run in.
     fn for_caller(&self, caller: &Principal) -> PgWireResult<Arc<Guarded>> {
         let Some(clusters) = &caller.clusters else {
-            return Ok(Arc::clone(&self.open));
+            return Ok(Arc::clone(if caller.admin {
+                &self.admin
+            } else {
+                &self.open
+            }));
         };
         self.engine
             .limited_to(Arc::clone(clusters))
             .map_err(ApiError::from)
-            .and_then(|engine| Self::guarded(&engine, &self.slots, self.queue_wait))
+            .and_then(|engine| Self::guarded(&Arc::new(engine), false, &self.state))
             .map(Arc::new)
             .map_err(|e| PgWireError::ApiError(Box::new(e)))
     }
@@ -128,17 +138,21 @@ impl PgServer {
         state: &ApiState,
         tls: Option<pgwire::tokio::TlsAcceptor>,
     ) -> Result<Self, ApiError> {
-        let open = Sessions::guarded(&state.query, &state.query_slots, state.queue_wait)?;
+        let open = Arc::new(Sessions::guarded(&state.query, false, state)?);
+        let admin = match &state.access {
+            Some((_, engine)) => Arc::new(Sessions::guarded(engine, true, state)?),
+            None => Arc::clone(&open),
+        };
         // No cluster is named ` ` (names have no spaces).
-        let none = state.query.limited_to(Arc::from([" ".to_string()]))?;
-        let closed = Sessions::guarded(&none, &state.query_slots, state.queue_wait)?;
+        let none = Arc::new(state.query.limited_to(Arc::from([" ".to_string()]))?);
+        let closed = Sessions::guarded(&none, false, state)?;
         Ok(Self {
             sessions: Arc::new(Sessions {
-                open: Arc::new(open),
+                open,
+                admin,
                 closed: Arc::new(closed),
                 engine: Arc::clone(&state.query),
-                slots: Arc::clone(&state.query_slots),
-                queue_wait: state.queue_wait,
+                state: state.clone(),
             }),
             auth: Arc::clone(&state.auth),
             tls,
@@ -371,6 +385,12 @@ impl QueryHook for ReadOnly {
 /// `datafusion-postgres`'s session service under the server's slots and limits.
 struct Guarded {
     inner: DfSessionService,
+    /// The engine its session is of, and whether its caller is an admin (who alone may read
+    /// `access_log`).
+    engine: Arc<QueryEngine>,
+    admin: bool,
+    /// Where each statement is recorded.
+    access: Option<Arc<AccessLog>>,
     slots: Arc<Semaphore>,
     queue_wait: Duration,
     timeout: Option<Duration>,
@@ -393,11 +413,26 @@ impl Guarded {
     /// limit, and gives each result stream the slot, the rest of the time and the row limit.
     async fn bounded<T>(
         &self,
-        token: &str,
+        (token, source): (&str, &str),
         sql: &str,
         run: impl Future<Output = PgWireResult<T>>,
         each: impl Fn(T, &dyn Fn(Response) -> Response) -> T,
     ) -> PgWireResult<T> {
+        if !self.admin
+            && self
+                .engine
+                .tables_read(sql)
+                .iter()
+                .any(|t| t == ACCESS_TABLE)
+        {
+            let refusal = format!("{ACCESS_TABLE} is for admin tokens");
+            self.record(token, source, sql, 403, &refusal);
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "ERROR".into(),
+                "42501".into(),
+                refusal,
+            ))));
+        }
         let permit = self.slot().await?;
         let started = Instant::now();
         let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
@@ -432,10 +467,33 @@ impl Guarded {
             "postgres protocol: query"
         );
         metrics::counter!("auditlake_queries_total", "outcome" => outcome).increment(1);
+        match &ran {
+            Ok(_) => self.record(token, source, sql, 200, "ok"),
+            Err(PgWireError::UserError(info)) => {
+                self.record(token, source, sql, 400, &info.message);
+            }
+            Err(e) => self.record(token, source, sql, 500, &e.to_string()),
+        }
         let max_rows = self.max_rows;
         Ok(each(ran?, &|response| {
             limit(response, Arc::clone(&permit), deadline, max_rows)
         }))
+    }
+}
+
+impl Guarded {
+    fn record(&self, token: &str, source: &str, sql: &str, status: i32, outcome: &str) {
+        if let Some(log) = &self.access {
+            log.record(&Access::new(
+                token,
+                source,
+                "postgres",
+                "query",
+                Some(sql),
+                status,
+                outcome,
+            ));
+        }
     }
 }
 
@@ -538,8 +596,9 @@ impl SimpleQueryHandler for Guarded {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let token = token_of(client);
+        let source = client.socket_addr().to_string();
         self.bounded(
-            &token,
+            (&token, &source),
             query,
             SimpleQueryHandler::do_query(&self.inner, client, query),
             |responses, bound| responses.into_iter().map(bound).collect(),
@@ -570,9 +629,10 @@ impl ExtendedQueryHandler for Guarded {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let token = token_of(client);
+        let source = client.socket_addr().to_string();
         let sql = portal.statement.statement.0.clone();
         self.bounded(
-            &token,
+            (&token, &source),
             &sql,
             ExtendedQueryHandler::do_query(&self.inner, client, portal, max_rows),
             |response, bound| bound(response),

@@ -10,9 +10,11 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use crate::access::{ACCESS_TABLE, RanSql};
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::format;
-use crate::state::Caller;
+use crate::state::{ApiState, Caller};
 
 /// Largest SQL body accepted.
 const MAX_QUERY_BODY: usize = 1 << 20;
@@ -47,7 +49,7 @@ impl Encoding {
 }
 
 pub(crate) async fn run(
-    Caller(state, _): Caller,
+    Caller(state, caller): Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -59,7 +61,32 @@ pub(crate) async fn run(
     let request: QueryRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!("the body must be JSON {{\"sql\": \"...\"}}: {e}"))
     })?;
-    let encoding = Encoding::from_accept(&headers);
+    let sql = RanSql(request.sql.clone());
+    let mut response = answer(&state, &caller, &headers, request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    response.extensions_mut().insert(sql);
+    Ok(response)
+}
+
+async fn answer(
+    state: &ApiState,
+    caller: &Principal,
+    headers: &HeaderMap,
+    request: QueryRequest,
+) -> Result<Response, ApiError> {
+    if !caller.admin
+        && state
+            .query
+            .tables_read(&request.sql)
+            .iter()
+            .any(|t| t == ACCESS_TABLE)
+    {
+        return Err(ApiError::ForbiddenBecause(format!(
+            "{ACCESS_TABLE} is for admin tokens"
+        )));
+    }
+    let encoding = Encoding::from_accept(headers);
     let _slot = state.query_slot().await?;
 
     let started = Instant::now();

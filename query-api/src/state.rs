@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auditlake_engine::{QueryEngine, Readiness, Service, TriageStore};
+use auditlake_engine::{AccessLog, QueryEngine, Readiness, Service, TriageStore};
 use auditlake_rules::CompiledPack;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Semaphore;
@@ -38,6 +38,9 @@ pub struct ApiState {
     pub data_dir: Option<PathBuf>,
     /// The rules file false-positive exceptions are appended to, when the server was given one.
     pub exceptions_file: Option<PathBuf>,
+    /// Where calls are recorded, and the engine `admin` tokens query (with `access_log`);
+    /// `None`: calls are not recorded.
+    pub access: Option<(Arc<AccessLog>, Arc<QueryEngine>)>,
 }
 
 /// A source of events that `/readyz` reports on.
@@ -63,6 +66,7 @@ impl ApiState {
             triage: None,
             data_dir: None,
             exceptions_file: None,
+            access: None,
         }
     }
 
@@ -81,7 +85,13 @@ impl ApiState {
     /// its clusters' rows.
     pub fn for_caller(&self, caller: &Principal) -> Result<Self, ApiError> {
         let Some(clusters) = &caller.clusters else {
-            return Ok(self.clone());
+            return Ok(match &self.access {
+                Some((_, admin)) if caller.admin => Self {
+                    query: Arc::clone(admin),
+                    ..self.clone()
+                },
+                _ => self.clone(),
+            });
         };
         Ok(Self {
             query: Arc::new(self.query.limited_to(Arc::clone(clusters))?),

@@ -369,3 +369,143 @@ fn a_token_file_with_bad_cluster_limits_is_refused_at_start() {
         assert!(stderr(&out).contains(says), "{line}: {}", stderr(&out));
     }
 }
+
+#[tokio::test]
+async fn every_call_is_in_the_access_log_which_only_admins_read() {
+    let t = start();
+    let c = client();
+    // Calls of every kind: a query, an alert listing, a triage change with a note, a refused
+    // token, a non-admin's attempt at the access log, and the same over the PostgreSQL protocol.
+    assert_eq!(
+        t.sql(TENANT, "SELECT count(*) AS n FROM events").await.0,
+        200
+    );
+    assert_eq!(t.get(TENANT, "/v1/alerts?severity=high").await.0, 200);
+    let alert = t.rows(TENANT, "SELECT alert_id FROM alerts LIMIT 1").await[0]["alert_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let note = "a-note-that-is-nobodys-business";
+    let patched = c
+        .patch(format!("{}/v1/alerts/{alert}", t.server.url))
+        .bearer_auth(TENANT)
+        .json(&serde_json::json!({"status": "acknowledged", "note": note}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(patched.status(), 200);
+    assert_eq!(t.get("not-a-token-at-all-0123", "/v1/alerts").await.0, 401);
+    let (status, refused) = t.sql(TENANT, "SELECT * FROM access_log").await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(refused["error"].as_str().expect("error").contains("admin"));
+    let (status, _) = t
+        .sql(TENANT, "WITH x AS (SELECT 1) SELECT * FROM x, access_log")
+        .await;
+    assert_eq!(status, 403);
+    let out = Command::new(psql_binary())
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+        .arg(format!(
+            "postgresql://tenant@127.0.0.1:{}/auditlake?sslmode=disable",
+            t.pg_port
+        ))
+        .args(["-c", "SELECT token FROM access_log"])
+        .env("PGPASSWORD", TENANT)
+        .output()
+        .expect("psql runs");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("admin"), "{}", stderr(&out));
+
+    let script = format!(
+        r#"
+import adbc_driver_flightsql.dbapi as flight_sql
+from adbc_driver_flightsql import DatabaseOptions
+bearer = {{DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer {TENANT}"}}
+with flight_sql.connect("grpc://127.0.0.1:{port}", db_kwargs=bearer) as conn:
+    with conn.cursor() as cur:
+        cur.execute("SELECT 42 AS answer")
+        assert cur.fetchone()[0] == 42
+        try:
+            cur.execute("SELECT * FROM access_log")
+            raise SystemExit("a tenant read the access log")
+        except flight_sql.Error as e:
+            assert "admin" in str(e), e
+"#,
+        port = t.flight_port
+    );
+    let out = Command::new(python())
+        .args(["-c", &script])
+        .output()
+        .expect("python runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // The admin reads them all back, in order, with the SQL and the outcomes.
+    let rows = t
+        .rows(
+            ADMIN,
+            "SELECT token, protocol, action, sql, status, outcome, source FROM access_log \
+             ORDER BY time",
+        )
+        .await;
+    let seen: Vec<(String, String, String, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["token"].as_str().unwrap_or("").to_string(),
+                r["protocol"].as_str().unwrap_or("").to_string(),
+                r["action"].as_str().unwrap_or("").to_string(),
+                r["status"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let has = |token: &str, protocol: &str, action: &str, status: i64| {
+        seen.iter().any(|(t, p, a, s)| {
+            t == token && p == protocol && a.starts_with(action) && *s == status
+        })
+    };
+    assert!(has("tenant", "http", "POST /v1/query", 200), "{seen:?}");
+    assert!(
+        has("tenant", "http", "GET /v1/alerts?severity=high", 200),
+        "{seen:?}"
+    );
+    assert!(
+        has("tenant", "http", &format!("PATCH /v1/alerts/{alert}"), 200),
+        "{seen:?}"
+    );
+    assert!(has("-", "http", "GET /v1/alerts", 401), "{seen:?}");
+    assert!(has("tenant", "http", "POST /v1/query", 403), "{seen:?}");
+    assert!(has("tenant", "postgres", "query", 403), "{seen:?}");
+    assert!(has("tenant", "flight", "query", 200), "{seen:?}");
+    assert!(has("tenant", "flight", "query", 403), "{seen:?}");
+    let first = &rows[0];
+    assert_eq!(first["sql"], "SELECT count(*) AS n FROM events");
+    assert!(
+        first["source"]
+            .as_str()
+            .expect("source")
+            .starts_with("127.0.0.1:")
+    );
+    assert!(
+        rows.iter().any(|r| r["sql"] == "SELECT * FROM access_log"
+            && r["outcome"].as_str().unwrap_or("").contains("admin")),
+        "{rows:?}"
+    );
+
+    // It is kept append-only: no statement changes it, and it never holds a token or a body.
+    for sql in [
+        "DELETE FROM access_log",
+        "DROP TABLE access_log",
+        "INSERT INTO access_log SELECT * FROM access_log",
+    ] {
+        assert_eq!(t.sql(ADMIN, sql).await.0, 400, "{sql}");
+    }
+    // Whoever holds the data directory reads it from the command line too.
+    let counted = query(
+        &t.dir.path().join("data"),
+        "SELECT count(*) AS n FROM access_log",
+    );
+    assert!(counted[0]["n"].as_u64().expect("n") as usize >= rows.len());
+    let text = std::fs::read_to_string(t.dir.path().join("data/access/log.jsonl")).expect("log");
+    for secret in [TENANT, ADMIN, note] {
+        assert!(!text.contains(secret), "the access log holds {secret}");
+    }
+}

@@ -2,11 +2,14 @@ use super::*;
 use auditlake_engine::QueryLimits;
 
 /// A caller who sees every cluster.
-pub(super) fn alice() -> Principal {
-    Principal {
-        name: "alice".into(),
-        admin: false,
-        clusters: None,
+pub(super) fn alice() -> Who {
+    Who {
+        principal: Principal {
+            name: "alice".into(),
+            admin: false,
+            clusters: None,
+        },
+        source: "127.0.0.1:1".into(),
     }
 }
 
@@ -15,6 +18,8 @@ pub(super) fn service(dir: &std::path::Path) -> FlightSql {
     FlightSql {
         catalog: engine.session(),
         engine,
+        admin_engine: None,
+        access: None,
         auth: Arc::new(
             Auth::with_tokens("alice query alice-token-0123456789\nbob query bob-token-0123456789")
                 .expect("tokens"),
