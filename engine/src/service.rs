@@ -148,6 +148,8 @@ pub struct Service {
     stop_maintenance: Mutex<Option<SyncSender<()>>>,
     /// Held until shut down: one process per instance and data directory.
     lock: Mutex<Option<std::fs::File>>,
+    /// Why batches are refused for now.
+    problem: Arc<Problem>,
 }
 
 impl Service {
@@ -175,8 +177,10 @@ impl Service {
 
         let mut threads = Vec::new();
         let log_checkpoint = Arc::clone(&checkpoint);
+        let problem = Arc::new(Problem::default());
+        let log_problem = Arc::clone(&problem);
         threads.push(spawn("auditlake-wal", move || {
-            log_thread(wal, append_rx, apply_tx, &log_checkpoint)
+            log_thread(wal, append_rx, apply_tx, &log_checkpoint, &log_problem)
         })?);
         let writer = PipelineThread {
             pipeline,
@@ -209,12 +213,19 @@ impl Service {
             threads: Mutex::new(threads),
             stop_maintenance: Mutex::new(Some(stop_tx)),
             lock: Mutex::new(Some(lock)),
+            problem,
         })
     }
 
     /// What the query engine must share to see rows before their files are complete.
     pub fn shared(&self) -> Arc<SharedLake> {
         Arc::clone(&self.shared)
+    }
+
+    /// Why batches are refused for now, while the service retries by itself (the disk under the
+    /// write-ahead log is full, say); `None` when they are taken.
+    pub fn problem(&self) -> Option<String> {
+        self.problem.get()
     }
 
     /// Whether the service has replayed the log and takes traffic.
@@ -311,7 +322,10 @@ fn log_thread(
     mut appends: mpsc::Receiver<Append>,
     apply: SyncSender<Apply>,
     checkpoint: &Checkpoint,
+    problem: &Problem,
 ) {
+    // Why the current segment takes no more appends; each group first tries a new segment, so
+    // the log resumes by itself once the disk has room again.
     let mut broken: Option<String> = None;
     let mut seen_flushes = 0;
     while let Some(first) = appends.blocking_recv() {
@@ -331,18 +345,39 @@ fn log_thread(
                 tracing::warn!(error = %e, "could not delete flushed write-ahead log segments");
             }
         }
+        if broken.is_some() {
+            match wal.abandon_segment() {
+                Ok(()) => broken = None,
+                Err(e) => {
+                    broken = Some(format!(
+                        "the write-ahead log could not be written: {}",
+                        chain(&e)
+                    ));
+                }
+            }
+        }
         if broken.is_none() {
             let written = group.iter().try_for_each(|a| wal.append(&a.record));
             match written.and_then(|()| wal.sync()) {
                 Ok(took) => {
                     metrics::counter!("auditlake_wal_bytes_total").increment(bytes as u64);
                     metrics::histogram!("auditlake_wal_fsync_seconds").record(took.as_secs_f64());
+                    if problem.clear() {
+                        tracing::info!("the write-ahead log is written again; batches are taken");
+                    }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "write-ahead log write failed; refusing new batches");
-                    broken = Some(format!("the write-ahead log could not be written: {e}"));
+                    tracing::error!(error = %e, "write-ahead log write failed; batches are refused until a write succeeds");
+                    metrics::counter!("auditlake_wal_errors_total").increment(1);
+                    broken = Some(format!(
+                        "the write-ahead log could not be written: {}",
+                        chain(&e)
+                    ));
                 }
             }
+        }
+        if let Some(reason) = &broken {
+            problem.set(reason);
         }
         let segment = wal.segment();
         for a in group {
@@ -359,6 +394,41 @@ fn log_thread(
                 let _ = refused.0.done.send(Err("the pipeline stopped".into()));
             }
         }
+    }
+}
+
+/// `e` and the errors under it, as one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// Why the service refuses batches for now, while it retries by itself (`/readyz` says it).
+#[derive(Default)]
+pub(crate) struct Problem(Mutex<Option<String>>);
+
+impl Problem {
+    fn set(&self, reason: &str) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+    }
+
+    /// Clears it; whether there was one.
+    fn clear(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some()
+    }
+
+    fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

@@ -30,6 +30,12 @@ pub(crate) async fn readyz(State(state): State<ApiState>) -> Response {
             "a write to the lake failed".to_string(),
         ),
     };
+    if let Some(problem) = state.service.as_ref().and_then(|s| s.problem())
+        && status == StatusCode::OK
+    {
+        status = StatusCode::SERVICE_UNAVAILABLE;
+        text = problem;
+    }
     let mut body = serde_json::Map::new();
     for source in &state.sources {
         let (ready, detail) = source.check();

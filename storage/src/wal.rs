@@ -118,6 +118,21 @@ impl Wal {
         Ok(())
     }
 
+    /// Gives up the current segment after a failed append or sync (a full disk, an I/O error):
+    /// what of it was not synced was never acknowledged, and is dropped unwritten; appends go on
+    /// in a new segment, and a replay stops at the old one's torn end. Until this succeeds the
+    /// log must take no append, or a record after a torn one would be lost to a replay.
+    pub fn abandon_segment(&mut self) -> Result<()> {
+        let next = self.segment + 1;
+        let file = create_segment(&self.dir, next)?;
+        let abandoned = std::mem::replace(&mut self.file, file);
+        // Not `drop`, which would write out the buffered bytes.
+        let (_file, _unwritten) = abandoned.into_parts();
+        self.segment = next;
+        self.segment_bytes = 0;
+        Ok(())
+    }
+
     /// Deletes every segment older than `segment` (their records are in finished lake files).
     pub fn remove_before(&self, segment: u64) -> Result<()> {
         remove_segments(&self.dir, |id| id < segment)

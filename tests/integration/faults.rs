@@ -209,3 +209,140 @@ async fn slow_and_idle_clients_are_dropped_and_thousands_of_them_hold_nothing() 
     let rows = sql(&c, &server.url, "SELECT audit_id FROM events").await;
     assert_eq!(rows["rows"].as_array().expect("rows").len(), 1, "{rows}");
 }
+
+/// Runs `body` against a server whose write-ahead log directory is a `size` tmpfs of its own:
+/// `unshare` gives the server a mount namespace (as root, or as anyone where unprivileged user
+/// namespaces are allowed, Debian's and Ubuntu's default), and the test reaches the tmpfs
+/// through `/proc/PID/root`.
+fn server_with_a_small_log_disk(data: &Path, size: &str) -> Server {
+    let probe = std::process::Command::new("unshare")
+        .args(["-rm", "true"])
+        .output()
+        .expect("unshare runs");
+    assert!(
+        probe.status.success(),
+        "this test needs a mount namespace: run as root, or allow unprivileged user namespaces \
+         (sysctl kernel.unprivileged_userns_clone=1): {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let wal = data.join("wal");
+    std::fs::create_dir_all(&wal).expect("wal dir");
+    let mount = format!(
+        "mount -t tmpfs -o size={size} tmpfs '{}' && exec \"$@\"",
+        wal.display()
+    );
+    Server::start_in(
+        &["unshare", "-rm", "sh", "-c", &mount, "sh"],
+        data,
+        &[],
+        &[],
+    )
+}
+
+/// Fills the file system of `dir` (as the server sees it) to the last byte.
+fn fill(dir: &Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let filler = dir.join("filler");
+    let mut file = std::fs::File::create(&filler).expect("filler");
+    let chunk = vec![0u8; 64 << 10];
+    loop {
+        if file.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let small = [0u8; 512];
+    while file.write_all(&small).is_ok() {}
+    let _ = file.sync_all();
+    filler
+}
+
+#[tokio::test]
+async fn a_full_disk_under_the_log_gets_503_and_ingest_resumes_by_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = server_with_a_small_log_disk(&data, "2m");
+    let seen_wal = std::path::PathBuf::from(format!("/proc/{}/root", server.pid()))
+        .join(data.join("wal").strip_prefix("/").expect("absolute"));
+    let c = client();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let batch = |prefix: &str| -> Vec<serde_json::Value> {
+        (0..50)
+            .map(|i| at(&format!("{prefix}-{i}"), &now))
+            .collect()
+    };
+    let post = |items: Vec<serde_json::Value>| {
+        c.post(format!("{}/v1/webhook/prod", server.url))
+            .body(event_list(&items))
+            .send()
+    };
+    let mut acknowledged = 0;
+    assert_eq!(post(batch("before")).await.expect("post").status(), 200);
+    acknowledged += 50;
+
+    // Injected: the log's file system is full.
+    let filler = fill(&seen_wal);
+    let refused = post(batch("during")).await.expect("post");
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let why: serde_json::Value = refused.json().await.expect("json");
+    assert!(
+        why["error"]
+            .as_str()
+            .expect("error")
+            .contains("No space left"),
+        "{why}"
+    );
+    let ready = c
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 503);
+    let said: serde_json::Value = ready.json().await.expect("json");
+    assert!(
+        said["status"]
+            .as_str()
+            .expect("status")
+            .contains("No space left"),
+        "{said}"
+    );
+    // Refused again while it stays full: nothing is half taken.
+    assert_eq!(post(batch("during")).await.expect("post").status(), 503);
+
+    // Space comes back: the next post is taken, with no restart and no hand.
+    std::fs::remove_file(&filler).expect("free the space");
+    let freed = std::time::Instant::now();
+    let mut resumed = None;
+    for _ in 0..50 {
+        if post(batch("after")).await.expect("post").status() == 200 {
+            resumed = Some(freed.elapsed());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let resumed = resumed.expect("ingest resumed");
+    acknowledged += 50;
+    let ready = c
+        .get(format!("{}/readyz", server.url))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let stored = sql(&c, &server.url, "SELECT count(*) AS n FROM events").await["rows"][0]["n"]
+        .as_i64()
+        .expect("n");
+    println!(
+        "full log disk: {acknowledged} acknowledged, {stored} stored; ingest resumed {:.2} s \
+         after space came back",
+        resumed.as_secs_f64()
+    );
+    assert_eq!(stored, acknowledged);
+    // And after a clean stop and a start on the plain disk, every acknowledged event is there.
+    let mut server = server;
+    assert!(server.terminate().success());
+    let server = Server::start(&data, &[], &[]);
+    let stored = sql(&c, &server.url, "SELECT count(*) AS n FROM events").await["rows"][0]["n"]
+        .as_i64()
+        .expect("n");
+    assert_eq!(stored, acknowledged);
+}

@@ -28,7 +28,37 @@ impl Server {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_auditlake"));
+        Self::launch(
+            Command::new(env!("CARGO_BIN_EXE_auditlake")),
+            listen,
+            data_dir,
+            args,
+            env,
+        )
+    }
+
+    /// Like [`Server::start`], the binary run by `wrapper` (its arguments, then the binary's
+    /// path and arguments), which must `exec` it so that the server keeps the wrapper's pid.
+    pub(crate) fn start_in(
+        wrapper: &[&str],
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        let mut command = Command::new(wrapper[0]);
+        command
+            .args(&wrapper[1..])
+            .arg(env!("CARGO_BIN_EXE_auditlake"));
+        Self::launch(command, "127.0.0.1:0", data_dir, args, env)
+    }
+
+    fn launch(
+        mut command: Command,
+        listen: &str,
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         command
             .arg("--data-dir")
             .arg(data_dir)
