@@ -74,6 +74,13 @@ pub enum LakeCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Set damaged Parquet files aside: each is copied to DATA_DIR/quarantine/ and removed from
+    /// its table in one commit, so queries and compaction go on with the rest
+    Quarantine {
+        /// The files, as a failing query or the server's log named them
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 /// `auditlake alerts ...`.

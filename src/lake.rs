@@ -13,7 +13,10 @@ use crate::cli::LakeCommand;
 use crate::config::Settings;
 
 pub fn run(settings: &Settings, command: LakeCommand) -> anyhow::Result<ExitCode> {
-    let LakeCommand::Convert { dry_run } = command;
+    let dry_run = match command {
+        LakeCommand::Convert { dry_run } => dry_run,
+        LakeCommand::Quarantine { files } => return quarantine(settings, &files),
+    };
     let Some(dir) = settings.lake.local_dir() else {
         anyhow::bail!(
             "lake convert works on a local data directory; convert it, then copy its tables to {} \
@@ -47,6 +50,29 @@ pub fn run(settings: &Settings, command: LakeCommand) -> anyhow::Result<ExitCode
                 }
             ),
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `auditlake lake quarantine FILE...`.
+fn quarantine(settings: &Settings, files: &[std::path::PathBuf]) -> anyhow::Result<ExitCode> {
+    let Some(dir) = settings.lake.local_dir() else {
+        anyhow::bail!(
+            "lake quarantine works on a local data directory, not {}",
+            settings.lake.describe()
+        );
+    };
+    for file in files {
+        let q = auditlake_engine::quarantine::quarantine(dir, file)
+            .with_context(|| format!("quarantining {}", file.display()))?;
+        println!(
+            "{}: {} removed from the {} table ({} rows); its copy is {}",
+            file.display(),
+            q.path,
+            q.table,
+            q.rows.map_or_else(|| "?".to_string(), |r| r.to_string()),
+            q.copy.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -47,7 +47,7 @@ mod wrapped;
 
 // Storage is its own crate; its modules are named here too, as they were before it was.
 pub use auditlake_storage::{
-    Lake, delta, instance, lake, live, maintenance, partition, store, wal,
+    Lake, delta, instance, lake, live, maintenance, partition, quarantine, store, wal,
 };
 
 pub use access::{Access, AccessLog, AccessTable};

@@ -351,7 +351,7 @@ fn log_thread(
                 Err(e) => {
                     broken = Some(format!(
                         "the write-ahead log could not be written: {}",
-                        chain(&e)
+                        auditlake_storage::error::chain(&e)
                     ));
                 }
             }
@@ -371,7 +371,7 @@ fn log_thread(
                     metrics::counter!("auditlake_wal_errors_total").increment(1);
                     broken = Some(format!(
                         "the write-ahead log could not be written: {}",
-                        chain(&e)
+                        auditlake_storage::error::chain(&e)
                     ));
                 }
             }
@@ -395,18 +395,6 @@ fn log_thread(
             }
         }
     }
-}
-
-/// `e` and the errors under it, as one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 /// Why the service refuses batches for now, while it retries by itself (`/readyz` says it).

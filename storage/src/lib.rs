@@ -38,6 +38,7 @@ pub mod lake;
 pub mod live;
 pub mod maintenance;
 pub mod partition;
+pub mod quarantine;
 pub mod store;
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;

@@ -68,6 +68,9 @@ pub struct Pass {
     pub expired_partitions: usize,
     /// Removed files whose bytes were deleted.
     pub vacuumed_files: usize,
+    /// Partitions whose merge failed (a damaged file, a full disk): left as they were, tried
+    /// again next pass.
+    pub failed_partitions: usize,
 }
 
 impl Maintenance {
@@ -161,7 +164,21 @@ impl Maintenance {
                 if stopping() {
                     return Ok(pass);
                 }
-                pass.compacted_files += self.compact(table, files)?;
+                // A merge that fails commits nothing: its inputs stay as they were, so a damaged
+                // file spreads to no merged one, and the other partitions go on.
+                match self.compact(table, files) {
+                    Ok(merged) => pass.compacted_files += merged,
+                    Err(e) => {
+                        metrics::counter!("auditlake_compaction_failures_total").increment(1);
+                        tracing::error!(
+                            table = table.name,
+                            error = %crate::error::chain(&e),
+                            "a partition was not compacted; its files are left as they were \
+                             (a damaged one can be set aside with `auditlake lake quarantine`)"
+                        );
+                        pass.failed_partitions += 1;
+                    }
+                }
             }
             let log = table.log.clone();
             pass.vacuumed_files += block_on(async move { log.vacuum(grace).await })?;

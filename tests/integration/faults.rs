@@ -346,3 +346,77 @@ async fn a_full_disk_under_the_log_gets_503_and_ingest_resumes_by_itself() {
         .expect("n");
     assert_eq!(stored, acknowledged);
 }
+
+#[test]
+fn a_damaged_parquet_file_is_named_and_a_command_sets_it_aside() {
+    // Injected: one events file of the lake cut to half its length.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let out = replay(&data, &sample_log_files());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let total = count(&data);
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    let mut stack = vec![data.join("events")];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.ends_with("_delta_log") {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let damaged = files[0].clone();
+    let bytes = std::fs::read(&damaged).expect("read");
+    std::fs::write(&damaged, &bytes[..bytes.len() / 2]).expect("damage");
+
+    // A query fails clearly, naming the file.
+    let out = auditlake(&data, &["query", "SELECT count(*) AS n FROM events"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = stderr(&out);
+    assert!(said.contains(&damaged.display().to_string()), "{said}");
+    assert!(!said.contains("panicked"), "{said}");
+
+    // Set aside, the rest is queried; the copy is kept as evidence.
+    let out = auditlake(
+        &data,
+        &["lake", "quarantine", &damaged.display().to_string()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let told = stdout(&out);
+    let rows: u64 = told
+        .split('(')
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("rows in {told:?}"));
+    assert!(rows > 0);
+    assert_eq!(count(&data), total - rows);
+    let copies = std::fs::read_dir(
+        data.join("quarantine/events")
+            .join(
+                damaged
+                    .parent()
+                    .and_then(|h| h.parent())
+                    .and_then(|d| d.file_name())
+                    .expect("day"),
+            )
+            .join(damaged.parent().and_then(|h| h.file_name()).expect("hour")),
+    )
+    .expect("quarantine dir")
+    .count();
+    assert_eq!(copies, 1);
+    // Twice, or a file that is not the lake's, is refused with a reason.
+    let again = auditlake(
+        &data,
+        &["lake", "quarantine", &damaged.display().to_string()],
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("not in the table"),
+        "{}",
+        stderr(&again)
+    );
+}
