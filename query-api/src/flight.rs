@@ -46,8 +46,7 @@ use arrow_flight::sql::{
 use arrow_flight::{
     Action, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
-use auditlake_engine::{Access, AccessLog, Planned, QueryEngine};
-use base64::Engine;
+use auditlake_engine::{AccessLog, Planned, QueryEngine};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
@@ -60,16 +59,15 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::access::ACCESS_TABLE;
-use crate::auth::{Auth, Principal, Scope};
-use crate::error::ApiError;
+use crate::auth::{Auth, Principal};
 use crate::read_only;
 use crate::state::ApiState;
 
 mod answers;
+mod callers;
 mod tls;
-use answers::{
-    bounded, engine_status, info, log_query, one_batch, read_only_refusal, schema_ipc, timed_out,
-};
+use answers::{bounded, engine_status, info, one_batch, read_only_refusal, schema_ipc, timed_out};
+use callers::{Who, basic_credentials};
 
 /// Prepared statements kept at most; making one more forgets the least recently used.
 const MAX_PREPARED: usize = 1024;
@@ -190,75 +188,7 @@ struct FlightSql {
     sql_info: SqlInfoData,
 }
 
-/// A caller and where it calls from.
-struct Who {
-    principal: Principal,
-    source: String,
-}
-
-impl std::ops::Deref for Who {
-    type Target = Principal;
-
-    fn deref(&self) -> &Principal {
-        &self.principal
-    }
-}
-
 impl FlightSql {
-    /// Who makes a call (`anonymous` with authentication off), if its token grants the `query`
-    /// scope.
-    fn caller<T>(&self, request: &Request<T>) -> Result<Who, Status> {
-        let source = request
-            .remote_addr()
-            .map_or_else(|| "-".to_string(), |a| a.to_string());
-        self.principal(request)
-            .map(|principal| Who { principal, source })
-    }
-
-    fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        if !self.auth.is_enabled() {
-            return self
-                .auth
-                .check_token("", Scope::Query)
-                .map_err(|e| Status::internal(e.to_string()));
-        }
-        let header = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let (presented, claimed) = if let Some(bearer) = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-        {
-            (bearer.trim().to_string(), None)
-        } else if let Some(basic) = header
-            .strip_prefix("Basic ")
-            .or_else(|| header.strip_prefix("basic "))
-        {
-            let (name, token) = basic_credentials(basic).ok_or_else(|| {
-                Status::unauthenticated("the Basic credentials are not base64 name:token")
-            })?;
-            (token, Some(name))
-        } else {
-            return Err(Status::unauthenticated(
-                "a token is required: authorization: Bearer <token>, or username and password \
-                 (the token's name and the token)",
-            ));
-        };
-        match self.auth.check_token(&presented, Scope::Query) {
-            Ok(principal) if claimed.as_ref().is_none_or(|c| *c == principal.name) => Ok(principal),
-            Err(ApiError::Forbidden(_)) => {
-                tracing::warn!("flight sql: a token without the query scope");
-                Err(Status::permission_denied("the token lacks the query scope"))
-            }
-            _ => {
-                tracing::warn!(claimed = ?claimed, "flight sql: login refused");
-                Err(Status::unauthenticated("invalid token"))
-            }
-        }
-    }
-
     /// Refuses `sql` unless it is one query.
     fn check(sql: &str) -> Result<(), Status> {
         let statements = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})
@@ -286,52 +216,6 @@ impl FlightSql {
             _ => Err(Status::resource_exhausted(
                 "too many queries running; try again in a few seconds",
             )),
-        }
-    }
-
-    /// Logs and records a query `caller` ran (or was refused).
-    fn finished(&self, caller: &Who, sql: &str, error: Option<&Status>, started: Instant) {
-        log_query(&caller.name, sql, error, started);
-        if let Some(log) = &self.access {
-            let (status, outcome) = match error {
-                None => (200, "ok".to_string()),
-                Some(e) if e.code() == tonic::Code::PermissionDenied => (403, e.message().into()),
-                Some(e) if e.code() == tonic::Code::Internal => (500, e.message().into()),
-                Some(e) => (400, e.message().into()),
-            };
-            log.record(&Access::new(
-                &caller.name,
-                &caller.source,
-                "flight",
-                "query",
-                Some(sql),
-                status,
-                &outcome,
-            ));
-        }
-    }
-
-    /// The engine as `caller` sees it: for a cluster-limited token, only its clusters' rows;
-    /// for an admin, the engine with `access_log`.
-    fn engine_for(&self, caller: &Principal) -> Result<Arc<QueryEngine>, Status> {
-        match &caller.clusters {
-            None if caller.admin => Ok(Arc::clone(
-                self.admin_engine.as_ref().unwrap_or(&self.engine),
-            )),
-            None => Ok(Arc::clone(&self.engine)),
-            Some(clusters) => self
-                .engine
-                .limited_to(Arc::clone(clusters))
-                .map(Arc::new)
-                .map_err(engine_status),
-        }
-    }
-
-    /// The catalog as `caller` sees it.
-    fn catalog_for(&self, caller: &Principal) -> Result<SessionContext, Status> {
-        match (&caller.clusters, caller.admin) {
-            (None, false) => Ok(self.catalog.clone()),
-            _ => Ok(self.engine_for(caller)?.session()),
         }
     }
 
@@ -443,19 +327,6 @@ impl FlightSql {
             )),
         }
     }
-}
-
-/// The name and token of HTTP Basic credentials, `base64(name:token)`, padded or not (Go's
-/// Flight SQL client leaves the padding out).
-fn basic_credentials(encoded: &str) -> Option<(String, String)> {
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    const BASIC: GeneralPurpose = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    );
-    let decoded = String::from_utf8(BASIC.decode(encoded.trim()).ok()?).ok()?;
-    let (name, token) = decoded.split_once(':')?;
-    Some((name.to_string(), token.to_string()))
 }
 
 #[tonic::async_trait]

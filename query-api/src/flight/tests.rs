@@ -1,5 +1,6 @@
 use super::*;
 use auditlake_engine::QueryLimits;
+use base64::Engine;
 
 /// A caller who sees every cluster.
 pub(super) fn alice() -> Who {
