@@ -730,4 +730,29 @@ async fn sighup_rereads_the_threat_list() {
         listed(client.clone(), server.url.clone()).await,
         ["visitor-2", "visitor-4"]
     );
+    // Both reloads are in the access log, the bad one with its reason.
+    let reloads = sql(
+        &client,
+        &server.url,
+        "SELECT token, status, outcome FROM access_log WHERE action = 'reload ip lists' \
+         ORDER BY time",
+    )
+    .await;
+    // (The poll of the files may have seen a change before a signal did: then more rows.)
+    let reloads = reloads["rows"].as_array().expect("rows");
+    assert!(
+        reloads
+            .iter()
+            .any(|r| r["token"] == "SIGHUP" && r["status"] == 200),
+        "{reloads:?}"
+    );
+    let last = reloads.last().expect("a reload");
+    assert_eq!(last["status"], 500);
+    assert!(
+        last["outcome"]
+            .as_str()
+            .expect("outcome")
+            .contains("not-an-address"),
+        "{reloads:?}"
+    );
 }

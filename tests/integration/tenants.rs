@@ -36,6 +36,8 @@ fn start() -> Tenants {
         "tenant query,triage {TENANT} clusters=a\nops admin {ADMIN}\n\
          b-apiserver ingest {B_INGEST} clusters=b"
     );
+    let exceptions = dir.path().join("exceptions.yaml");
+    let exceptions = exceptions.display().to_string();
     let server = Server::start(
         &data,
         &[
@@ -43,6 +45,8 @@ fn start() -> Tenants {
             "127.0.0.1:0",
             "--flight-listen",
             "127.0.0.1:0",
+            "--exceptions-file",
+            &exceptions,
         ],
         &[("AUDITLAKE_TOKENS", tokens.as_str())],
     );
@@ -254,8 +258,32 @@ async fn a_cluster_limited_token_sees_only_its_clusters_through_every_path() {
             .json(&serde_json::json!({"status": "acknowledged"}))
             .send()
     };
-    assert_eq!(patch(b_alert).await.expect("patch").status(), 404);
-    assert_eq!(patch(a_alert).await.expect("patch").status(), 200);
+    assert_eq!(patch(b_alert.clone()).await.expect("patch").status(), 404);
+    assert_eq!(patch(a_alert.clone()).await.expect("patch").status(), 200);
+
+    // An exception from a false positive silences the rule in the tenant's cluster only.
+    let except = |id: &str| {
+        client()
+            .post(format!(
+                "{}/v1/alerts/{id}/exception?fields=user_name",
+                t.server.url
+            ))
+            .bearer_auth(TENANT)
+            .send()
+    };
+    assert_eq!(except(&b_alert).await.expect("post").status(), 404);
+    let added: serde_json::Value = except(&a_alert)
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        added["exception"]["fields"],
+        serde_json::json!(["user_name", "cluster"]),
+        "{added}"
+    );
+    assert_eq!(added["exception"]["values"][0][1], "a", "{added}");
 
     // b's API server posts for b only.
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
