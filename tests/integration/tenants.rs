@@ -96,6 +96,40 @@ impl Tenants {
     }
 }
 
+impl Tenants {
+    /// `psql` as the tenant running `sql`, unaligned.
+    fn psql(&self, sql: &str) -> std::process::Output {
+        Command::new(psql_binary())
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .arg(format!(
+                "postgresql://tenant@127.0.0.1:{}/auditlake?sslmode=disable",
+                self.pg_port
+            ))
+            .args(["-c", sql])
+            .env("PGPASSWORD", TENANT)
+            .output()
+            .expect("psql runs")
+    }
+
+    /// A Python script run with `conn`, an ADBC Flight SQL connection as the tenant, open; its
+    /// output. `flight_sql` is the DB-API module.
+    fn adbc(&self, body: &str) -> std::process::Output {
+        let indented: String = body.lines().map(|l| format!("    {l}\n")).collect();
+        let script = format!(
+            "import json\nimport adbc_driver_flightsql.dbapi as flight_sql\n\
+             from adbc_driver_flightsql import DatabaseOptions\n\
+             bearer = {{DatabaseOptions.AUTHORIZATION_HEADER.value: \"Bearer {TENANT}\"}}\n\
+             with flight_sql.connect(\"grpc://127.0.0.1:{}\", db_kwargs=bearer) as conn:\n\
+             {indented}",
+            self.flight_port
+        );
+        Command::new(python())
+            .args(["-c", &script])
+            .output()
+            .expect("python runs")
+    }
+}
+
 /// The distinct values of `column` in `rows`.
 fn values(rows: &[serde_json::Value], column: &str) -> Vec<String> {
     let mut out: Vec<String> = rows
@@ -317,16 +351,7 @@ async fn a_cluster_limited_token_sees_only_its_clusters_through_every_path() {
 
     // The PostgreSQL protocol, as psql runs it.
     let psql = |sql: &str| {
-        let out = Command::new(psql_binary())
-            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
-            .arg(format!(
-                "postgresql://tenant@127.0.0.1:{}/auditlake?sslmode=disable",
-                t.pg_port
-            ))
-            .args(["-c", sql])
-            .env("PGPASSWORD", TENANT)
-            .output()
-            .expect("psql runs");
+        let out = t.psql(sql);
         assert!(out.status.success(), "{sql}: {}", stderr(&out));
         stdout(&out)
     };
@@ -342,33 +367,21 @@ async fn a_cluster_limited_token_sees_only_its_clusters_through_every_path() {
     );
 
     // Arrow Flight SQL, through the ADBC driver (prepared statements plan with the view too).
-    let script = format!(
-        r#"
-import json
-import adbc_driver_flightsql.dbapi as flight_sql
-from adbc_driver_flightsql import DatabaseOptions
-bearer = {{DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer {TENANT}"}}
-with flight_sql.connect("grpc://127.0.0.1:{port}", db_kwargs=bearer) as conn:
-    with conn.cursor() as cur:
-        cur.execute("SELECT DISTINCT cluster FROM events UNION SELECT cluster FROM alerts")
-        clusters = sorted(r[0] for r in cur.fetchall())
-        cur.execute("SELECT count(*) FROM events WHERE cluster = $1", parameters=("b",))
-        of_b = cur.fetchone()[0]
-    objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
-    tables = sorted(
-        t["table_name"]
-        for c in objects
-        for s in (c["catalog_db_schemas"] or [])
-        for t in (s["db_schema_tables"] or [])
-    )
-print(json.dumps({{"clusters": clusters, "of_b": of_b, "tables": tables}}))
-"#,
-        port = t.flight_port
+    let out = t.adbc(
+        r#"with conn.cursor() as cur:
+    cur.execute("SELECT DISTINCT cluster FROM events UNION SELECT cluster FROM alerts")
+    clusters = sorted(r[0] for r in cur.fetchall())
+    cur.execute("SELECT count(*) FROM events WHERE cluster = $1", parameters=("b",))
+    of_b = cur.fetchone()[0]
+objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
+tables = sorted(
+    t["table_name"]
+    for c in objects
+    for s in (c["catalog_db_schemas"] or [])
+    for t in (s["db_schema_tables"] or [])
+)
+print(json.dumps({"clusters": clusters, "of_b": of_b, "tables": tables}))"#,
     );
-    let out = Command::new(python())
-        .args(["-c", &script])
-        .output()
-        .expect("python runs");
     assert!(out.status.success(), "{}", stderr(&out));
     let got: serde_json::Value =
         serde_json::from_str(stdout(&out).lines().last().unwrap_or_default()).expect("json");
@@ -430,40 +443,20 @@ async fn every_call_is_in_the_access_log_which_only_admins_read() {
         .sql(TENANT, "WITH x AS (SELECT 1) SELECT * FROM x, access_log")
         .await;
     assert_eq!(status, 403);
-    let out = Command::new(psql_binary())
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
-        .arg(format!(
-            "postgresql://tenant@127.0.0.1:{}/auditlake?sslmode=disable",
-            t.pg_port
-        ))
-        .args(["-c", "SELECT token FROM access_log"])
-        .env("PGPASSWORD", TENANT)
-        .output()
-        .expect("psql runs");
+    let out = t.psql("SELECT token FROM access_log");
     assert!(!out.status.success());
     assert!(stderr(&out).contains("admin"), "{}", stderr(&out));
 
-    let script = format!(
-        r#"
-import adbc_driver_flightsql.dbapi as flight_sql
-from adbc_driver_flightsql import DatabaseOptions
-bearer = {{DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer {TENANT}"}}
-with flight_sql.connect("grpc://127.0.0.1:{port}", db_kwargs=bearer) as conn:
-    with conn.cursor() as cur:
-        cur.execute("SELECT 42 AS answer")
-        assert cur.fetchone()[0] == 42
-        try:
-            cur.execute("SELECT * FROM access_log")
-            raise SystemExit("a tenant read the access log")
-        except flight_sql.Error as e:
-            assert "admin" in str(e), e
-"#,
-        port = t.flight_port
+    let out = t.adbc(
+        r#"with conn.cursor() as cur:
+    cur.execute("SELECT 42 AS answer")
+    assert cur.fetchone()[0] == 42
+    try:
+        cur.execute("SELECT * FROM access_log")
+        raise SystemExit("a tenant read the access log")
+    except flight_sql.Error as e:
+        assert "admin" in str(e), e"#,
     );
-    let out = Command::new(python())
-        .args(["-c", &script])
-        .output()
-        .expect("python runs");
     assert!(out.status.success(), "{}", stderr(&out));
 
     // The admin reads them all back, in order, with the SQL and the outcomes.
