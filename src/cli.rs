@@ -249,6 +249,9 @@ pub struct ServeArgs {
     /// Delete partitions older than this (e.g. 90d); default keep everything
     #[arg(long, env = "AUDITLAKE_RETENTION", value_parser = parse_duration)]
     pub retention: Option<std::time::Duration>,
+    /// How often compaction, retention and the cleanup of replaced files run
+    #[arg(long, env = "AUDITLAKE_MAINTENANCE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub maintenance_interval: std::time::Duration,
     /// Time limit of one query
     #[arg(long, env = "AUDITLAKE_QUERY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub query_timeout: std::time::Duration,

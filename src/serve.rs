@@ -170,6 +170,7 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 flush_interval: args.flush_interval,
                 inflight_bytes: args.max_inflight,
                 retention: args.retention,
+                maintenance_interval: args.maintenance_interval,
                 instance,
                 lake: Some(settings.lake.clone()),
                 on_alerts,

@@ -245,6 +245,21 @@ impl Pipeline {
         Ok(alerts + self.lake.flush()?)
     }
 
+    /// Starts over from what the lake holds, as a restart would, after a failed write left it
+    /// unsure which rows and alerts are stored: gives up both tables' unfinished files (see
+    /// [`TableWriter::reopen`]) and makes the rules forget what they saw, so the write-ahead log
+    /// replayed next stores and checks each event once.
+    pub fn reopen(&mut self) -> Result<()> {
+        self.alerts.reopen()?;
+        self.lake.reopen()?;
+        if let Some(engine) = &mut self.rules {
+            engine.forget();
+        }
+        self.warmed.clear();
+        self.history_warmed = false;
+        Ok(())
+    }
+
     /// Bytes the first-seen and sequence rules' state holds (0 without rules).
     pub fn history_memory_bytes(&self) -> usize {
         self.rules

@@ -25,14 +25,8 @@ pub(crate) async fn readyz(State(state): State<ApiState>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             "replaying write-ahead log".to_string(),
         ),
-        Readiness::Failed => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "a write to the lake failed".to_string(),
-        ),
     };
-    if let Some(problem) = state.service.as_ref().and_then(|s| s.problem())
-        && status == StatusCode::OK
-    {
+    if let Some(problem) = state.service.as_ref().and_then(|s| s.problem()) {
         status = StatusCode::SERVICE_UNAVAILABLE;
         text = problem;
     }

@@ -405,6 +405,18 @@ impl RuleEngine {
         &self.rules
     }
 
+    /// Forgets every event it was given (matched requests, threshold windows, first-seen terms,
+    /// partial sequences), as a new engine of the same rules: the events are about to be given
+    /// again from the lake and the write-ahead log, after a failed write, and counting them twice
+    /// would raise alerts no single pass raises.
+    pub fn forget(&mut self) {
+        self.history = History::new(&self.rules);
+        self.seen = vec![Seen::default(); self.rules.len()];
+        self.seen_prune_at = SEEN_PRUNE_FLOOR;
+        self.windows = Windows::default();
+        self.newest_micros = i64::MIN;
+    }
+
     /// The longest threshold window of the rules, in µs; `None` without threshold rules.
     pub fn max_window_micros(&self) -> Option<i64> {
         self.rules

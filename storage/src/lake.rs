@@ -285,6 +285,38 @@ impl TableWriter {
         first_error.map_or(Ok(committed), Err)
     }
 
+    /// Starts over from what the table's log holds, as a restart would, after a failed write
+    /// (a full disk, an I/O error) left it unsure which rows are in a committed file: gives up
+    /// the open files and the completed ones not committed (their rows are still in the
+    /// write-ahead log, to be written again), and drops the live buffer's rows. The log is read
+    /// afresh first, so a file whose commit did go through though it was reported failed is
+    /// kept; if that read fails, nothing is given up (call it again).
+    pub fn reopen(&mut self) -> Result<()> {
+        let log = TableLog::open_blocking(&self.lake, self.name, &self.schema, self.time_column)?;
+        let committed = {
+            let log = log.clone();
+            crate::delta::block_on(async move { log.files().await })?
+        };
+        for file in self.open.drain() {
+            drop(file.writer);
+            remove_unfinished(&file.tmp);
+        }
+        for file in std::mem::take(&mut self.pending) {
+            if committed.iter().any(|c| c.path == file.path) {
+                continue;
+            }
+            if let Err(e) = self.lake.delete_file(self.name, &file.path) {
+                tracing::warn!(error = %e, file = %file.path, "could not remove a file never committed; a restart removes it");
+            }
+        }
+        if let Some(live) = &self.live {
+            live.clear();
+        }
+        self.log = log;
+        self.newest = Hour(i64::MIN);
+        Ok(())
+    }
+
     /// Whether rows were written that are not yet in a committed file.
     pub fn has_open_files(&self) -> bool {
         !self.open.is_empty() || !self.pending.is_empty()
@@ -440,6 +472,14 @@ impl LakeWriter {
     pub fn flush(&mut self) -> Result<usize> {
         self.events.flush()
     }
+
+    /// [`TableWriter::reopen`], and forgets which events it stored: those whose files were given
+    /// up are new again.
+    pub fn reopen(&mut self) -> Result<()> {
+        self.events.reopen()?;
+        self.dedup = DedupIndex::default();
+        Ok(())
+    }
 }
 
 struct OpenFile {
@@ -495,6 +535,16 @@ impl OpenFile {
     /// Writes the footer, syncs, and puts the file in `lake` under its final name; it becomes
     /// part of the table `name` when committed.
     fn close(self, lake: &Lake, name: &str) -> Result<DataFile> {
+        let tmp = self.tmp.clone();
+        let closed = self.finish(lake, name);
+        if closed.is_err() {
+            // Useless half-written; its rows are the caller's to write again.
+            remove_unfinished(&tmp);
+        }
+        closed
+    }
+
+    fn finish(self, lake: &Lake, name: &str) -> Result<DataFile> {
         let file = self
             .writer
             .into_inner()
@@ -510,6 +560,16 @@ impl OpenFile {
             rows: Some(self.rows),
             times: self.times,
         })
+    }
+}
+
+/// Removes an open file given up; one already gone is fine.
+fn remove_unfinished(tmp: &Path) {
+    match std::fs::remove_file(tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!(error = %e, file = %tmp.display(), "could not remove an unfinished file; a restart removes it");
+        }
+        _ => {}
     }
 }
 

@@ -46,6 +46,13 @@ impl LiveBuffer {
         }
     }
 
+    /// Drops every buffered row (their files were given up, to be written again).
+    pub(crate) fn clear(&self) {
+        let mut rows = self.write();
+        rows.clear();
+        self.bytes.store(0, Ordering::Relaxed);
+    }
+
     /// Memory held by buffered rows.
     pub fn bytes(&self) -> usize {
         self.bytes.load(Ordering::Relaxed)

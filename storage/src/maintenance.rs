@@ -241,8 +241,8 @@ impl Maintenance {
 
     /// Merges the small files of this instance in one partition into one file of the table's
     /// schema, in one commit; returns how many were merged away.
-    fn compact(&self, table: &Table, files: Vec<DataFile>) -> Result<usize> {
-        let own: Vec<DataFile> = files
+    fn compact(&self, table: &Table, partition: Vec<DataFile>) -> Result<usize> {
+        let own: Vec<DataFile> = partition
             .into_iter()
             .filter(|f| self.instance.owns(f.name()))
             .collect();
@@ -284,8 +284,12 @@ impl Maintenance {
         match block_on(async move { log.replace(&old, &[merged]).await }) {
             Ok(_) => {}
             Err(e) => {
-                // Never committed: nobody reads it.
-                let _ = self.lake.delete_file(table.name, &relative);
+                // Never committed, so nobody reads it; unless the commit went through though it
+                // was reported failed, which only a fresh read of the log tells.
+                let committed = files(&table.log).map(|f| f.iter().any(|f| f.path == relative));
+                if matches!(committed, Ok(false)) {
+                    let _ = self.lake.delete_file(table.name, &relative);
+                }
                 return match e {
                     Error::Conflict { message, .. } => {
                         tracing::info!(table = table.name, %message, "compaction abandoned");

@@ -112,8 +112,9 @@ impl Wal {
     /// Starts a new segment, so the current one can be deleted once flushed.
     pub fn rotate(&mut self) -> Result<()> {
         self.file.flush().map_err(Error::io(self.path()))?;
+        // Created before it counts, so a failure leaves the log appending where it was.
+        self.file = create_segment(&self.dir, self.segment + 1)?;
         self.segment += 1;
-        self.file = create_segment(&self.dir, self.segment)?;
         self.segment_bytes = 0;
         Ok(())
     }
@@ -247,7 +248,12 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 fn remove_segments(dir: &Path, remove: impl Fn(u64) -> bool) -> Result<()> {
     for (id, path) in segments(dir)? {
         if remove(id) {
-            std::fs::remove_file(&path).map_err(Error::io(&path))?;
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(&path)(e));
+                }
+                _ => {}
+            }
         }
     }
     Ok(())

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::serve::{Server, client, event_list, sql};
+use crate::serve::{Server, client, event_list, metric, sql};
 use crate::*;
 
 /// `event(id)` at `time` (its request and stage times).
@@ -210,11 +210,17 @@ async fn slow_and_idle_clients_are_dropped_and_thousands_of_them_hold_nothing() 
     assert_eq!(rows["rows"].as_array().expect("rows").len(), 1, "{rows}");
 }
 
-/// Runs `body` against a server whose write-ahead log directory is a `size` tmpfs of its own:
-/// `unshare` gives the server a mount namespace (as root, or as anyone where unprivileged user
-/// namespaces are allowed, Debian's and Ubuntu's default), and the test reaches the tmpfs
-/// through `/proc/PID/root`.
-fn server_with_a_small_log_disk(data: &Path, size: &str) -> Server {
+/// A server whose `dir` (in the data directory) is a `size` tmpfs of its own, after `prepare`
+/// ran in its namespace (a shell command, the binary as `$1`): `unshare` gives it a mount
+/// namespace (as root, or as anyone where unprivileged user namespaces are allowed, Debian's and
+/// Ubuntu's default), and the test reaches the tmpfs through [`seen_by`].
+fn server_with_a_small_disk(
+    data: &Path,
+    dir: &str,
+    size: &str,
+    prepare: &str,
+    args: &[&str],
+) -> Server {
     let probe = std::process::Command::new("unshare")
         .args(["-rm", "true"])
         .output()
@@ -225,18 +231,24 @@ fn server_with_a_small_log_disk(data: &Path, size: &str) -> Server {
          (sysctl kernel.unprivileged_userns_clone=1): {}",
         String::from_utf8_lossy(&probe.stderr)
     );
-    let wal = data.join("wal");
-    std::fs::create_dir_all(&wal).expect("wal dir");
-    let mount = format!(
-        "mount -t tmpfs -o size={size} tmpfs '{}' && exec \"$@\"",
-        wal.display()
+    let small = data.join(dir);
+    std::fs::create_dir_all(&small).expect("mount point");
+    let script = format!(
+        "mount -t tmpfs -o size={size} tmpfs '{}' && {prepare} && exec \"$@\"",
+        small.display()
     );
     Server::start_in(
-        &["unshare", "-rm", "sh", "-c", &mount, "sh"],
+        &["unshare", "-rm", "sh", "-c", &script, "sh"],
         data,
-        &[],
+        args,
         &[],
     )
+}
+
+/// `path` as the server (in its mount namespace) sees it.
+fn seen_by(server: &Server, path: &Path) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("/proc/{}/root", server.pid()))
+        .join(path.strip_prefix("/").expect("absolute"))
 }
 
 /// Fills the file system of `dir` (as the server sees it) to the last byte.
@@ -260,9 +272,8 @@ fn fill(dir: &Path) -> std::path::PathBuf {
 async fn a_full_disk_under_the_log_gets_503_and_ingest_resumes_by_itself() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let server = server_with_a_small_log_disk(&data, "2m");
-    let seen_wal = std::path::PathBuf::from(format!("/proc/{}/root", server.pid()))
-        .join(data.join("wal").strip_prefix("/").expect("absolute"));
+    let server = server_with_a_small_disk(&data, "wal", "2m", "true", &[]);
+    let seen_wal = seen_by(&server, &data.join("wal"));
     let c = client();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let batch = |prefix: &str| -> Vec<serde_json::Value> {
@@ -347,6 +358,174 @@ async fn a_full_disk_under_the_log_gets_503_and_ingest_resumes_by_itself() {
     assert_eq!(stored, acknowledged);
 }
 
+#[tokio::test]
+async fn a_full_disk_under_the_lake_gets_503_compaction_waits_and_ingest_resumes_by_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    // Eight small files of one hour, put in the lake before its disk is filled to the last byte.
+    let hour = (chrono::Utc::now() - chrono::Duration::hours(3)).format("%Y-%m-%dT%H");
+    let mut prepare = String::from("true");
+    for n in 0..8 {
+        let items: Vec<serde_json::Value> = (0..20)
+            .map(|i| {
+                at(
+                    &format!("old-{n}-{i}"),
+                    &format!("{hour}:{:02}:00Z", n * 5 + 1),
+                )
+            })
+            .collect();
+        let file = dir.path().join(format!("old-{n}.json"));
+        std::fs::write(&file, event_list(&items)).expect("write");
+        prepare.push_str(&format!(
+            " && \"$1\" --data-dir '{}' replay --no-rules '{}' >/dev/null",
+            data.display(),
+            file.display()
+        ));
+    }
+    let events_dir = data.join("events");
+    prepare.push_str(&format!(
+        " && {{ cat /dev/zero > '{}/filler' 2>/dev/null; true; }}",
+        events_dir.display()
+    ));
+    let server = server_with_a_small_disk(
+        &data,
+        "events",
+        "4m",
+        &prepare,
+        &["--flush-interval", "1s", "--maintenance-interval", "2s"],
+    );
+    let url = server.url.clone();
+    let seen_events = seen_by(&server, &events_dir);
+    let c = client();
+    let count = || async {
+        sql(
+            &client(),
+            &url,
+            "SELECT count(*) AS n, count(DISTINCT audit_id) AS d FROM events",
+        )
+        .await["rows"][0]
+            .clone()
+    };
+    let deadline = || std::time::Instant::now() + std::time::Duration::from_secs(30);
+
+    // Compaction on the full disk fails, commits nothing and loses nothing.
+    let until = deadline();
+    while metric(&url, "auditlake_compaction_failures_total").await < 1.0 {
+        assert!(std::time::Instant::now() < until, "compaction never tried");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(metric(&url, "auditlake_lake_files").await, 8.0);
+    assert_eq!(count().await["n"], 160);
+
+    // Ingest: taken into the log, then the Parquet write fails; from then on 503, saying why.
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let post = |prefix: String, n: usize| {
+        let items: Vec<serde_json::Value> =
+            (0..n).map(|i| at(&format!("{prefix}-{i}"), &now)).collect();
+        c.post(format!("{url}/v1/webhook/prod"))
+            .body(event_list(&items))
+            .send()
+    };
+    let mut acknowledged = 160;
+    let mut refused = None;
+    for attempt in 0..100 {
+        let response = post(format!("during-{attempt}"), 10).await.expect("post");
+        if response.status() == 200 {
+            acknowledged += 10;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            continue;
+        }
+        refused = Some(response);
+        break;
+    }
+    let refused = refused.expect("the lake write failed within 20 s");
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let why: serde_json::Value = refused.json().await.expect("json");
+    let why = why["error"].as_str().expect("error").to_string();
+    assert!(why.contains("writing the lake failed"), "{why}");
+    assert!(why.contains("No space left"), "{why}");
+    let ready = c.get(format!("{url}/readyz")).send().await.expect("readyz");
+    assert_eq!(ready.status(), 503);
+    let said: serde_json::Value = ready.json().await.expect("json");
+    assert!(
+        said["status"]
+            .as_str()
+            .expect("status")
+            .contains("No space left"),
+        "{said}"
+    );
+
+    // Space comes back: ingest resumes and compaction completes, with no restart and no hand.
+    std::fs::remove_file(seen_events.join("filler")).expect("free the space");
+    let freed = std::time::Instant::now();
+    let mut resumed = None;
+    for attempt in 0..300 {
+        if post(format!("after-{attempt}"), 10)
+            .await
+            .expect("post")
+            .status()
+            == 200
+        {
+            resumed = Some(freed.elapsed());
+            acknowledged += 10;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let resumed = resumed.expect("ingest resumed within 30 s");
+    let until = deadline();
+    while metric(&url, "auditlake_files_compacted_total").await < 8.0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "compaction never succeeded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let ready = c.get(format!("{url}/readyz")).send().await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let counted = count().await;
+    println!(
+        "full lake disk: {acknowledged} acknowledged, {} stored ({} distinct); ingest resumed \
+         {:.2} s after space came back",
+        counted["n"],
+        counted["d"],
+        resumed.as_secs_f64()
+    );
+    assert_eq!(counted["n"], acknowledged);
+    assert_eq!(counted["d"], acknowledged);
+    // The files given up were removed: once the open ones are flushed, no unfinished file is left.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let unfinished: Vec<_> = walk(&seen_events)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
+            .collect();
+        if unfinished.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "{unfinished:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
 #[test]
 fn a_damaged_parquet_file_is_named_and_a_command_sets_it_aside() {
     // Injected: one events file of the lake cut to half its length.
@@ -355,18 +534,10 @@ fn a_damaged_parquet_file_is_named_and_a_command_sets_it_aside() {
     let out = replay(&data, &sample_log_files());
     assert!(out.status.success(), "{}", stderr(&out));
     let total = count(&data);
-    let mut files: Vec<std::path::PathBuf> = Vec::new();
-    let mut stack = vec![data.join("events")];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("dir").flatten() {
-            let path = entry.path();
-            if path.is_dir() && !path.ends_with("_delta_log") {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                files.push(path);
-            }
-        }
-    }
+    let mut files: Vec<std::path::PathBuf> = walk(&data.join("events"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
     files.sort();
     let damaged = files[0].clone();
     let bytes = std::fs::read(&damaged).expect("read");

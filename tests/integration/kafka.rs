@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::serve::{Server, client, gzip, sql};
+use crate::serve::{Server, client, gzip, metric, sql};
 use crate::{auditlake, query, stderr};
 
 /// A tansu broker on a free loopback port, storing in SQLite in its own scratch directory.
@@ -227,22 +227,6 @@ async fn wait_for_events(url: &str, want: u64, within: Duration) -> (u64, u64) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// A metric's value summed over its labels, from `/metrics`.
-async fn metric(url: &str, name: &str) -> f64 {
-    let text = client()
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 async fn readyz(url: &str) -> (u16, serde_json::Value) {

@@ -756,3 +756,19 @@ async fn sighup_rereads_the_threat_list() {
         "{reloads:?}"
     );
 }
+
+/// A metric's value summed over its labels, from `/metrics`.
+pub(crate) async fn metric(url: &str, name: &str) -> f64 {
+    let text = client()
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
