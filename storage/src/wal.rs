@@ -33,6 +33,8 @@ pub struct Wal {
     /// Id of the segment being appended to; ids only grow.
     segment: u64,
     segment_bytes: u64,
+    /// Bytes of the segment the last successful sync covers: what was acknowledged.
+    synced_bytes: u64,
 }
 
 /// An encoded record, made by [`encode`] off the log's thread.
@@ -68,6 +70,7 @@ impl Wal {
             dir,
             segment: next,
             segment_bytes: 0,
+            synced_bytes: 0,
         };
         Ok((wal, next))
     }
@@ -103,6 +106,7 @@ impl Wal {
             .get_ref()
             .sync_data()
             .map_err(Error::io(self.path()))?;
+        self.synced_bytes = self.segment_bytes;
         if self.segment_bytes >= SEGMENT_BYTES {
             self.rotate()?;
         }
@@ -116,21 +120,28 @@ impl Wal {
         self.file = create_segment(&self.dir, self.segment + 1)?;
         self.segment += 1;
         self.segment_bytes = 0;
+        self.synced_bytes = 0;
         Ok(())
     }
 
     /// Gives up the current segment after a failed append or sync (a full disk, an I/O error):
-    /// what of it was not synced was never acknowledged, and is dropped unwritten; appends go on
-    /// in a new segment, and a replay stops at the old one's torn end. Until this succeeds the
-    /// log must take no append, or a record after a torn one would be lost to a replay.
+    /// what of it was not synced was never acknowledged, and is cut off (or, if even that fails,
+    /// left for a replay, which stores it once though its sender was refused and retries);
+    /// appends go on in a new segment, and a replay stops at the old one's torn end. Until this
+    /// succeeds the log must take no append, or a record after a torn one would be lost to a
+    /// replay.
     pub fn abandon_segment(&mut self) -> Result<()> {
         let next = self.segment + 1;
         let file = create_segment(&self.dir, next)?;
         let abandoned = std::mem::replace(&mut self.file, file);
         // Not `drop`, which would write out the buffered bytes.
-        let (_file, _unwritten) = abandoned.into_parts();
+        let (file, _unwritten) = abandoned.into_parts();
+        if let Err(e) = file.set_len(self.synced_bytes) {
+            tracing::warn!(error = %e, segment = %self.path().display(), "could not cut the refused records off a write-ahead log segment; a replay stores them");
+        }
         self.segment = next;
         self.segment_bytes = 0;
+        self.synced_bytes = 0;
         Ok(())
     }
 
@@ -314,6 +325,36 @@ mod tests {
             1,
             "only the new segment is left"
         );
+    }
+
+    #[test]
+    fn an_abandoned_segment_keeps_only_what_was_synced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wal_dir = dir.path().join(WAL_DIR);
+        let (mut wal, _) = Wal::open(&wal_dir).expect("open");
+        wal.append(&encode(&batch(&[1])).expect("encode"))
+            .expect("append");
+        wal.sync().expect("sync");
+        // Written out but (say) its fsync failed: refused, so it must not come back.
+        wal.append(&encode(&batch(&[2])).expect("encode"))
+            .expect("append");
+        wal.file.flush().expect("written out");
+        wal.abandon_segment().expect("abandon");
+        wal.append(&encode(&batch(&[3])).expect("encode"))
+            .expect("append");
+        wal.sync().expect("sync");
+        let mut rows = Vec::new();
+        replay(&wal_dir, u64::MAX, |b| {
+            let v = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("i64");
+            rows.extend(v.values().iter().copied());
+            Ok::<_, Error>(())
+        })
+        .expect("replay");
+        assert_eq!(rows, [1, 3]);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod delta;
 mod derived;
 mod faults;
 mod flight;
+mod io_errors;
 mod kafka;
 mod outputs;
 mod pg;
