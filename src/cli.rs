@@ -234,7 +234,8 @@ pub struct ServeArgs {
     #[arg(long, env = "AUDITLAKE_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
     /// A client that sends no request headers for this long is disconnected (slowloris, idle
-    /// keep-alive)
+    /// keep-alive); so is a PostgreSQL client not logged in, or a Flight SQL client that sent
+    /// nothing, this long after connecting
     #[arg(long, env = "AUDITLAKE_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: std::time::Duration,
     /// A webhook body must arrive within this long, or the request gets 408

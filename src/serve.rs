@@ -242,7 +242,8 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(address = %local, tls = tls.is_some(), "server started");
         if let Some(pg) = pg_addr {
             let server = PgServer::new(&state, tls.as_ref().map(Tls::postgres_acceptor))
-                .map_err(|e| anyhow::anyhow!("the PostgreSQL protocol: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("the PostgreSQL protocol: {e}"))?
+                .with_login_within(args.header_timeout);
             let listener = tokio::net::TcpListener::bind(pg)
                 .await
                 .with_context(|| format!("cannot listen on {pg} (--pg-listen)"))?;
@@ -256,7 +257,8 @@ pub fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 0 => None,
                 n => Some(n),
             };
-            let server = FlightServer::new(&state, max_rows);
+            let server =
+                FlightServer::new(&state, max_rows).with_first_byte_within(args.header_timeout);
             let listener = tokio::net::TcpListener::bind(flight)
                 .await
                 .with_context(|| format!("cannot listen on {flight} (--flight-listen)"))?;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use auditlake_query_api::ClientIdentity;
+use auditlake_query_api::connection::FirstByteWithin;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -229,69 +230,6 @@ async fn connection<I>(
     let connection = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
-    }
-}
-
-/// A connection whose client must send its first byte within a time: hyper's header timeout
-/// starts only once it knows the protocol, which it learns from the first bytes, so a client
-/// that connects and sends nothing would otherwise be kept for ever.
-struct FirstByteWithin<I> {
-    io: I,
-    deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<I> FirstByteWithin<I> {
-    fn new(io: I, within: Duration) -> Self {
-        Self {
-            io,
-            deadline: Some(Box::pin(tokio::time::sleep(within))),
-        }
-    }
-}
-
-impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for FirstByteWithin<I> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let read = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
-        if let Some(deadline) = self.deadline.as_mut() {
-            if read.is_ready() && buf.filled().len() > before {
-                self.deadline = None;
-            } else if read.is_pending() && deadline.as_mut().poll(cx).is_ready() {
-                return std::task::Poll::Ready(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "no request from the client",
-                )));
-            }
-        }
-        read
-    }
-}
-
-impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstByteWithin<I> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

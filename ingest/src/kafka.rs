@@ -149,7 +149,7 @@ impl KafkaStatus {
         self.assigned.load(Ordering::Acquire)
     }
 
-    /// Why the consumer stopped, if it did.
+    /// Why the consumer stopped, if it did (until a new one has started).
     pub fn failure(&self) -> Option<String> {
         lock(&self.failure).clone()
     }
@@ -184,54 +184,23 @@ impl KafkaSource {
             )));
         }
         let status = Arc::new(KafkaStatus::default());
-        let mut client = client_config(&config.brokers, &[]);
-        client
-            .set("group.id", &config.group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .set("statistics.interval.ms", "2000")
-            .set("queued.max.messages.kbytes", "16384");
-        for (key, value) in &config.options {
-            client.set(key, value);
-        }
-        let (done_tx, done_rx) = mpsc::channel();
-        let context = SourceContext {
-            status: Arc::clone(&status),
-            flow: Mutex::new(Flow {
-                open: Vec::new(),
-                open_bytes: 0,
-                opened_at: None,
-                pending: VecDeque::new(),
-                next_id: 0,
-                done_tx,
-                done_rx,
-                durable: HashMap::new(),
-                uncommitted: false,
-                assigned: HashSet::new(),
-                failed: None,
-            }),
-        };
-        let consumer: BaseConsumer<SourceContext> = client.create_with_context(context)?;
-        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics)?;
-        let dead_letters = match &config.dead_letter_topic {
-            Some(_) => Some(client_config(&config.brokers, &config.options).create()?),
-            None => None,
-        };
+        let config = Arc::new(config);
+        // Subscribed here, so a bad configuration fails the start.
+        let first = connect(&config, &status)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let worker = Worker {
-            consumer,
-            sink,
-            runtime,
-            dead_letters,
-            config: Arc::new(config),
-            stop: Arc::clone(&stop),
-        };
+        let (thread_stop, thread_status) = (Arc::clone(&stop), Arc::clone(&status));
         let thread = std::thread::Builder::new()
             .name("auditlake-kafka".into())
-            .spawn(move || worker.run())
+            .spawn(move || {
+                consume(
+                    first,
+                    &config,
+                    &sink,
+                    &runtime,
+                    &thread_stop,
+                    &thread_status,
+                );
+            })
             .map_err(KafkaSourceError::Thread)?;
         Ok(Self {
             stop,
@@ -468,6 +437,107 @@ impl ConsumerContext for SourceContext {
     }
 }
 
+/// First wait before a consumer that stopped on a failed store is started again; it doubles up
+/// to [`RESTART_MAX`].
+const RESTART_FIRST: Duration = Duration::from_secs(1);
+const RESTART_MAX: Duration = Duration::from_secs(30);
+
+/// A consumer subscribed to the topics, and the dead-letter producer.
+type Connected = (BaseConsumer<SourceContext>, Option<FutureProducer>);
+
+fn connect(config: &KafkaConfig, status: &Arc<KafkaStatus>) -> Result<Connected, KafkaSourceError> {
+    let mut client = client_config(&config.brokers, &[]);
+    client
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("statistics.interval.ms", "2000")
+        .set("queued.max.messages.kbytes", "16384");
+    for (key, value) in &config.options {
+        client.set(key, value);
+    }
+    let (done_tx, done_rx) = mpsc::channel();
+    let context = SourceContext {
+        status: Arc::clone(status),
+        flow: Mutex::new(Flow {
+            open: Vec::new(),
+            open_bytes: 0,
+            opened_at: None,
+            pending: VecDeque::new(),
+            next_id: 0,
+            done_tx,
+            done_rx,
+            durable: HashMap::new(),
+            uncommitted: false,
+            assigned: HashSet::new(),
+            failed: None,
+        }),
+    };
+    let consumer: BaseConsumer<SourceContext> = client.create_with_context(context)?;
+    let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+    let dead_letters = match &config.dead_letter_topic {
+        Some(_) => Some(client_config(&config.brokers, &config.options).create()?),
+        None => None,
+    };
+    Ok((consumer, dead_letters))
+}
+
+/// Runs consumers until `stop`: one that stopped because a batch could not be stored (the lake's
+/// disk is full, say) has committed what is durable and left the group; after a wait a new one
+/// joins and goes on from those offsets, as a restart would, so the source recovers by itself
+/// once the sink takes batches again. Messages fetched but not stored are fetched again.
+fn consume<S: DurableSink>(
+    first: Connected,
+    config: &Arc<KafkaConfig>,
+    sink: &Arc<S>,
+    runtime: &tokio::runtime::Handle,
+    stop: &Arc<AtomicBool>,
+    status: &Arc<KafkaStatus>,
+) {
+    let mut next = Some(first);
+    let mut wait = RESTART_FIRST;
+    loop {
+        if let Some((consumer, dead_letters)) = next.take() {
+            let worker = Worker {
+                consumer,
+                sink: Arc::clone(sink),
+                runtime: runtime.clone(),
+                dead_letters,
+                config: Arc::clone(config),
+                stop: Arc::clone(stop),
+            };
+            if worker.run() {
+                wait = RESTART_FIRST;
+            }
+        }
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        wait = (wait * 2).min(RESTART_MAX);
+        match connect(config, status) {
+            Ok(connected) => {
+                tracing::info!("kafka consumer started again");
+                metrics::counter!("auditlake_kafka_restarts_total").increment(1);
+                lock(&status.failure).take();
+                next = Some(connected);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "starting the kafka consumer again failed; retrying");
+            }
+        }
+    }
+}
+
 struct Worker<S> {
     consumer: BaseConsumer<SourceContext>,
     sink: Arc<S>,
@@ -478,17 +548,20 @@ struct Worker<S> {
 }
 
 impl<S: DurableSink> Worker<S> {
-    fn run(self) {
+    /// Consumes until stopped or until a batch cannot be stored; whether it stored any batch.
+    fn run(self) -> bool {
         let mut last_commit = Instant::now();
+        let mut stored_any = false;
         while !self.stop.load(Ordering::Acquire) {
             let wait = {
                 let mut flow = lock(&self.consumer.context().flow);
                 flow.settle(None);
                 if let Some(reason) = flow.failed.clone() {
-                    tracing::error!(reason = %reason, "storing kafka messages failed; the consumer stops (offsets stay at what is durable)");
+                    tracing::error!(reason = %reason, "storing kafka messages failed; the consumer stops (offsets stay at what is durable) and starts again after a wait");
                     self.consumer.context().status.fail(reason);
                     break;
                 }
+                stored_any |= !flow.durable.is_empty();
                 if last_commit.elapsed() >= COMMIT_EVERY {
                     flow.commit(&self.consumer, CommitMode::Async);
                     last_commit = Instant::now();
@@ -534,6 +607,7 @@ impl<S: DurableSink> Worker<S> {
         drop(flow);
         self.consumer.unsubscribe();
         tracing::info!("kafka consumer stopped");
+        stored_any
     }
 
     fn receive(&self, message: &rdkafka::message::BorrowedMessage<'_>) -> Received {

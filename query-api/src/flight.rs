@@ -60,12 +60,12 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::access::ACCESS_TABLE;
 use crate::auth::{Auth, Principal};
+use crate::connection::incoming;
 use crate::read_only;
 use crate::state::ApiState;
 
 mod answers;
 mod callers;
-mod tls;
 use answers::{bounded, engine_status, info, one_batch, read_only_refusal, schema_ipc, timed_out};
 use callers::{Who, basic_credentials};
 
@@ -74,9 +74,14 @@ const MAX_PREPARED: usize = 1024;
 
 type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
+/// Connections served at once, at most; more wait in the kernel's accept queue.
+const MAX_CONNECTIONS: usize = 256;
+
 /// An Arrow Flight SQL server over the engine of an [`ApiState`].
 pub struct FlightServer {
     service: FlightSql,
+    /// A client that sends nothing for this long after connecting is dropped.
+    first_byte_within: Duration,
 }
 
 impl FlightServer {
@@ -97,7 +102,15 @@ impl FlightServer {
                 prepared: Mutex::new(Prepared::default()),
                 sql_info: sql_info(),
             },
+            first_byte_within: Duration::from_secs(10),
         }
+    }
+
+    /// Drops a client that sends nothing (or has not finished its TLS handshake) `within` after
+    /// connecting; 10 s unless set.
+    pub fn with_first_byte_within(mut self, within: Duration) -> Self {
+        self.first_byte_within = within;
+        self
     }
 
     /// Serves on `listener` until `shutdown` resolves; over TLS when `tls` is given (its ALPN
@@ -117,16 +130,20 @@ impl FlightServer {
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .concurrency_limit_per_connection(32)
             .add_service(service);
+        let within = self.first_byte_within;
         match tls {
             None => {
-                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                let plain = |tcp| std::future::ready(Ok(tcp));
+                let incoming = incoming(listener, MAX_CONNECTIONS, within, plain);
                 server
                     .serve_with_incoming_shutdown(incoming, shutdown)
                     .await
             }
             Some(acceptor) => {
+                let tls = move |tcp| acceptor.accept(tcp);
+                let incoming = incoming(listener, MAX_CONNECTIONS, within, tls);
                 server
-                    .serve_with_incoming_shutdown(tls::incoming(listener, acceptor), shutdown)
+                    .serve_with_incoming_shutdown(incoming, shutdown)
                     .await
             }
         }

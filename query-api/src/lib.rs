@@ -35,6 +35,7 @@ pub mod access;
 mod alert;
 mod alerts;
 pub mod auth;
+pub mod connection;
 mod console;
 pub mod error;
 mod events;

@@ -70,6 +70,8 @@ pub struct PgServer {
     sessions: Arc<Sessions>,
     auth: Arc<Auth>,
     tls: Option<pgwire::tokio::TlsAcceptor>,
+    /// A connection not logged in this long after it was accepted is closed.
+    login_within: Duration,
 }
 
 /// The session services connections run their statements in: one for every token that sees
@@ -156,7 +158,15 @@ impl PgServer {
             }),
             auth: Arc::clone(&state.auth),
             tls,
+            login_within: Duration::from_secs(10),
         })
+    }
+
+    /// Closes a connection that has not logged in `within` after it was accepted (a client
+    /// that connects and sends nothing, or stalls in TLS or the startup); 10 s unless set.
+    pub fn with_login_within(mut self, within: Duration) -> Self {
+        self.login_within = within;
+        self
     }
 
     /// Accepts connections on `listener` until the task is dropped.
@@ -180,6 +190,7 @@ impl PgServer {
                 sessions: Arc::clone(&self.sessions),
                 chosen: OnceLock::new(),
             });
+            let watched = Arc::clone(&connection);
             let handlers = Arc::new(Handlers {
                 login: Arc::new(TokenLogin {
                     auth: Arc::clone(&self.auth),
@@ -188,11 +199,20 @@ impl PgServer {
                 connection,
             });
             let tls = self.tls.clone();
-            tokio::spawn(async move {
+            let session = tokio::spawn(async move {
                 if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                     tracing::debug!(%peer, error = %e, "postgres protocol: connection ended");
                 }
                 drop(permit);
+            });
+            // Ending the task drops the socket and the permit.
+            let (session, within) = (session.abort_handle(), self.login_within);
+            tokio::spawn(async move {
+                tokio::time::sleep(within).await;
+                if watched.chosen.get().is_none() && !session.is_finished() {
+                    tracing::debug!(%peer, "postgres protocol: no login in time, closing");
+                    session.abort();
+                }
             });
         }
     }

@@ -85,7 +85,7 @@ async fn events_far_in_the_past_or_future_are_rejected_not_partitioned() {
 }
 
 /// Open file descriptors of process `pid`.
-fn descriptors(pid: u32) -> usize {
+pub(crate) fn descriptors(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0)

@@ -238,3 +238,68 @@ print(json.dumps({{"verified": count(ca), "unknown_ca": count(None)}}))
     assert_eq!(got["verified"], crate::count(&server.data_dir()), "{got}");
     assert!(got["unknown_ca"].is_string(), "{got}");
 }
+
+/// Injected: 300 clients on each SQL listener that connect and send nothing (more than either
+/// serves at once). Each is dropped once `--header-timeout` passes, its descriptor freed, and
+/// real clients are served meanwhile and after.
+#[test]
+fn idle_clients_of_the_sql_listeners_are_dropped_and_real_ones_served() {
+    use std::io::Read;
+    let server = SqlServer::start_with(
+        tempfile::tempdir().expect("tempdir"),
+        &["--header-timeout", "1s"],
+    );
+    let pid = server.server.pid();
+    let baseline = crate::faults::descriptors(pid);
+    let started = std::time::Instant::now();
+    let mut idle = Vec::new();
+    for port in [server.port, server.flight_port] {
+        for _ in 0..300 {
+            let socket = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            socket
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .expect("timeout");
+            idle.push(socket);
+        }
+    }
+    let held = crate::faults::descriptors(pid);
+    for mut socket in idle {
+        // Read to the end: nothing but (for HTTP/2) the server's own settings, then closed.
+        let mut sent = Vec::new();
+        match socket.read_to_end(&mut sent) {
+            Ok(_) => {}
+            Err(e) => assert!(
+                matches!(e.kind(), std::io::ErrorKind::ConnectionReset),
+                "an idle client was kept: {e}"
+            ),
+        }
+        assert!(
+            sent.len() < 256,
+            "{} bytes sent to an idle client",
+            sent.len()
+        );
+    }
+    let dropped = started.elapsed();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let after = crate::faults::descriptors(pid);
+    println!(
+        "600 idle SQL clients: {baseline} descriptors before, {held} while they were connected, \
+         {after} after; all dropped {:.1} s after connecting",
+        dropped.as_secs_f64()
+    );
+    assert!(after < baseline + 20, "{after} descriptors left open");
+    let out = server.psql("alice", TOKEN, "SELECT count(*) FROM events");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = server.adbc(
+        "grpc",
+        r#"
+bearer = {DatabaseOptions.AUTHORIZATION_HEADER.value: f"Bearer {token}"}
+with flight_sql.connect(uri, db_kwargs=bearer) as conn:
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) AS n FROM events")
+        rows = cur.fetch_arrow_table().to_pylist()
+print(json.dumps({"n": rows[0]["n"]}))
+"#,
+    );
+    assert!(got["n"].as_i64().is_some_and(|n| n > 0), "{got}");
+}

@@ -10,7 +10,7 @@ use crate::serve::{Server, client, event_list, sql};
 use crate::*;
 
 /// Builds the preloaded library into `dir`.
-fn build_injector(dir: &Path) -> PathBuf {
+pub(crate) fn build_injector(dir: &Path) -> PathBuf {
     let library = dir.join("io_errors.so");
     let built = std::process::Command::new("cc")
         .args(["-shared", "-fPIC", "-O1", "-o"])

@@ -600,3 +600,56 @@ async fn a_poison_message_is_counted_dead_lettered_and_passed_over() {
     );
     assert!(server.terminate().success());
 }
+
+/// Injected: every fsync of the write-ahead log fails (`io_errors.c`), so no batch can be stored.
+/// The consumer stops with the reason on `/readyz`, commits nothing it did not store, and is
+/// started again after a wait until a store succeeds; then every message is stored once.
+#[tokio::test]
+async fn a_consumer_stopped_by_a_failing_store_starts_again_by_itself() {
+    const EVENTS: usize = 2_000;
+    let broker = Broker::start();
+    broker.create_topic("faults", 2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let library = crate::io_errors::build_injector(dir.path());
+    let control = dir.path().join("faults");
+    std::fs::write(&control, "fsync /wal/\n").expect("control file");
+    broker.produce("faults", &[ndjson(dir.path(), "stopped", EVENTS)], &[]);
+    let addr = broker.addr();
+    let mut args = kafka_args(&addr, "faults", "f1");
+    args.extend(["--flush-interval", "1s"]);
+    let env = [
+        ("LD_PRELOAD", library.to_str().expect("utf-8")),
+        ("AUDITLAKE_IO_ERRORS", control.to_str().expect("utf-8")),
+    ];
+    let mut server = Server::start(&dir.path().join("data"), &args, &env);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let said = loop {
+        let (status, ready) = readyz(&server.url).await;
+        if let Some(error) = ready["kafka"]["error"].as_str() {
+            assert_eq!(status, 503, "{ready}");
+            break error.to_string();
+        }
+        assert!(Instant::now() < deadline, "{ready}\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(said.contains("write-ahead log"), "{said}");
+    assert!(said.contains("Input/output error"), "{said}");
+    let (stored, _) = wait_for_events(&server.url, 1, Duration::from_secs(2)).await;
+    assert_eq!(stored, 0);
+
+    std::fs::write(&control, "").expect("control file");
+    let stopped = Instant::now();
+    let want = EVENTS as u64;
+    let (rows, distinct) = wait_for_events(&server.url, want, Duration::from_secs(90)).await;
+    assert_eq!((rows, distinct), (want, want), "{}", server.log());
+    let (status, ready) = ready_within(&server.url, Duration::from_secs(10)).await;
+    assert_eq!(status, 200, "{ready}");
+    let restarts = metric(&server.url, "auditlake_kafka_restarts_total").await;
+    println!(
+        "kafka with a failing log fsync: {want} produced, {rows} stored ({distinct} distinct) \
+         {:.1} s after the error stopped; consumer started again {restarts} times",
+        stopped.elapsed().as_secs_f64()
+    );
+    assert!(restarts >= 1.0);
+    assert!(server.terminate().success());
+}

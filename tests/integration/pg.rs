@@ -74,7 +74,7 @@ impl SqlServer {
     }
 
     /// `psql` as `user` with `password`, running `command` unaligned (`|`-separated).
-    fn psql(&self, user: &str, password: &str, command: &str) -> Output {
+    pub(crate) fn psql(&self, user: &str, password: &str, command: &str) -> Output {
         self.psql_with(user, password, "sslmode=disable", command)
     }
 
