@@ -145,6 +145,18 @@ impl Wal {
         Ok(())
     }
 
+    /// Whether the log's disk takes writes again: writes, syncs and deletes a small file beside
+    /// the segments (their names never end in `.probe`).
+    pub fn probe(&self) -> Result<()> {
+        let path = self.dir.join("write.probe");
+        let written = File::create(&path).and_then(|mut file| {
+            file.write_all(&[0u8; 4096])?;
+            file.sync_data()
+        });
+        let _ = std::fs::remove_file(&path);
+        written.map_err(Error::io(&path))
+    }
+
     /// Deletes every segment older than `segment` (their records are in finished lake files).
     pub fn remove_before(&self, segment: u64) -> Result<()> {
         remove_segments(&self.dir, |id| id < segment)

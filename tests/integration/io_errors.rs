@@ -88,8 +88,24 @@ impl Injected {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(self.post(10).await.status(), 503, "{fault}");
 
+        // Ready again by itself, with no batch to try it, then taking batches.
         self.inject("");
         let stopped = Instant::now();
+        loop {
+            let ready = client()
+                .get(format!("{}/readyz", self.server.url))
+                .send()
+                .await
+                .expect("readyz");
+            if ready.status() == 200 {
+                break;
+            }
+            assert!(
+                stopped.elapsed() < Duration::from_secs(30),
+                "{fault}: never ready again"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         loop {
             if self.post(10).await.status() == 200 {
                 return stopped.elapsed();

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
+use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 use tokio::sync::{mpsc, oneshot};
@@ -13,6 +14,11 @@ use crate::wal::{Record, Wal};
 
 /// Largest group of records written before one sync.
 const GROUP_BYTES: usize = 32 << 20;
+
+/// While the log fails and no batch comes: how often the request queue is looked at, and how
+/// often the disk is probed.
+const PROBE_POLL: Duration = Duration::from_millis(50);
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// What the log thread is asked to do, in order.
 pub(super) enum ToLog {
@@ -51,7 +57,40 @@ pub(super) fn log_thread(
     let mut seen_flushes = 0;
     // A rotation asked for in the middle of a group, done after it.
     let mut next: Option<ToLog> = None;
-    while let Some(request) = next.take().or_else(|| requests.blocking_recv()) {
+    let mut probed = Instant::now();
+    loop {
+        let request = match next.take() {
+            Some(request) => request,
+            // While it is failing and no batch comes to try it (a load balancer sends none to
+            // a server that is not ready), the disk is probed: once it takes a write again, so
+            // does the log.
+            None if problem.get().is_some() => match requests.try_recv() {
+                Ok(request) => request,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    std::thread::sleep(PROBE_POLL);
+                    if probed.elapsed() >= PROBE_EVERY {
+                        probed = Instant::now();
+                        let ready = wal.probe().and_then(|()| match broken {
+                            Some(_) => wal.abandon_segment(),
+                            None => Ok(()),
+                        });
+                        if ready.is_ok() {
+                            broken = None;
+                            problem.clear();
+                            tracing::info!(
+                                "the write-ahead log's disk takes writes again; batches are taken"
+                            );
+                        }
+                    }
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            },
+            None => match requests.blocking_recv() {
+                Some(request) => request,
+                None => break,
+            },
+        };
         let first = match request {
             ToLog::Append(append) => append,
             ToLog::Rotate(answer) => {
