@@ -332,6 +332,8 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 mod tests {
     use super::*;
     use crate::{QueryEngine, QueryLimits};
+    use arrow::array::AsArray;
+    use auditlake_schema::columns::{alert, column};
     use auditlake_storage::test_support::events;
 
     fn count(engine: &QueryEngine) -> i64 {
@@ -459,6 +461,98 @@ mod tests {
             .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    /// An outbox that cannot sync loses what it took since its last sync; the lake must not
+    /// commit the events before, or their alerts would never be raised (nor delivered) again.
+    #[test]
+    fn alerts_a_failed_sync_lost_are_raised_again_before_their_events_are_committed() {
+        use auditlake_rules::{CompiledPack, RuleSet};
+        let pack = CompiledPack::compile(&RuleSet::builtin().expect("pack")).expect("compiles");
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-logs/exec-into-pod.log"),
+        )
+        .expect("sample log");
+        let mut decoder = auditlake_schema::Decoder::new(Some("prod".into()));
+        let mut rejected = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            decoder.decode(line.as_bytes(), &mut rejected);
+        }
+        let batch = decoder.finish();
+
+        #[derive(Default)]
+        struct Outbox {
+            taken: Vec<String>,
+            durable: std::collections::BTreeSet<String>,
+            failures_left: usize,
+        }
+        let outbox = Arc::new(Mutex::new(Outbox::default()));
+        let (take, sync) = (Arc::clone(&outbox), Arc::clone(&outbox));
+        let hook = AlertHook {
+            take: Arc::new(move |alerts: &RecordBatch| {
+                let ids = column(alerts, alert::ALERT_ID).as_string::<i32>();
+                let mut outbox = take.lock().expect("lock");
+                outbox
+                    .taken
+                    .extend(ids.iter().flatten().map(str::to_string));
+                Ok(())
+            }),
+            sync: Arc::new(move || {
+                let mut outbox = sync.lock().expect("lock");
+                let taken = std::mem::take(&mut outbox.taken);
+                if outbox.failures_left > 0 {
+                    outbox.failures_left -= 1;
+                    return Err("injected: the outbox could not be synced".into());
+                }
+                outbox.durable.extend(taken);
+                Ok(())
+            }),
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = ServiceConfig {
+            flush_interval: Duration::from_millis(100),
+            on_alerts: Some(hook),
+            ..ServiceConfig::default()
+        };
+        let service =
+            Service::start(dir.path(), Some(RuleEngine::new(&pack)), config).expect("start");
+        while service.readiness() == Readiness::Replaying {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        outbox.lock().expect("lock").failures_left = 2;
+        store(&service, batch);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        std::thread::sleep(Duration::from_millis(300));
+        while service.problem().is_some() {
+            assert!(std::time::Instant::now() < deadline, "never recovered");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        service.shutdown();
+        let stored = QueryEngine::open(dir.path(), QueryLimits::default()).expect("query");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let result = rt
+            .block_on(stored.query("SELECT alert_id FROM alerts"))
+            .expect("query");
+        let mut ids = std::collections::BTreeSet::new();
+        for b in &result.batches {
+            ids.extend(
+                b.column(0)
+                    .as_string::<i32>()
+                    .iter()
+                    .flatten()
+                    .map(str::to_string),
+            );
+        }
+        assert!(!ids.is_empty(), "the sample raises alerts");
+        let outbox = outbox.lock().expect("lock");
+        assert_eq!(outbox.failures_left, 0, "both failures were met");
+        assert_eq!(
+            outbox.durable, ids,
+            "every stored alert is durable in the outbox"
+        );
     }
 
     #[test]

@@ -59,7 +59,8 @@ pub struct Delivery {
 /// The thread appending new alerts to the outboxes, and how to reach it.
 struct Writer {
     jobs: mpsc::SyncSender<Job>,
-    /// Why writing failed, once it did: every later push and sync fails with it.
+    /// Why writing failed: alerts are dropped until the next push or sync fails with it, which
+    /// clears it (the pipeline then replays what it wrote since its last sync).
     failed: Arc<Mutex<Option<Arc<crate::Error>>>>,
 }
 
@@ -167,12 +168,14 @@ impl Writer {
                                 continue;
                             }
                             if let Err(e) = queue_for_each(&channels, &alerts) {
-                                tracing::error!(error = ?e, "alerts could not be queued for delivery; refusing new batches until a restart replays them");
+                                tracing::error!(error = ?e, "alerts could not be queued for delivery; the next sync fails, and the pipeline replays their events");
                                 *lock(&failure) = Some(Arc::new(e));
                             }
                         }
                         Job::Sync(reply) => {
-                            let done = match lock(&failure).clone() {
+                            // Failed once, then cleared: the pipeline gives up what it wrote
+                            // since its last sync and replays it, raising the same alerts again.
+                            let done = match lock(&failure).take() {
                                 Some(reason) => Err(reason),
                                 None => channels
                                     .iter()
@@ -190,8 +193,10 @@ impl Writer {
         Ok(Self { jobs, failed })
     }
 
+    /// A failure not yet reported, reported once: the pipeline then replays the events whose
+    /// alerts the writer dropped since, and they are queued again.
     fn check(&self) -> Result<()> {
-        match lock(&self.failed).clone() {
+        match lock(&self.failed).take() {
             Some(source) => Err(crate::Error::Writer { source }),
             None => Ok(()),
         }

@@ -220,6 +220,7 @@ fn server_with_a_small_disk(
     size: &str,
     prepare: &str,
     args: &[&str],
+    env: &[(&str, &str)],
 ) -> Server {
     let probe = std::process::Command::new("unshare")
         .args(["-rm", "true"])
@@ -241,7 +242,7 @@ fn server_with_a_small_disk(
         &["unshare", "-rm", "sh", "-c", &script, "sh"],
         data,
         args,
-        &[],
+        env,
     )
 }
 
@@ -272,7 +273,7 @@ fn fill(dir: &Path) -> std::path::PathBuf {
 async fn a_full_disk_under_the_log_gets_503_and_ingest_resumes_by_itself() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let server = server_with_a_small_disk(&data, "wal", "2m", "true", &[]);
+    let server = server_with_a_small_disk(&data, "wal", "2m", "true", &[], &[]);
     let seen_wal = seen_by(&server, &data.join("wal"));
     let c = client();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
@@ -408,6 +409,7 @@ async fn a_full_disk_under_the_lake_gets_503_compaction_waits_and_ingest_resumes
         "4m",
         &prepare,
         &["--flush-interval", "1s", "--maintenance-interval", "2s"],
+        &[],
     );
     let url = server.url.clone();
     let seen_events = seen_by(&server, &events_dir);
@@ -605,4 +607,115 @@ fn a_damaged_parquet_file_is_named_and_a_command_sets_it_aside() {
         "{}",
         stderr(&again)
     );
+}
+
+/// Injected: the disk under the alert outboxes fills up after the server started, so the alerts
+/// of a batch cannot be made durable for delivery: the server refuses batches, saying why, and
+/// once there is room it goes on by itself, every stored alert stored once and delivered. (That
+/// the lake commits nothing before the alerts are durable is the engine's
+/// `alerts_a_failed_sync_lost_are_raised_again_before_their_events_are_committed`.)
+#[tokio::test]
+async fn alerts_that_cannot_be_queued_on_a_full_disk_are_raised_again_and_all_delivered() {
+    use crate::outputs::{Received, Receiver, SECRET, receive, sample_events};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let port = free_port();
+    let config = dir.path().join("auditlake.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[alerts.outputs]]\nname = \"hook\"\nkind = \"webhook\"\n\
+             url = \"http://127.0.0.1:{port}/hook\"\nsecret_env = \"HOOK_SECRET\"\n"
+        ),
+    )
+    .expect("config");
+    let config = config.display().to_string();
+    let seen = Arc::new(Mutex::new(Received::default()));
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(Arc::clone(&seen));
+    let _receiver = Receiver::start(port, app);
+    let server = server_with_a_small_disk(
+        &data,
+        "outbox",
+        "1m",
+        "true",
+        &["--config", &config, "--flush-interval", "1s"],
+        &[("HOOK_SECRET", SECRET)],
+    );
+    let filler = fill(&seen_by(&server, &data.join("outbox")));
+    let http = client();
+    let posted = http
+        .post(format!("{}/v1/webhook/demo", server.url))
+        .body(event_list(&sample_events()))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(posted.status(), 200);
+
+    let until = Instant::now() + Duration::from_secs(20);
+    let said = loop {
+        let ready = http
+            .get(format!("{}/readyz", server.url))
+            .send()
+            .await
+            .expect("readyz");
+        let body: serde_json::Value = ready.json().await.expect("json");
+        let status = body["status"].as_str().unwrap_or_default().to_string();
+        if status.contains("alerts") {
+            break status;
+        }
+        assert!(Instant::now() < until, "{body}\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(said.contains("No space left"), "{said}");
+
+    std::fs::remove_file(&filler).expect("free the space");
+    let freed = Instant::now();
+    let until = freed + Duration::from_secs(30);
+    let stored = loop {
+        let ready = http
+            .get(format!("{}/readyz", server.url))
+            .send()
+            .await
+            .expect("readyz");
+        if ready.status() == 200 {
+            let rows = sql(&http, &server.url, "SELECT alert_id FROM alerts").await;
+            let ids: Vec<String> = rows["rows"]
+                .as_array()
+                .expect("rows")
+                .iter()
+                .map(|r| r["alert_id"].as_str().expect("id").to_string())
+                .collect();
+            break ids;
+        }
+        assert!(Instant::now() < until, "not ready again\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let expected: std::collections::BTreeSet<String> = stored.iter().cloned().collect();
+    assert_eq!(expected.len(), stored.len(), "an alert stored twice");
+    assert!(expected.len() > 50, "{} alerts", expected.len());
+    loop {
+        let got = seen.lock().expect("lock").ids.clone();
+        if expected.is_subset(&got) {
+            break;
+        }
+        assert!(
+            freed.elapsed() < Duration::from_secs(60),
+            "{} of {} alerts delivered\n{}",
+            got.len(),
+            expected.len(),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "full outbox disk: {} alerts stored once each, all delivered {:.1} s after space came back",
+        expected.len(),
+        freed.elapsed().as_secs_f64()
+    );
+    assert_eq!(seen.lock().expect("lock").bad_signatures, 0);
 }

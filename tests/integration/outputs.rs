@@ -13,17 +13,17 @@ use axum::http::{HeaderMap, StatusCode};
 
 use crate::serve::{Server, client, event_list};
 
-const SECRET: &str = "webhook-signing-secret-0123456789";
+pub(crate) const SECRET: &str = "webhook-signing-secret-0123456789";
 
 /// What the receiver saw.
 #[derive(Default)]
-struct Received {
-    ids: BTreeSet<String>,
-    deliveries: usize,
-    bad_signatures: usize,
+pub(crate) struct Received {
+    pub(crate) ids: BTreeSet<String>,
+    pub(crate) deliveries: usize,
+    pub(crate) bad_signatures: usize,
 }
 
-async fn receive(
+pub(crate) async fn receive(
     State(seen): State<Arc<Mutex<Received>>>,
     headers: HeaderMap,
     body: Bytes,
@@ -51,13 +51,13 @@ async fn receive(
 }
 
 /// An HTTP receiver serving `app` on `port`; stops when dropped.
-struct Receiver {
+pub(crate) struct Receiver {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Receiver {
-    fn start(port: u16, app: axum::Router) -> Receiver {
+    pub(crate) fn start(port: u16, app: axum::Router) -> Receiver {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready, listening) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -133,7 +133,7 @@ async fn post_samples_and_query(server: &Server, sql: &str) -> Vec<serde_json::V
     answer["rows"].as_array().expect("rows").clone()
 }
 
-fn sample_events() -> Vec<serde_json::Value> {
+pub(crate) fn sample_events() -> Vec<serde_json::Value> {
     crate::sample_log_files()
         .iter()
         .flat_map(|f| {

@@ -127,8 +127,8 @@ impl PipelineThread {
             let done = pipeline.ingest(&batch)?;
             record_ingest(&done, hook)
         })?;
-        self.pipeline.flush()?;
         self.sync_alerts()?;
+        self.pipeline.flush()?;
         wal::remove_replayed(&self.wal_dir, before)?;
         if replayed.segments > 0 {
             tracing::info!(
@@ -210,10 +210,10 @@ impl PipelineThread {
         if self.retry.is_some() {
             return;
         }
-        match self.pipeline.flush().and_then(|files| {
-            self.sync_alerts()?;
-            Ok(files)
-        }) {
+        // Alerts durable in the outbox first: if the lake's commit then fails, the replay raises
+        // them again (same ids, delivered once); the other way round, alerts whose events were
+        // committed would never be raised again.
+        match self.sync_alerts().and_then(|()| self.pipeline.flush()) {
             Ok(files) => {
                 metrics::counter!("auditlake_lake_files_written_total").increment(files as u64);
                 if let Some(segment) = self.last_segment {
