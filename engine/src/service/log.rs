@@ -51,8 +51,8 @@ pub(super) fn log_thread(
     checkpoint: &Checkpoint,
     problem: &Problem,
 ) {
-    // Why the current segment takes no more appends; each group first tries a new segment, so
-    // the log resumes by itself once the disk has room again.
+    // Why the current segment takes no more appends; each group (or a probe, while none comes)
+    // first tries a new segment, so the log resumes by itself once the disk has room again.
     let mut broken: Option<String> = None;
     let mut seen_flushes = 0;
     // A rotation asked for in the middle of a group, done after it.
@@ -70,17 +70,7 @@ pub(super) fn log_thread(
                     std::thread::sleep(PROBE_POLL);
                     if probed.elapsed() >= PROBE_EVERY {
                         probed = Instant::now();
-                        let ready = wal.probe().and_then(|()| match broken {
-                            Some(_) => wal.abandon_segment(),
-                            None => Ok(()),
-                        });
-                        if ready.is_ok() {
-                            broken = None;
-                            problem.clear();
-                            tracing::info!(
-                                "the write-ahead log's disk takes writes again; batches are taken"
-                            );
-                        }
+                        probe(&mut wal, &mut broken, problem);
                     }
                     continue;
                 }
@@ -176,6 +166,20 @@ pub(super) fn log_thread(
                 let _ = refused.0.done.send(Err("the pipeline stopped".into()));
             }
         }
+    }
+}
+
+/// Clears the log's problem once its disk takes a write again (a broken segment is given up
+/// first, as the next append would).
+fn probe(wal: &mut Wal, broken: &mut Option<String>, problem: &Problem) {
+    let ready = wal.probe().and_then(|()| match broken {
+        Some(_) => wal.abandon_segment(),
+        None => Ok(()),
+    });
+    if ready.is_ok() {
+        *broken = None;
+        problem.clear();
+        tracing::info!("the write-ahead log's disk takes writes again; batches are taken");
     }
 }
 
