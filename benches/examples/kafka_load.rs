@@ -3,7 +3,9 @@
 //! by `auditlake produce`, then `auditlake serve` consuming it from the start. Prints events/s
 //! from the server's start until every event is durable (stored after the write-ahead log's
 //! fsync, `auditlake_events_stored_total`) and until its offsets are committed (lag 0), and the
-//! server's peak RSS.
+//! server's peak RSS. In the same run, a bare consumer (librdkafka with the server's fetch
+//! settings, every message's payload touched, nothing decoded or stored) drains the same topic
+//! from the same broker: the most any consumer gets from it here.
 //!
 //! ```sh
 //! bash benches/kafka.sh --events 300000
@@ -138,6 +140,13 @@ fn main() {
         lines as f64 / produce_secs
     );
 
+    let bare = bare_consumer(&broker_addr, lines);
+    println!(
+        "bare consumer (librdkafka, nothing stored): {lines} events in {:.1} s ({:.0} events/s)",
+        bare.as_secs_f64(),
+        lines as f64 / bare.as_secs_f64()
+    );
+
     let data = scratch.path().join("data");
     let started = Instant::now();
     let mut server = Command::new(&o.binary)
@@ -201,4 +210,45 @@ fn main() {
         rss / 1024
     );
     let _ = std::io::stdout().flush();
+}
+
+/// How long a librdkafka consumer of a new group takes from subscribing until it has received
+/// `messages` messages of the topic (each payload's bytes summed, so none goes unread).
+fn bare_consumer(brokers: &str, messages: usize) -> Duration {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "bare")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("queued.max.messages.kbytes", "16384")
+        .create()
+        .expect("a consumer");
+    consumer.subscribe(&["bench"]).expect("subscribe");
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(1800);
+    let (mut seen, mut bytes) = (0usize, 0u64);
+    while seen < messages {
+        assert!(
+            Instant::now() < deadline,
+            "the bare consumer got {seen} of {messages}"
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                seen += 1;
+                bytes += message
+                    .payload()
+                    .map_or(0, |p| p.iter().map(|&b| u64::from(b)).sum());
+            }
+            Some(Err(e)) => eprintln!("bare consumer: {e}"),
+            None => {}
+        }
+    }
+    let took = started.elapsed();
+    assert!(bytes > 0);
+    took
 }
