@@ -296,6 +296,22 @@ mod tests {
         .expect("batch")
     }
 
+    /// The values of the segments before `before`, replayed, and what the replay found.
+    fn replayed_values(dir: &Path, before: u64) -> (Vec<i64>, Replayed) {
+        let mut rows = Vec::new();
+        let replayed = replay(dir, before, |b| {
+            let v = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("i64");
+            rows.extend(v.values().iter().copied());
+            Ok::<_, Error>(())
+        })
+        .expect("replay");
+        (rows, replayed)
+    }
+
     #[test]
     fn replays_synced_records_and_stops_at_a_torn_tail() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -316,17 +332,7 @@ mod tests {
 
         let (_wal, next) = Wal::open(&dir.path().join(WAL_DIR)).expect("reopen");
         assert_eq!(next, 1, "a restart appends to a new segment");
-        let mut rows = Vec::new();
-        let replayed = replay(&dir.path().join(WAL_DIR), next, |b| {
-            let v = b
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .expect("i64");
-            rows.extend(v.values().iter().copied());
-            Ok::<_, Error>(())
-        })
-        .expect("replay");
+        let (rows, replayed) = replayed_values(&dir.path().join(WAL_DIR), next);
         assert_eq!(rows, [1, 2, 3]);
         assert_eq!((replayed.records, replayed.torn), (2, 1));
         assert!(whole > 0);
@@ -355,18 +361,7 @@ mod tests {
         wal.append(&encode(&batch(&[3])).expect("encode"))
             .expect("append");
         wal.sync().expect("sync");
-        let mut rows = Vec::new();
-        replay(&wal_dir, u64::MAX, |b| {
-            let v = b
-                .column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .expect("i64");
-            rows.extend(v.values().iter().copied());
-            Ok::<_, Error>(())
-        })
-        .expect("replay");
-        assert_eq!(rows, [1, 3]);
+        assert_eq!(replayed_values(&wal_dir, u64::MAX).0, [1, 3]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::serve::{Server, client, event_list, metric, sql};
+use crate::serve::{Server, client, event_list, metric, ready_within, readyz, sql};
 use crate::*;
 
 /// `event(id)` at `time` (its request and stage times).
@@ -304,13 +304,8 @@ async fn a_full_disk_under_the_log_gets_503_and_ingest_resumes_by_itself() {
             .contains("No space left"),
         "{why}"
     );
-    let ready = c
-        .get(format!("{}/readyz", server.url))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(ready.status(), 503);
-    let said: serde_json::Value = ready.json().await.expect("json");
+    let (status, said) = readyz(&server.url).await;
+    assert_eq!(status, 503);
     assert!(
         said["status"]
             .as_str()
@@ -325,18 +320,8 @@ async fn a_full_disk_under_the_log_gets_503_and_ingest_resumes_by_itself() {
     // server that is not ready), and the next post is taken, with no restart and no hand.
     std::fs::remove_file(&filler).expect("free the space");
     let freed = std::time::Instant::now();
-    loop {
-        let ready = c
-            .get(format!("{}/readyz", server.url))
-            .send()
-            .await
-            .expect("readyz");
-        if ready.status() == 200 {
-            break;
-        }
-        assert!(freed.elapsed().as_secs() < 10, "not ready again by itself");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let (status, said) = ready_within(&server.url, std::time::Duration::from_secs(10)).await;
+    assert_eq!(status, 200, "not ready again by itself: {said}");
     let ready_again = freed.elapsed();
     let mut resumed = None;
     for _ in 0..50 {
@@ -348,12 +333,7 @@ async fn a_full_disk_under_the_log_gets_503_and_ingest_resumes_by_itself() {
     }
     let resumed = resumed.expect("ingest resumed");
     acknowledged += 50;
-    let ready = c
-        .get(format!("{}/readyz", server.url))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(ready.status(), 200);
+    assert_eq!(readyz(&server.url).await.0, 200);
     let stored = sql(&c, &server.url, "SELECT count(*) AS n FROM events").await["rows"][0]["n"]
         .as_i64()
         .expect("n");
@@ -462,9 +442,8 @@ async fn a_full_disk_under_the_lake_gets_503_compaction_waits_and_ingest_resumes
     let why = why["error"].as_str().expect("error").to_string();
     assert!(why.contains("writing the lake failed"), "{why}");
     assert!(why.contains("No space left"), "{why}");
-    let ready = c.get(format!("{url}/readyz")).send().await.expect("readyz");
-    assert_eq!(ready.status(), 503);
-    let said: serde_json::Value = ready.json().await.expect("json");
+    let (status, said) = readyz(&url).await;
+    assert_eq!(status, 503);
     assert!(
         said["status"]
             .as_str()
@@ -499,8 +478,7 @@ async fn a_full_disk_under_the_lake_gets_503_compaction_waits_and_ingest_resumes
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let ready = c.get(format!("{url}/readyz")).send().await.expect("readyz");
-    assert_eq!(ready.status(), 200);
+    assert_eq!(readyz(&url).await.0, 200);
     let counted = count().await;
     println!(
         "full lake disk: {acknowledged} acknowledged, {} stored ({} distinct); ingest resumed \
@@ -658,12 +636,7 @@ async fn alerts_that_cannot_be_queued_on_a_full_disk_are_raised_again_and_all_de
 
     let until = Instant::now() + Duration::from_secs(20);
     let said = loop {
-        let ready = http
-            .get(format!("{}/readyz", server.url))
-            .send()
-            .await
-            .expect("readyz");
-        let body: serde_json::Value = ready.json().await.expect("json");
+        let (_, body) = readyz(&server.url).await;
         let status = body["status"].as_str().unwrap_or_default().to_string();
         if status.contains("alerts") {
             break status;
@@ -675,26 +648,15 @@ async fn alerts_that_cannot_be_queued_on_a_full_disk_are_raised_again_and_all_de
 
     std::fs::remove_file(&filler).expect("free the space");
     let freed = Instant::now();
-    let until = freed + Duration::from_secs(30);
-    let stored = loop {
-        let ready = http
-            .get(format!("{}/readyz", server.url))
-            .send()
-            .await
-            .expect("readyz");
-        if ready.status() == 200 {
-            let rows = sql(&http, &server.url, "SELECT alert_id FROM alerts").await;
-            let ids: Vec<String> = rows["rows"]
-                .as_array()
-                .expect("rows")
-                .iter()
-                .map(|r| r["alert_id"].as_str().expect("id").to_string())
-                .collect();
-            break ids;
-        }
-        assert!(Instant::now() < until, "not ready again\n{}", server.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (status, said) = ready_within(&server.url, Duration::from_secs(30)).await;
+    assert_eq!(status, 200, "not ready again: {said}\n{}", server.log());
+    let rows = sql(&http, &server.url, "SELECT alert_id FROM alerts").await;
+    let stored: Vec<String> = rows["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["alert_id"].as_str().expect("id").to_string())
+        .collect();
     let expected: std::collections::BTreeSet<String> = stored.iter().cloned().collect();
     assert_eq!(expected.len(), stored.len(), "an alert stored twice");
     assert!(expected.len() > 50, "{} alerts", expected.len());

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::serve::{Server, client, event_list, sql};
+use crate::serve::{Server, client, event_list, ready_within, readyz, sql};
 use crate::*;
 
 /// Builds the preloaded library into `dir`.
@@ -78,12 +78,7 @@ impl Injected {
         let why = why["error"].as_str().expect("error").to_string();
         assert!(why.contains(reason), "{fault}: {why}");
         assert!(why.contains("Input/output error"), "{fault}: {why}");
-        let ready = client()
-            .get(format!("{}/readyz", self.server.url))
-            .send()
-            .await
-            .expect("readyz");
-        assert_eq!(ready.status(), 503, "{fault}");
+        assert_eq!(readyz(&self.server.url).await.0, 503, "{fault}");
         // Refused while it lasts.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(self.post(10).await.status(), 503, "{fault}");
@@ -91,21 +86,8 @@ impl Injected {
         // Ready again by itself, with no batch to try it, then taking batches.
         self.inject("");
         let stopped = Instant::now();
-        loop {
-            let ready = client()
-                .get(format!("{}/readyz", self.server.url))
-                .send()
-                .await
-                .expect("readyz");
-            if ready.status() == 200 {
-                break;
-            }
-            assert!(
-                stopped.elapsed() < Duration::from_secs(30),
-                "{fault}: never ready again"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let (status, said) = ready_within(&self.server.url, Duration::from_secs(30)).await;
+        assert_eq!(status, 200, "{fault}: never ready again: {said}");
         loop {
             if self.post(10).await.status() == 200 {
                 return stopped.elapsed();

@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::serve::{Server, client, gzip, metric, sql};
+use crate::serve::{Server, client, gzip, metric, ready_within, readyz, sql};
 use crate::{auditlake, query, stderr};
 
 /// A tansu broker on a free loopback port, storing in SQLite in its own scratch directory.
@@ -224,28 +224,6 @@ async fn wait_for_events(url: &str, want: u64, within: Duration) -> (u64, u64) {
         );
         if got.0 >= want || Instant::now() >= deadline {
             return got;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn readyz(url: &str) -> (u16, serde_json::Value) {
-    let response = client()
-        .get(format!("{url}/readyz"))
-        .send()
-        .await
-        .expect("readyz");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("json"))
-}
-
-/// Polls `/readyz` until it answers 200 or `limit` passes; returns the last answer.
-async fn ready_within(url: &str, limit: Duration) -> (u16, serde_json::Value) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let answer = readyz(url).await;
-        if answer.0 == 200 || Instant::now() >= deadline {
-            return answer;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

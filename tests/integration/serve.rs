@@ -772,3 +772,26 @@ pub(crate) async fn metric(url: &str, name: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// `/readyz`: its status and body.
+pub(crate) async fn readyz(url: &str) -> (u16, serde_json::Value) {
+    let response = client()
+        .get(format!("{url}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+/// Polls `/readyz` until it answers 200 or `limit` passes; returns the last answer.
+pub(crate) async fn ready_within(url: &str, limit: Duration) -> (u16, serde_json::Value) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let answer = readyz(url).await;
+        if answer.0 == 200 || Instant::now() >= deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
