@@ -159,6 +159,10 @@ pub struct BacktestArgs {
     /// Also store the alerts in the `alerts` table
     #[arg(long)]
     pub store: bool,
+    /// Threads reading and sorting the lake beside the one running the rules [default: every
+    /// core]; the alerts are the same with any number
+    #[arg(long, value_parser = parse_threads)]
+    pub threads: Option<usize>,
     /// Output format [default: table on a terminal, json otherwise]
     #[arg(long)]
     pub format: Option<Format>,
@@ -174,6 +178,27 @@ pub struct ReplayArgs {
     /// Also print every alert to stdout as a JSON line
     #[arg(long, env = "AUDITLAKE_ALERTS_STDOUT")]
     pub alerts_stdout: bool,
+    /// Threads decoding [default: every core]; with more than one, reading, decoding, the rules
+    /// and the Parquet encoding overlap. The lake and the alerts are the same with any number
+    #[arg(long, value_parser = parse_threads)]
+    pub threads: Option<usize>,
+    /// JSON text per batch handed to the rules and the lake: memory per batch in flight (with N
+    /// threads, about 3N batches are) against per-batch overhead
+    #[arg(long, value_parser = parse_size, default_value = "8MiB")]
+    pub batch_bytes: usize,
+}
+
+/// A thread count: 1 or more.
+fn parse_threads(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{text:?} is not a thread count (1 or more)")),
+    }
+}
+
+/// `--threads`, or every core.
+pub fn threads_or_all(threads: Option<usize>) -> usize {
+    threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 #[derive(Debug, Args)]

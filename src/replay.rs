@@ -54,14 +54,20 @@ pub fn run(settings: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             settings,
         )?))
     };
-    let pipeline = Pipeline::open_in(&settings.lake, &settings.data_dir, rules)
+    let threads = crate::cli::threads_or_all(args.threads);
+    let mut pipeline = Pipeline::open_in(&settings.lake, &settings.data_dir, rules)
         .with_context(|| format!("cannot open the lake in {}", settings.lake.describe()))?;
+    if threads > 1 {
+        pipeline = pipeline.with_background_encoding();
+    }
     let cluster = args.pipeline.cluster.or_else(|| settings.cluster.clone());
     let sink = PipelineSink {
         pipeline,
         alerts_stdout: args.alerts_stdout,
     };
-    let mut replay = Replay::new(sink, cluster);
+    let mut replay = Replay::new(sink, cluster)
+        .with_threads(threads)
+        .with_batch_bytes(args.batch_bytes);
     let inputs: Vec<Input> = args.files.iter().map(|f| Input::from_arg(f)).collect();
     let bar = progress_bar(&inputs);
     let mut summary = Summary::default();

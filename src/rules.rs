@@ -136,6 +136,40 @@ fn time_bound(flag: &str, value: &str) -> anyhow::Result<String> {
     Ok(format!("to_timestamp_micros({micros})"))
 }
 
+/// Runs `sql` on `runtime`'s threads and hands its batches, in order, to `each` on this thread:
+/// the rules run on one batch while the query reads, decodes and sorts the next ones.
+fn each_batch(
+    runtime: &tokio::runtime::Runtime,
+    query: &QueryEngine,
+    sql: &str,
+    mut each: impl FnMut(RecordBatch) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let (batches, taken) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
+    std::thread::scope(|scope| {
+        let reading = scope.spawn(move || {
+            runtime.block_on(query.for_each_batch(sql, |batch| {
+                // Fails only when the rules stopped at an error, which is the one reported.
+                batches
+                    .send(batch)
+                    .map_err(|_| auditlake_engine::Error::Unavailable {
+                        reason: "the rules stopped".into(),
+                    })
+            }))
+        });
+        let mut ruled = Ok(());
+        for batch in taken.iter() {
+            ruled = each(batch);
+            if ruled.is_err() {
+                break;
+            }
+        }
+        drop(taken);
+        let read = reading.join().expect("the query thread does not panic");
+        ruled?;
+        Ok(read?)
+    })
+}
+
 fn backtest(settings: &Settings, args: BacktestArgs) -> anyhow::Result<ExitCode> {
     let pack = load(&args.rules, settings)?;
     let rules: Vec<_> = if args.rule_ids.is_empty() {
@@ -167,8 +201,14 @@ fn backtest(settings: &Settings, args: BacktestArgs) -> anyhow::Result<ExitCode>
     };
     // Threshold windows need time order.
     let sql = format!("SELECT * FROM events {where_clause} ORDER BY event_time, audit_id, stage");
-    let query = QueryEngine::open_once(&settings.lake, QueryLimits::default())?;
+    let threads = crate::cli::threads_or_all(args.threads);
+    let limits = QueryLimits {
+        threads: Some(threads),
+        ..QueryLimits::default()
+    };
+    let query = QueryEngine::open_once(&settings.lake, limits)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .enable_all()
         .build()?;
     // First-seen and sequence rules compare with what came before `--since`: their history is
@@ -180,11 +220,10 @@ fn backtest(settings: &Settings, args: BacktestArgs) -> anyhow::Result<ExitCode>
              AND event_time < to_timestamp_micros({start}) ORDER BY event_time, audit_id, stage",
             start.saturating_sub(history)
         );
-        runtime.block_on(query.for_each_batch(&sql, |batch| {
-            engine
-                .warm_history(&batch)
-                .map_err(|source| auditlake_engine::Error::Rules { source })
-        }))?;
+        each_batch(&runtime, &query, &sql, |batch| {
+            engine.warm_history(&batch)?;
+            Ok(())
+        })?;
     }
     let mut store = if args.store {
         Some(Pipeline::open_in(&settings.lake, &settings.data_dir, None)?)
@@ -192,10 +231,8 @@ fn backtest(settings: &Settings, args: BacktestArgs) -> anyhow::Result<ExitCode>
         None
     };
     let mut alerts = Vec::new();
-    runtime.block_on(query.for_each_batch(&sql, |batch| {
-        let raised = engine
-            .evaluate(&batch)
-            .map_err(|source| auditlake_engine::Error::Rules { source })?;
+    each_batch(&runtime, &query, &sql, |batch| {
+        let raised = engine.evaluate(&batch)?;
         if let Some(pipeline) = &mut store {
             pipeline.store_alerts(&raised)?;
         }
@@ -203,7 +240,7 @@ fn backtest(settings: &Settings, args: BacktestArgs) -> anyhow::Result<ExitCode>
             alerts.push(raised);
         }
         Ok(())
-    }))?;
+    })?;
     if let Some(mut pipeline) = store {
         pipeline.flush()?;
     }

@@ -531,6 +531,7 @@ fn app(
         max_rows: Some(args.query_max_rows),
         timeout: Some(args.query_timeout),
         memory_bytes: args.query_memory,
+        threads: None,
     };
     let query = QueryEngine::open_shared(lake, limits, service.shared())
         .context("opening the query engine")?;

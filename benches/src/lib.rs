@@ -105,9 +105,16 @@ pub fn store(input: &[u8], data_dir: &Path) -> Result<u64, String> {
     Ok(pipeline.totals().stored)
 }
 
-/// `sample-logs/` of this repository.
+/// `sample-logs/` of this repository: beside the package directory a test or benchmark runs in
+/// (`benches/`, or the repository's root when the root package's tests use the generator).
 pub fn sample_logs_dir() -> PathBuf {
-    auditlake_schema::package_dir(env!("CARGO_MANIFEST_DIR")).join("../sample-logs")
+    let package = auditlake_schema::package_dir(env!("CARGO_MANIFEST_DIR"));
+    let root = package.join("sample-logs");
+    if root.is_dir() {
+        root
+    } else {
+        package.join("../sample-logs")
+    }
 }
 
 /// Every event of `sample-logs/*.log`, parsed.

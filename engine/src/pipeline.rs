@@ -85,6 +85,14 @@ impl Pipeline {
         Ok(pipeline)
     }
 
+    /// Encodes each open events file on a thread of its own (see
+    /// [`TableWriter::with_background_encoding`]): a replay's rules then run while the previous
+    /// batch is encoded.
+    pub fn with_background_encoding(mut self) -> Self {
+        self.lake = self.lake.with_background_encoding();
+        self
+    }
+
     /// Names new files after `instance` (a lake shared by several servers).
     pub fn with_instance(mut self, instance: &Instance) -> Self {
         self.lake = self.lake.with_instance(instance.clone());

@@ -45,6 +45,8 @@ pub struct QueryLimits {
     pub timeout: Option<Duration>,
     /// Memory for sorts, joins and aggregations; beyond it they spill to disk or fail.
     pub memory_bytes: usize,
+    /// Parts a scan, sort or aggregation is split into, run in parallel [default: one per core].
+    pub threads: Option<usize>,
 }
 
 impl Default for QueryLimits {
@@ -53,6 +55,7 @@ impl Default for QueryLimits {
             max_rows: None,
             timeout: None,
             memory_bytes: 1 << 30,
+            threads: None,
         }
     }
 }
@@ -165,6 +168,10 @@ impl QueryEngine {
                 "datafusion.execution.parquet.metadata_size_hint",
                 METADATA_SIZE_HINT,
             );
+        let config = match limits.threads {
+            Some(threads) => config.with_target_partitions(threads),
+            None => config,
+        };
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let mut events =
             LakeTable::new(lake.clone(), EVENTS_DIR, events_schema(), event::EVENT_TIME)

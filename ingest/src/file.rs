@@ -51,13 +51,15 @@ impl Input {
 
     /// Opens it for reading, decompressing gzip transparently. `read_bytes` counts the bytes taken
     /// from the underlying file (compressed bytes for gzip), for progress.
-    pub fn open(&self, read_bytes: Arc<AtomicU64>) -> Result<Box<dyn BufRead>> {
-        let raw: Box<dyn Read> = match self {
+    pub fn open(&self, read_bytes: Arc<AtomicU64>) -> Result<Box<dyn BufRead + Send>> {
+        let raw: Box<dyn Read + Send> = match self {
             Input::Path(p) => Box::new(File::open(p).map_err(|source| Error::Open {
                 path: p.clone(),
                 source,
             })?),
-            Input::Stdin => Box::new(std::io::stdin().lock()),
+            // Not locked: a lock cannot move to the thread that reads it; the buffer above
+            // takes a megabyte per read, so the lock per read is nothing.
+            Input::Stdin => Box::new(std::io::stdin()),
         };
         let mut counted = BufReader::with_capacity(
             BUFFER,

@@ -4,7 +4,6 @@
 //! (see [`crate::delta`]), so readers never see half a file or half a flush.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,7 +14,6 @@ use arrow::datatypes::{Schema, SchemaRef};
 use auditlake_schema::columns::{alert, column, event};
 use auditlake_schema::events_schema;
 use auditlake_schema::time::now_micros;
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
@@ -25,6 +23,7 @@ use crate::delta::{DataFile, TableLog};
 use crate::error::{Error, Result};
 use crate::instance::Instance;
 use crate::live::LiveBuffer;
+use crate::open_file::{OpenFile, remove_unfinished};
 use crate::partition::{Hour, RecentPartitions};
 use crate::store::Lake;
 
@@ -107,6 +106,8 @@ pub struct TableWriter {
     live: Option<Arc<LiveBuffer>>,
     /// Whose files these are.
     instance: Instance,
+    /// Whether each open file is encoded on a thread of its own.
+    background: bool,
 }
 
 impl TableWriter {
@@ -150,7 +151,16 @@ impl TableWriter {
             newest: Hour(i64::MIN),
             live: None,
             instance: Instance::unnamed(),
+            background: false,
         })
+    }
+
+    /// Encodes each open file on a thread of its own, the rows handed over in order, so that
+    /// encoding overlaps with whatever the writer does next (a replay with cores to spare). A
+    /// failed write may then be reported at the next write, or when the file is completed.
+    pub fn with_background_encoding(mut self) -> Self {
+        self.background = true;
+        self
     }
 
     /// Shows every row written to a still-open file in `live` until its file is published.
@@ -212,16 +222,19 @@ impl TableWriter {
         let (lake, name, table_dir) = (&self.lake, self.name, &self.table_dir);
         let pending = &mut self.pending;
         let stem = || self.instance.new_file_stem(&self.tag);
+        let background = self.background;
         let file = self.open.get_or_insert_with(
             hour,
-            || OpenFile::create(hour, table_dir, &stem(), Arc::clone(schema), props.clone()),
+            || {
+                let schema = Arc::clone(schema);
+                OpenFile::create(hour, table_dir, &stem(), schema, props.clone(), background)
+            },
             |_, evicted| {
                 pending.push(evicted.close(lake, name)?);
                 Ok(())
             },
         )?;
-        write_bounded(&mut file.writer, part).map_err(Error::parquet(&file.tmp))?;
-        file.count(part, self.time_column);
+        file.write(part, self.time_column)?;
         if let Some(live) = &self.live {
             live.push(hour, &file.relative, part.clone());
         }
@@ -244,7 +257,9 @@ impl TableWriter {
         let over = buffered > OPEN_FILES_MEMORY;
         for (h, file) in self.open.iter_mut() {
             if h != hour && (over || h < behind) && file.writer.in_progress_rows() > 0 {
-                file.writer.flush().map_err(Error::parquet(&file.tmp))?;
+                file.writer
+                    .end_row_group()
+                    .map_err(Error::parquet(&file.tmp))?;
             }
         }
         Ok(())
@@ -461,6 +476,12 @@ impl LakeWriter {
         self
     }
 
+    /// See [`TableWriter::with_background_encoding`].
+    pub fn with_background_encoding(mut self) -> Self {
+        self.events = self.events.with_background_encoding();
+        self
+    }
+
     /// Names new files after `instance`.
     pub fn with_instance(mut self, instance: Instance) -> Self {
         self.events = self.events.with_instance(instance);
@@ -482,115 +503,8 @@ impl LakeWriter {
     }
 }
 
-struct OpenFile {
-    hour: Hour,
-    tmp: PathBuf,
-    /// The file's path in its table once complete.
-    relative: Arc<str>,
-    writer: ArrowWriter<File>,
-    rows: u64,
-    /// Earliest and latest time written.
-    times: Option<(i64, i64)>,
-}
-
-impl OpenFile {
-    fn create(
-        hour: Hour,
-        table_dir: &Path,
-        name: &str,
-        schema: SchemaRef,
-        props: WriterProperties,
-    ) -> Result<Self> {
-        let relative = format!("{}/{name}.parquet", hour.relative_dir());
-        let tmp = table_dir.join(format!("{relative}.tmp"));
-        if let Some(dir) = tmp.parent() {
-            std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
-        }
-        let file = File::create(&tmp).map_err(Error::io(&tmp))?;
-        let writer =
-            ArrowWriter::try_new(file, schema, Some(props)).map_err(Error::parquet(&tmp))?;
-        Ok(Self {
-            hour,
-            tmp,
-            relative: relative.into(),
-            writer,
-            rows: 0,
-            times: None,
-        })
-    }
-
-    /// Counts rows just written.
-    fn count(&mut self, part: &RecordBatch, time_column: &str) {
-        let times = column(part, time_column).as_primitive::<TimestampMicrosecondType>();
-        let (min, max) = (arrow::compute::min(times), arrow::compute::max(times));
-        if let (Some(min), Some(max)) = (min, max) {
-            self.times = Some(match self.times {
-                Some((a, b)) => (a.min(min), b.max(max)),
-                None => (min, max),
-            });
-        }
-        self.rows += part.num_rows() as u64;
-    }
-
-    /// Writes the footer, syncs, and puts the file in `lake` under its final name; it becomes
-    /// part of the table `name` when committed.
-    fn close(self, lake: &Lake, name: &str) -> Result<DataFile> {
-        let tmp = self.tmp.clone();
-        let closed = self.finish(lake, name);
-        if closed.is_err() {
-            // Useless half-written; its rows are the caller's to write again.
-            remove_unfinished(&tmp);
-        }
-        closed
-    }
-
-    fn finish(self, lake: &Lake, name: &str) -> Result<DataFile> {
-        let file = self
-            .writer
-            .into_inner()
-            .map_err(Error::parquet(&self.tmp))?;
-        file.sync_all().map_err(Error::io(&self.tmp))?;
-        let size = file.metadata().map_err(Error::io(&self.tmp))?.len();
-        drop(file);
-        lake.publish_file(&self.tmp, name, &self.relative)?;
-        Ok(DataFile {
-            path: self.relative.to_string(),
-            hour: self.hour,
-            size,
-            rows: Some(self.rows),
-            times: self.times,
-        })
-    }
-}
-
-/// Removes an open file given up; one already gone is fine.
-fn remove_unfinished(tmp: &Path) {
-    match std::fs::remove_file(tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            tracing::warn!(error = %e, file = %tmp.display(), "could not remove an unfinished file; a restart removes it");
-        }
-        _ => {}
-    }
-}
-
 /// Memory all open files of a table may buffer together before the idle ones end their row groups.
 const OPEN_FILES_MEMORY: usize = 48 << 20;
-
-/// Memory an open file's row group may buffer before it is written out, whatever its row count:
-/// audit events with request and response bodies are wide, and a server keeps several files open.
-const ROW_GROUP_MEMORY: usize = 32 << 20;
-
-/// Appends `batch`, ending the row group early when its buffers reach [`ROW_GROUP_MEMORY`].
-pub(crate) fn write_bounded(
-    writer: &mut ArrowWriter<File>,
-    batch: &RecordBatch,
-) -> parquet::errors::Result<()> {
-    writer.write(batch)?;
-    if writer.memory_size() >= ROW_GROUP_MEMORY {
-        writer.flush()?;
-    }
-    Ok(())
-}
 
 /// The `events` string columns with few distinct values in an hour and a value in nearly every
 /// row, dictionary-encoded in every file as all string columns not excluded in

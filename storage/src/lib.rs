@@ -37,6 +37,7 @@ pub mod instance;
 pub mod lake;
 pub mod live;
 pub mod maintenance;
+mod open_file;
 pub mod partition;
 pub mod quarantine;
 pub mod store;

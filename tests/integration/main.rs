@@ -17,6 +17,7 @@ mod redaction;
 mod serve;
 mod shapes;
 mod tenants;
+mod threads;
 mod tuning;
 
 use std::path::{Path, PathBuf};

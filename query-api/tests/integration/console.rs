@@ -19,6 +19,7 @@ fn console_state(dir: &std::path::Path) -> ApiState {
         max_rows: Some(10_000),
         timeout: Some(Duration::from_secs(30)),
         memory_bytes: 256 << 20,
+        threads: None,
     };
     let mut s = state(dir, limits, Auth::with_tokens(TOKENS).expect("tokens"));
     let store = Arc::new(TriageStore::open(dir).expect("triage"));

@@ -14,6 +14,7 @@ fn limits() -> QueryLimits {
         max_rows: Some(10_000),
         timeout: Some(Duration::from_secs(30)),
         memory_bytes: 256 << 20,
+        threads: None,
     }
 }
 
@@ -128,6 +129,7 @@ async fn runaway_queries_hit_the_time_and_memory_limits_and_the_server_keeps_ser
             max_rows: Some(10_000),
             timeout: Some(Duration::from_secs(1)),
             memory_bytes: 16 << 20,
+            threads: None,
         },
         Auth::disabled(),
     );
