@@ -1,11 +1,13 @@
 //! Writes seeded, realistic audit traffic (see `auditlake_benches::generate`).
 //!
-//! `generate EVENTS [--seed N] [--event-list ITEMS] [--out FILE]`: NDJSON (one Event per line) by
-//! default, or `EventList` documents of ITEMS events per line; stdout unless `--out`.
+//! `generate EVENTS [--seed N] [--ids stable|per-event] [--event-list ITEMS] [--out FILE]`: NDJSON
+//! (one Event per line) by default, or `EventList` documents of ITEMS events per line; stdout
+//! unless `--out`. `--ids per-event` gives every benign event its own user ID, access-key ID and
+//! token ID (see `auditlake_benches::Ids`).
 
 use std::io::{BufWriter, Write};
 
-use auditlake_benches::Generator;
+use auditlake_benches::{Generator, Ids};
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -13,6 +15,7 @@ fn main() -> std::io::Result<()> {
     let mut seed = 1u64;
     let mut per_list: Option<usize> = None;
     let mut out: Option<String> = None;
+    let mut ids = Ids::Stable;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
             args.next()
@@ -22,12 +25,19 @@ fn main() -> std::io::Result<()> {
             "--seed" => seed = number(&value("--seed")) as u64,
             "--event-list" => per_list = Some(number(&value("--event-list"))),
             "--out" => out = Some(value("--out")),
+            "--ids" => {
+                ids = match value("--ids").as_str() {
+                    "stable" => Ids::Stable,
+                    "per-event" => Ids::PerEvent,
+                    other => usage(&format!("--ids {other:?}: stable or per-event")),
+                }
+            }
             n if events.is_none() && !n.starts_with('-') => events = Some(number(n)),
             other => usage(&format!("unknown argument {other:?}")),
         }
     }
     let events = events.unwrap_or_else(|| usage("how many events?"));
-    let mut generator = Generator::new(seed)?;
+    let mut generator = Generator::with_ids(seed, ids)?;
     let mut sink: Box<dyn Write> = match &out {
         Some(path) => Box::new(std::fs::File::create(path)?),
         None => Box::new(std::io::stdout().lock()),
@@ -48,7 +58,7 @@ fn number(text: &str) -> usize {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "generate: {problem}\nusage: generate EVENTS [--seed N] [--event-list ITEMS] [--out FILE]"
+        "generate: {problem}\nusage: generate EVENTS [--seed N] [--ids stable|per-event] [--event-list ITEMS] [--out FILE]"
     );
     std::process::exit(2)
 }

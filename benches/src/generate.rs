@@ -10,6 +10,11 @@
 //! updates carry the request bodies a `Request`-level policy logs, so events average about 1.3 KB
 //! like real clusters' do.
 //!
+//! With [`Ids::PerEvent`], every benign event also carries what some clusters' authenticators put
+//! in every request and vary per request: the user's `uid`, and in `user.extra` an access-key ID
+//! and a token ID (`credential-id`), as EKS and bound service-account tokens do. Those are the
+//! high-entropy columns that decide how well a store compresses such traffic.
+//!
 //! The same seed gives the same bytes, on any machine.
 
 use std::io::{self, Write};
@@ -37,10 +42,22 @@ enum Var {
     UserIp,
     Group,
     Pod,
+    Uid,
+    AccessKey,
+    TokenId,
+}
+
+/// Whether user IDs, access keys and token IDs vary per event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ids {
+    /// As in the sample logs: a user's identity only.
+    Stable,
+    /// A fresh `uid`, access-key ID and token ID in every benign event.
+    PerEvent,
 }
 
 impl Var {
-    const ALL: [Var; 10] = [
+    const ALL: [Var; 13] = [
         Var::AuditId,
         Var::Received,
         Var::Staged,
@@ -51,6 +68,9 @@ impl Var {
         Var::UserIp,
         Var::Group,
         Var::Pod,
+        Var::Uid,
+        Var::AccessKey,
+        Var::TokenId,
     ];
 
     fn token(self) -> String {
@@ -73,8 +93,26 @@ struct Template {
 impl Template {
     /// `event` with its identity and times made slots; `swaps` turns further literal text into
     /// slots (a node name, a namespace, a user).
-    fn new(event: &Value, swaps: &[(String, String)]) -> Self {
+    fn new(event: &Value, swaps: &[(String, String)], ids: Ids) -> Self {
         let mut event = event.clone();
+        if ids == Ids::PerEvent
+            && let Some(user) = event.get_mut("user").and_then(Value::as_object_mut)
+        {
+            user.insert("uid".into(), Value::String(Var::Uid.token()));
+            let extra = user
+                .entry("extra")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(extra) = extra.as_object_mut() {
+                extra.insert(
+                    "accessKeyId".into(),
+                    serde_json::json!([Var::AccessKey.token()]),
+                );
+                extra.insert(
+                    "authentication.kubernetes.io/credential-id".into(),
+                    serde_json::json!([format!("JTI={}", Var::TokenId.token())]),
+                );
+            }
+        }
         if let Some(obj) = event.as_object_mut() {
             obj.insert("auditID".into(), Value::String(Var::AuditId.token()));
             obj.insert(
@@ -111,6 +149,10 @@ struct Fill {
     namespace: usize,
     user: usize,
     pod: String,
+    /// Per event with [`Ids::PerEvent`], else empty.
+    uid: String,
+    access_key: String,
+    token_id: String,
 }
 
 const NODES: usize = 120;
@@ -253,6 +295,7 @@ pub struct Generator {
     rng: ChaCha8Rng,
     /// Cumulative weights (per 10,000) and their templates.
     templates: Vec<(u32, Template)>,
+    ids: Ids,
     clock_us: i64,
     serial: u64,
 }
@@ -260,6 +303,11 @@ pub struct Generator {
 impl Generator {
     /// A generator whose output depends only on `seed` and `sample-logs/`.
     pub fn new(seed: u64) -> io::Result<Self> {
+        Self::with_ids(seed, Ids::Stable)
+    }
+
+    /// Like [`Generator::new`], with user IDs, access keys and token IDs as `ids` says.
+    pub fn with_ids(seed: u64, ids: Ids) -> io::Result<Self> {
         let dir = sample_logs_dir();
         let read = |name: &str| -> io::Result<Vec<Value>> {
             std::fs::read_to_string(dir.join(name))?
@@ -353,30 +401,30 @@ impl Generator {
                 ("patch", "nodes") => {
                     event["level"] = "Request".into();
                     event["requestObject"] = node_status_patch(NODE_NAMES[0]);
-                    weighted.push((shape_weight, Template::new(&event, &swaps)));
+                    weighted.push((shape_weight, Template::new(&event, &swaps, ids)));
                 }
                 ("update", "leases") => {
                     // Half of the renewals carry their body (`Request` level).
-                    weighted.push((shape_weight / 2, Template::new(&event, &swaps)));
+                    weighted.push((shape_weight / 2, Template::new(&event, &swaps, ids)));
                     let name = event["objectRef"]["name"].as_str().unwrap_or_default();
                     let namespace = event["objectRef"]["namespace"].as_str().unwrap_or_default();
                     let body = lease(name, namespace);
                     event["level"] = "Request".into();
                     event["requestObject"] = body;
-                    weighted.push((shape_weight / 2, Template::new(&event, &swaps)));
+                    weighted.push((shape_weight / 2, Template::new(&event, &swaps, ids)));
                 }
                 ("update", "endpointslices") => {
                     event["level"] = "Request".into();
                     event["requestObject"] = endpointslice_update();
-                    weighted.push((shape_weight, Template::new(&event, &swaps)));
+                    weighted.push((shape_weight, Template::new(&event, &swaps, ids)));
                 }
-                _ => weighted.push((shape_weight, Template::new(&event, &swaps))),
+                _ => weighted.push((shape_weight, Template::new(&event, &swaps, ids))),
             }
         }
         // The attack scenarios share 150 per 10,000, identities kept so their rules fire.
         let attack_weight = 150 / attacks.len().max(1) as u32;
         for event in &attacks {
-            weighted.push((attack_weight.max(1), Template::new(event, &[])));
+            weighted.push((attack_weight.max(1), Template::new(event, &[], Ids::Stable)));
         }
         let mut total = 0;
         let templates = weighted
@@ -389,6 +437,7 @@ impl Generator {
         Ok(Generator {
             rng: ChaCha8Rng::seed_from_u64(seed),
             templates,
+            ids,
             clock_us: DateTime::parse_from_rfc3339("2025-11-03T00:00:00Z")
                 .expect("a valid time")
                 .timestamp_micros(),
@@ -405,7 +454,10 @@ impl Generator {
         self.clock_us += self.rng.random_range(0..172_800);
         let staged = self.clock_us + self.rng.random_range(1_000..40_000);
         self.serial += 1;
-        let fill = Fill {
+        let mut fill = Fill {
+            uid: String::new(),
+            access_key: String::new(),
+            token_id: String::new(),
             audit_id: format!(
                 "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
                 self.rng.random::<u32>(),
@@ -429,6 +481,29 @@ impl Generator {
                     .collect::<String>()
             ),
         };
+        if self.ids == Ids::PerEvent {
+            // A version-4 UUID.
+            let uuid = |rng: &mut ChaCha8Rng| {
+                let v = rng.random::<u128>() & !(0xf << 76) | (0x4 << 76);
+                let h = format!("{v:032x}");
+                format!(
+                    "{}-{}-{}-{}-{}",
+                    &h[..8],
+                    &h[8..12],
+                    &h[12..16],
+                    &h[16..20],
+                    &h[20..]
+                )
+            };
+            const BASE32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+            fill.uid = uuid(&mut self.rng);
+            fill.access_key = "ASIA".into();
+            for _ in 0..16 {
+                fill.access_key
+                    .push(char::from(BASE32[self.rng.random_range(0..32)]));
+            }
+            fill.token_id = uuid(&mut self.rng);
+        }
         let (_, template) = &self.templates[index.min(self.templates.len() - 1)];
         for piece in &template.pieces {
             match piece {
@@ -506,6 +581,9 @@ fn write_var(var: Var, fill: &Fill, out: &mut Vec<u8>) {
         }
         Var::Group => out.extend_from_slice(GROUPS[fill.user % GROUPS.len()].as_bytes()),
         Var::Pod => out.extend_from_slice(fill.pod.as_bytes()),
+        Var::Uid => out.extend_from_slice(fill.uid.as_bytes()),
+        Var::AccessKey => out.extend_from_slice(fill.access_key.as_bytes()),
+        Var::TokenId => out.extend_from_slice(fill.token_id.as_bytes()),
     }
 }
 

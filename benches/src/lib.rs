@@ -19,7 +19,7 @@ pub mod habits;
 pub mod judge;
 pub mod roundtrip;
 
-pub use generate::Generator;
+pub use generate::{Generator, Ids};
 
 use std::path::{Path, PathBuf};
 

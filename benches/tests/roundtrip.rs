@@ -1,7 +1,7 @@
 //! The generated traffic goes through decode and the lake and comes back whole: every event stored
 //! once, and sampled rows equal to a plain serde_json decode column by column.
 
-use auditlake_benches::{Generator, roundtrip, store};
+use auditlake_benches::{Generator, Ids, roundtrip, store};
 
 fn generated(seed: u64, events: usize) -> Vec<u8> {
     let mut bytes = Vec::new();
@@ -47,4 +47,41 @@ fn a_changed_value_is_caught() {
         report.mismatches.iter().any(|m| m.contains(" verb: ")),
         "{report:?}"
     );
+}
+
+#[test]
+fn traffic_with_per_event_ids_round_trips_and_varies_them() {
+    const EVENTS: usize = 5_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut bytes = Vec::new();
+    Generator::with_ids(5, Ids::PerEvent)
+        .expect("sample-logs/ is readable")
+        .ndjson(EVENTS, &mut bytes)
+        .expect("write");
+    let file = dir.path().join("traffic.ndjson");
+    std::fs::write(&file, &bytes).expect("write file");
+    let data = dir.path().join("data");
+    assert_eq!(store(&bytes, &data), Ok(EVENTS as u64));
+    let report = roundtrip::check(&file, &data, 20).expect("check");
+    assert!(report.ok(), "{report:?}");
+    // Nearly every event (all but the attack scenarios') has IDs of its own.
+    let text = String::from_utf8(bytes).expect("utf8");
+    let distinct = |marker: &str| {
+        text.split(marker)
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap_or_default())
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    };
+    for marker in [
+        "\"accessKeyId\":[\"",
+        "credential-id\":[\"JTI=",
+        "\"uid\":\"",
+    ] {
+        assert!(
+            distinct(marker) > EVENTS * 9 / 10,
+            "{marker}: {}",
+            distinct(marker)
+        );
+    }
 }

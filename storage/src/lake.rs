@@ -682,9 +682,10 @@ mod tests {
             parquet_files(&Hour::of_micros(micros(&hour(1))).dir(&dir.path().join(EVENTS_DIR)))
                 .expect("files")
                 .remove(0);
-        let reader =
-            parquet::file::reader::SerializedFileReader::new(File::open(file).expect("open"))
-                .expect("reader");
+        let reader = parquet::file::reader::SerializedFileReader::new(
+            std::fs::File::open(file).expect("open"),
+        )
+        .expect("reader");
         use parquet::file::reader::FileReader;
         let groups: Vec<i64> = reader
             .metadata()

@@ -26,7 +26,7 @@ const ROW_GROUP_MEMORY: usize = 32 << 20;
 
 /// Batches handed to a background encoder that it has not started on yet, at most: the writer
 /// waits rather than queue more (each holds its rows' memory).
-const BACKGROUND_QUEUE: usize = 2;
+const BACKGROUND_QUEUE: usize = 1;
 
 /// Appends `batch`, ending the row group early when its buffers reach [`ROW_GROUP_MEMORY`].
 pub(crate) fn write_bounded(
@@ -43,7 +43,7 @@ pub(crate) fn write_bounded(
 /// Where an open file's rows are encoded.
 pub(crate) enum FileWriter {
     /// On the thread that writes them.
-    Inline(ArrowWriter<File>),
+    Inline(Box<ArrowWriter<File>>),
     /// On a thread of the file's own, the rows handed over in order.
     Background(Background),
 }
@@ -173,7 +173,7 @@ impl FileWriter {
     /// Writes the footer; the file, not yet synced.
     fn into_inner(self) -> parquet::errors::Result<File> {
         let writer = match self {
-            Self::Inline(writer) => writer,
+            Self::Inline(writer) => *writer,
             Self::Background(mut b) => b.join()?,
         };
         writer.into_inner()
@@ -211,7 +211,7 @@ impl OpenFile {
         let writer = if background {
             FileWriter::Background(Background::start(writer))
         } else {
-            FileWriter::Inline(writer)
+            FileWriter::Inline(Box::new(writer))
         };
         Ok(Self {
             hour,

@@ -114,7 +114,10 @@ fn same_with_threads(files: &[PathBuf], threads: usize, batch_bytes: &str) -> (u
 fn several_threads_store_the_sample_logs_as_one_does() {
     // Small batches, so that each log is many batches decoded out of order.
     let (events, alerts) = same_with_threads(&sample_log_files(), 3, "16KiB");
-    assert!(events > 150 && alerts > 50, "{events} events, {alerts} alerts");
+    assert!(
+        events > 150 && alerts > 50,
+        "{events} events, {alerts} alerts"
+    );
 }
 
 #[test]
@@ -150,7 +153,14 @@ fn a_backtest_on_several_threads_raises_what_one_does() {
     let backtest = |threads: &str| {
         let out = auditlake(
             dir.path(),
-            &["rules", "backtest", "--threads", threads, "--format", "json"],
+            &[
+                "rules",
+                "backtest",
+                "--threads",
+                threads,
+                "--format",
+                "json",
+            ],
         );
         assert!(out.status.success(), "{}", stderr(&out));
         let mut alerts: Vec<serde_json::Value> =

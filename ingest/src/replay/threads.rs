@@ -18,7 +18,6 @@ use crate::lines::{Document, for_each_document};
 use crate::sink::Sink;
 
 /// The documents of one batch, copied out of the reader's buffer.
-#[derive(Default)]
 struct Chunk {
     text: Vec<u8>,
     documents: Vec<Item>,
@@ -75,8 +74,19 @@ fn read_chunks(
     batch_bytes: usize,
     permits: Receiver<()>,
     chunks: SyncSender<(usize, Chunk)>,
+    spare: Receiver<Vec<u8>>,
 ) -> (Result<()>, usize) {
-    let mut chunk = Chunk::default();
+    // Room for a batch's text and the document that ends it, so that the text is not copied
+    // again while it grows. The decoders give each text back once decoded: freed on their
+    // threads instead, the allocator kept hundreds of MiB of them committed.
+    let capacity = batch_bytes + (batch_bytes >> 3);
+    let empty = || Chunk {
+        text: spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(capacity)),
+        documents: Vec::new(),
+    };
+    let mut chunk = empty();
     let mut sent = 0usize;
     let mut documents = 0usize;
     let mut stopped = false;
@@ -101,7 +111,7 @@ fn read_chunks(
             }
         }
         if chunk.text.len() >= batch_bytes {
-            stopped = !send(std::mem::take(&mut chunk));
+            stopped = !send(std::mem::replace(&mut chunk, empty()));
         }
     });
     if !stopped && !chunk.documents.is_empty() {
@@ -123,8 +133,9 @@ impl<S: Sink> Replay<S> {
         // Earlier documents of a single-threaded replay are not carried over.
         self.flush()?;
         let decoders = self.threads;
-        // Chunks read ahead of the sink at most: one per decoder busy, one per decoder waiting.
-        let in_flight = 2 * decoders;
+        // Chunks read ahead of the sink at most: one per decoder, and one decoded, waiting for
+        // the sink. Each holds its text and then its batch: this bounds the replay's memory.
+        let in_flight = decoders + 1;
         let (permit, permits) = sync_channel::<()>(in_flight);
         for _ in 0..in_flight {
             permit.send(()).expect("the receiver is here");
@@ -133,24 +144,32 @@ impl<S: Sink> Replay<S> {
         let (chunk_tx, chunk_rx) = sync_channel::<(usize, Chunk)>(decoders);
         let chunk_rx = Arc::new(Mutex::new(chunk_rx));
         let (done_tx, done_rx) = channel::<(usize, Decoded)>();
+        let (spare_tx, spare_rx) = channel::<Vec<u8>>();
         let batch_bytes = self.batch_bytes;
         let mut sink_error = None;
         let (read, documents) = std::thread::scope(|scope| {
             for _ in 0..decoders {
                 let (chunks, done) = (Arc::clone(&chunk_rx), done_tx.clone());
+                let spare = spare_tx.clone();
                 let mut decoder = Decoder::new(self.cluster.clone());
                 scope.spawn(move || {
                     loop {
                         let next = chunks.lock().map(|c| c.recv());
                         let Ok(Ok((n, chunk))) = next else { break };
-                        if done.send((n, decode(&mut decoder, &chunk))).is_err() {
+                        let decoded = decode(&mut decoder, &chunk);
+                        let mut text = chunk.text;
+                        text.clear();
+                        // The reader may be done: then the text is freed here.
+                        let _ = spare.send(text);
+                        if done.send((n, decoded)).is_err() {
                             break;
                         }
                     }
                 });
             }
-            drop(done_tx);
-            let reading = scope.spawn(move || read_chunks(reader, batch_bytes, permits, chunk_tx));
+            drop((done_tx, spare_tx));
+            let reading =
+                scope.spawn(move || read_chunks(reader, batch_bytes, permits, chunk_tx, spare_rx));
             // In input order: chunk n waits here until every chunk before it went to the sink.
             let mut next = 0usize;
             let mut waiting = BTreeMap::new();
