@@ -1,9 +1,11 @@
 //! Writes seeded, realistic audit traffic (see `auditlake_benches::generate`).
 //!
-//! `generate EVENTS [--seed N] [--ids stable|per-event] [--event-list ITEMS] [--out FILE]`: NDJSON
+//! `generate EVENTS [--seed N] [--ids stable|per-event] [--per-day N] [--event-list ITEMS]
+//! [--out FILE]`: NDJSON
 //! (one Event per line) by default, or `EventList` documents of ITEMS events per line; stdout
 //! unless `--out`. `--ids per-event` gives every benign event its own user ID, access-key ID and
-//! token ID (see `auditlake_benches::Ids`).
+//! token ID (see `auditlake_benches::Ids`); `--per-day N` spreads about N events over each day
+//! of event time (default 1,000,000).
 
 use std::io::{BufWriter, Write};
 
@@ -16,6 +18,7 @@ fn main() -> std::io::Result<()> {
     let mut per_list: Option<usize> = None;
     let mut out: Option<String> = None;
     let mut ids = Ids::Stable;
+    let mut per_day: Option<usize> = None;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
             args.next()
@@ -25,6 +28,7 @@ fn main() -> std::io::Result<()> {
             "--seed" => seed = number(&value("--seed")) as u64,
             "--event-list" => per_list = Some(number(&value("--event-list"))),
             "--out" => out = Some(value("--out")),
+            "--per-day" => per_day = Some(number(&value("--per-day"))),
             "--ids" => {
                 ids = match value("--ids").as_str() {
                     "stable" => Ids::Stable,
@@ -38,6 +42,9 @@ fn main() -> std::io::Result<()> {
     }
     let events = events.unwrap_or_else(|| usage("how many events?"));
     let mut generator = Generator::with_ids(seed, ids)?;
+    if let Some(n) = per_day {
+        generator = generator.per_day(n as u64);
+    }
     let mut sink: Box<dyn Write> = match &out {
         Some(path) => Box::new(std::fs::File::create(path)?),
         None => Box::new(std::io::stdout().lock()),
@@ -58,7 +65,7 @@ fn number(text: &str) -> usize {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "generate: {problem}\nusage: generate EVENTS [--seed N] [--ids stable|per-event] [--event-list ITEMS] [--out FILE]"
+        "generate: {problem}\nusage: generate EVENTS [--seed N] [--ids stable|per-event] [--per-day N] [--event-list ITEMS] [--out FILE]"
     );
     std::process::exit(2)
 }

@@ -155,6 +155,9 @@ struct Fill {
     token_id: String,
 }
 
+const DAY_US: i64 = 86_400_000_000;
+/// Events per day of event time unless [`Generator::per_day`] says otherwise.
+const DEFAULT_PER_DAY: i64 = 1_000_000;
 const NODES: usize = 120;
 const USERS: usize = 60;
 const NAMESPACES: [&str; 40] = [
@@ -297,6 +300,8 @@ pub struct Generator {
     templates: Vec<(u32, Template)>,
     ids: Ids,
     clock_us: i64,
+    /// The gap between two events is uniform in `0..max_gap_us`.
+    max_gap_us: i64,
     serial: u64,
 }
 
@@ -441,8 +446,15 @@ impl Generator {
             clock_us: DateTime::parse_from_rfc3339("2025-11-03T00:00:00Z")
                 .expect("a valid time")
                 .timestamp_micros(),
+            max_gap_us: 2 * DAY_US / DEFAULT_PER_DAY,
             serial: 0,
         })
+    }
+
+    /// About `events` events per day of event time (a million by default): a bigger cluster.
+    pub fn per_day(mut self, events: u64) -> Self {
+        self.max_gap_us = (2 * DAY_US / events.max(1) as i64).max(1);
+        self
     }
 
     /// Writes the next event as one line of JSON (no newline).
@@ -450,8 +462,8 @@ impl Generator {
         let total = self.templates.last().map_or(1, |(w, _)| *w);
         let pick = self.rng.random_range(0..total);
         let index = self.templates.partition_point(|(w, _)| *w <= pick);
-        // Mean gap 86.4 ms: a million events a day.
-        self.clock_us += self.rng.random_range(0..172_800);
+        // Mean gap 86.4 ms by default: a million events a day.
+        self.clock_us += self.rng.random_range(0..self.max_gap_us);
         let staged = self.clock_us + self.rng.random_range(1_000..40_000);
         self.serial += 1;
         let mut fill = Fill {
