@@ -11,15 +11,14 @@ use arrow::array::{AsArray, RecordBatch, TimestampMicrosecondArray, UInt32Array}
 use arrow::compute::take_record_batch;
 use arrow::datatypes::TimestampMicrosecondType;
 use arrow::datatypes::{Schema, SchemaRef};
-use auditlake_schema::columns::{alert, column, event};
+use auditlake_schema::columns::{column, event};
 use auditlake_schema::events_schema;
 use auditlake_schema::time::now_micros;
-use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
+use parquet::file::properties::WriterProperties;
 
 use crate::dedup::{DedupIndex, KeySet, keys};
 use crate::delta::{DataFile, TableLog};
+use crate::encoding::{file_properties, writer_properties};
 use crate::error::{Error, Result};
 use crate::instance::Instance;
 use crate::live::LiveBuffer;
@@ -38,9 +37,6 @@ pub const EVENTS_DIR: &str = "events";
 /// Subdirectory of the data dir holding the `alerts` table.
 pub const ALERTS_DIR: &str = "alerts";
 
-/// Rows per Parquet row group: small enough that an open writer's buffered group stays a few MiB
-/// with request bodies kept, large enough for good compression and statistics.
-const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// Partitions written at once; more closes the least recently written (input is mostly in time
 /// order, so this bounds memory without scattering small files).
 const MAX_OPEN_WRITERS: usize = 4;
@@ -226,8 +222,8 @@ impl TableWriter {
         let file = self.open.get_or_insert_with(
             hour,
             || {
-                let schema = Arc::clone(schema);
-                OpenFile::create(hour, table_dir, &stem(), schema, props.clone(), background)
+                let (schema, props) = (Arc::clone(schema), file_properties(props, part));
+                OpenFile::create(hour, table_dir, &stem(), schema, props, background)
             },
             |_, evicted| {
                 pending.push(evicted.close(lake, name)?);
@@ -526,91 +522,6 @@ pub const FEW_VALUED_EVENT_COLUMNS: &[&str] = &[
     event::API_VERSION,
     event::DECISION,
 ];
-
-/// How every file of the lake is written.
-///
-/// Dictionary encoding stays on for the low-cardinality columns (verb, resource, namespace, user,
-/// user agent, codes, ...). Columns where nearly every value is new skip it: a dictionary that
-/// overflows is wasted hashing and a wasted page. Times are sorted within a file, so their deltas
-/// pack into a few bits each. Bodies get no min/max statistics: nobody prunes on them and
-/// comparing kilobytes of JSON per value is not free. Nor do the long or nearly unique texts
-/// (audit IDs, URIs, names, user agents, UIDs, source IPs, alert IDs, messages, evidence): an
-/// hour's file holds them from one end of the alphabet to the other, so their min and max never
-/// excluded a file, and
-/// comparing every value twice cost 2% of ingest CPU (six alternating 1M-event replays: 5.08
-/// against 5.24 CPU-s, medians).
-///
-/// Codecs: zstd where it pays (the bodies, IDs, URIs and names: 95% of the bytes it saves), LZ4
-/// for the dictionary-encoded rest, none for the delta-packed times and the random hash, which
-/// zstd left the same size. zstd at level 1: against level 3 on the generated 1M events it
-/// stores 2.4% more (58.7 against 57.3 MB) and ingest takes 5% less CPU (5.30 against 5.58 s). A zstd column costs its writer about half a MiB of codec state per
-/// open row group (a compression and a decompression context), and a server has several open.
-pub(crate) fn writer_properties() -> WriterProperties {
-    let zstd = Compression::ZSTD(ZstdLevel::try_new(1).expect("1 is a valid zstd level"));
-    let mut builder = WriterProperties::builder()
-        .set_compression(Compression::LZ4_RAW)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_created_by("auditlake".into());
-    for time in [event::EVENT_TIME, event::STAGE_TIME, event::INGESTED_AT] {
-        builder = builder
-            .set_column_dictionary_enabled(ColumnPath::from(time), false)
-            .set_column_encoding(ColumnPath::from(time), Encoding::DELTA_BINARY_PACKED)
-            .set_column_compression(ColumnPath::from(time), Compression::UNCOMPRESSED);
-    }
-    for unique in [event::AUDIT_ID, event::EVENT_HASH, alert::ALERT_ID] {
-        builder = builder.set_column_dictionary_enabled(ColumnPath::from(unique), false);
-    }
-    // An alert's evidence: audit IDs, unique, in a list (`evidence.list.item`).
-    let evidence = ColumnPath::new(vec![alert::EVIDENCE.into(), "list".into(), "item".into()]);
-    builder = builder
-        .set_column_dictionary_enabled(evidence.clone(), false)
-        .set_column_statistics_enabled(evidence, EnabledStatistics::None);
-    for body in [
-        event::REQUEST_OBJECT,
-        event::RESPONSE_OBJECT,
-        event::ANNOTATIONS,
-        event::USER_EXTRA,
-    ] {
-        builder = builder
-            .set_column_dictionary_enabled(ColumnPath::from(body), false)
-            .set_column_statistics_enabled(ColumnPath::from(body), EnabledStatistics::None);
-    }
-    for compressible in [
-        event::REQUEST_OBJECT,
-        event::RESPONSE_OBJECT,
-        event::ANNOTATIONS,
-        event::USER_EXTRA,
-        event::AUDIT_ID,
-        event::REQUEST_URI,
-        event::NAME,
-        event::RESPONSE_MESSAGE,
-        alert::MESSAGE,
-    ] {
-        builder = builder.set_column_compression(ColumnPath::from(compressible), zstd);
-    }
-    for unprunable in [
-        event::AUDIT_ID,
-        event::REQUEST_URI,
-        event::USER_UID,
-        event::USER_AGENT,
-        event::NAME,
-        event::RESPONSE_MESSAGE,
-        event::DECISION_REASON,
-        event::SOURCE_IP,
-        alert::ALERT_ID,
-        alert::MESSAGE,
-    ] {
-        builder = builder
-            .set_column_statistics_enabled(ColumnPath::from(unprunable), EnabledStatistics::None);
-    }
-    builder
-        .set_column_statistics_enabled(ColumnPath::from(event::EVENT_HASH), EnabledStatistics::None)
-        .set_column_compression(
-            ColumnPath::from(event::EVENT_HASH),
-            Compression::UNCOMPRESSED,
-        )
-        .build()
-}
 
 /// Sets `ingested_at` to the time of storing.
 fn stamp_ingested_at(batch: &RecordBatch, now: i64) -> Result<RecordBatch> {

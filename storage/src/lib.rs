@@ -32,6 +32,7 @@
 mod dedup;
 pub mod delta;
 mod durable;
+mod encoding;
 pub mod error;
 pub mod instance;
 pub mod lake;

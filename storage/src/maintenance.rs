@@ -25,9 +25,10 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::delta::{self, DataFile, TableLog, VACUUM_GRACE, block_on};
+use crate::encoding::writer_properties;
 use crate::error::{Error, Result};
 use crate::instance::Instance;
-use crate::lake::{ALERTS_DIR, EVENTS_DIR, SPOOL_DIR, schema_tag, writer_properties};
+use crate::lake::{ALERTS_DIR, EVENTS_DIR, SPOOL_DIR, schema_tag};
 use crate::open_file::write_bounded;
 use crate::partition::{HOUR_MICROS, Hour};
 use crate::store::{FileData, Lake};
