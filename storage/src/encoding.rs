@@ -16,7 +16,7 @@ use crate::lake::FEW_VALUED_EVENT_COLUMNS;
 /// with request bodies kept, large enough for good compression and statistics.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
 
-/// Rows of a file's first part that [`file_properties`] looks at.
+/// Rows of the batch a file's first rows came in that [`file_properties`] looks at.
 const SAMPLE_ROWS: usize = 4096;
 /// Values a column needs in that sample before its encoding is decided from them.
 const SAMPLE_MIN_VALUES: usize = 256;
@@ -110,7 +110,7 @@ pub(crate) fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// `base` for a file whose first rows are `part`: a string column dictionary-encoded by default
+/// `base` for a file whose first rows came in `part`: a string column dictionary-encoded by default
 /// whose values there are mostly distinct (more than half of them) is written plain and zstd
 /// compressed in this file instead. Such a column (a user UID, an access-key or token ID that
 /// an authenticator makes per request, pod names) overflows its dictionary page early on: the

@@ -188,7 +188,7 @@ impl TableWriter {
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         for (hour, rows) in self.hours(batch) {
             let part = self.rows_in_time_order(batch, rows)?;
-            self.write_hour(hour, &part)?;
+            self.write_hour(hour, &part, batch)?;
         }
         Ok(())
     }
@@ -211,8 +211,10 @@ impl TableWriter {
         Ok(take_record_batch(batch, &UInt32Array::from(rows))?)
     }
 
-    /// Writes rows that all fall in `hour`, in time order.
-    fn write_hour(&mut self, hour: Hour, part: &RecordBatch) -> Result<()> {
+    /// Writes rows that all fall in `hour`, in time order; `batch` is what they came in, from
+    /// which a new file's encodings are chosen ([`file_properties`]: an hour's first rows can
+    /// be a handful at the end of a batch).
+    fn write_hour(&mut self, hour: Hour, part: &RecordBatch, batch: &RecordBatch) -> Result<()> {
         let props = &self.props;
         let schema = &self.schema;
         let (lake, name, table_dir) = (&self.lake, self.name, &self.table_dir);
@@ -222,7 +224,7 @@ impl TableWriter {
         let file = self.open.get_or_insert_with(
             hour,
             || {
-                let (schema, props) = (Arc::clone(schema), file_properties(props, part));
+                let (schema, props) = (Arc::clone(schema), file_properties(props, batch));
                 OpenFile::create(hour, table_dir, &stem(), schema, props, background)
             },
             |_, evicted| {
@@ -454,7 +456,7 @@ impl LakeWriter {
                 }
                 let part = self.events.rows_in_time_order(batch, fresh)?;
                 let part = stamp_ingested_at(&part, now)?;
-                self.events.write_hour(hour, &part)?;
+                self.events.write_hour(hour, &part, batch)?;
                 fresh_parts.push(part);
             }
             stats.duplicates = batch.num_rows() as u64 - stats.stored;
