@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import QUERIES, lake_bytes, measured, query_time  # noqa: E402
+from compare import QUERIES, Run, lake_bytes, measured, query_time  # noqa: E402
 
 # The generator's clock starts at 2025-11-03T00:00:00Z; the second day is whole in every lake.
 DAY = ("2025-11-04T00:00:00Z", "2025-11-05T00:00:00Z")
@@ -27,11 +27,13 @@ TOKEN = "bench-month-token-0123456789"
 
 
 def build(args, events, env):
-    """The lake of `events` events, made once (`.complete` marks it); the replay's figures, or
-    None when it was already there."""
+    """The lake of `events` events, made once (`.complete` marks it, `.replay.json` keeps the
+    replay's figures); the replay's figures, or None when the lake was made by a run that did
+    not keep them."""
     lake = args.work / f"month-{args.seed}-{events}"
     if (lake / ".complete").exists():
-        return lake, None
+        kept = lake / ".replay.json"
+        return lake, (Run(None, "", **json.loads(kept.read_text())) if kept.exists() else None)
     subprocess.run(["rm", "-rf", str(lake)], check=True)
     print(f"streaming {events:,} generated events into replay ...", file=sys.stderr)
     gen = subprocess.Popen([args.examples / "generate", str(events), "--seed", str(args.seed),
@@ -39,6 +41,7 @@ def build(args, events, env):
     run = measured([args.auditlake, "replay", "--data-dir", str(lake), "-"], env, stdin=gen.stdout)
     if gen.wait() != 0:
         sys.exit("generate failed")
+    (lake / ".replay.json").write_text(json.dumps({"wall": run.wall, "cpu": run.cpu, "rss": run.rss}))
     (lake / ".complete").touch()
     return lake, run
 

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use arrow::array::{BooleanArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{AsArray, BooleanArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use auditlake_engine::{Pipeline, QueryEngine, QueryLimits, QueryResult};
 use auditlake_rules::{
     CLOUD_RANGES_LIST, CompiledPack, RuleEngine, RuleSet, THREAT_INTEL_LIST, run_examples,
@@ -128,12 +128,59 @@ fn print(result: &QueryResult, format: Option<Format>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A `--since`/`--until` value as an SQL timestamp literal, checked here so a typo is a clear error.
-fn time_bound(flag: &str, value: &str) -> anyhow::Result<String> {
-    let micros = parse_time_bound(value, now_micros()).with_context(|| {
+/// A `--since`/`--until` value in microseconds, checked here so a typo is a clear error.
+fn time_bound(flag: &str, value: &str) -> anyhow::Result<i64> {
+    parse_time_bound(value, now_micros()).with_context(|| {
         format!("--{flag} {value:?} is not an RFC 3339 time, a YYYY-MM-DD date or a duration ago such as 24h")
-    })?;
-    Ok(format!("to_timestamp_micros({micros})"))
+    })
+}
+
+/// Every stored event from `since` to before `until` (either open), in time order (ties in
+/// audit ID and stage order), to `each` on this thread. One hour partition is sorted at a
+/// time: the hours follow each other, so the order is that of one sort over everything, while
+/// memory stays that of an hour (a day of a big cluster, sorted at once, spilled gigabytes and
+/// then ran out of its 1 GiB for merging them).
+fn each_in_time_order(
+    runtime: &tokio::runtime::Runtime,
+    query: &QueryEngine,
+    since: Option<i64>,
+    until: Option<i64>,
+    mut each: impl FnMut(RecordBatch) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let within = |lo: Option<i64>, hi: Option<i64>| {
+        let mut filters = Vec::new();
+        if let Some(lo) = lo {
+            filters.push(format!("event_time >= to_timestamp_micros({lo})"));
+        }
+        if let Some(hi) = hi {
+            filters.push(format!("event_time < to_timestamp_micros({hi})"));
+        }
+        if filters.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", filters.join(" AND "))
+        }
+    };
+    // The hours that hold events, from the times alone (a lake may span years with gaps).
+    let hours = runtime.block_on(query.query(&format!(
+        "SELECT DISTINCT to_unixtime(date_trunc('hour', event_time)) AS hour FROM events {} \
+         ORDER BY hour",
+        within(since, until)
+    )))?;
+    const HOUR: i64 = 3_600_000_000;
+    for batch in &hours.batches {
+        let seconds = batch.column(0).as_primitive::<Int64Type>();
+        for hour in seconds.iter().flatten().map(|s| s * 1_000_000) {
+            let lo = since.map_or(hour, |s| s.max(hour));
+            let hi = until.map_or(hour + HOUR, |u| u.min(hour + HOUR));
+            let sql = format!(
+                "SELECT * FROM events {} ORDER BY event_time, audit_id, stage",
+                within(Some(lo), Some(hi))
+            );
+            each_batch(runtime, query, &sql, &mut each)?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `sql` on `runtime`'s threads and hands its batches, in order, to `each` on this thread:
@@ -187,20 +234,10 @@ fn backtest(settings: &Settings, args: BacktestArgs) -> anyhow::Result<ExitCode>
         chosen
     };
     let mut engine = RuleEngine::with_rules(&pack, rules);
-    let mut filters = Vec::new();
-    if let Some(since) = &args.since {
-        filters.push(format!("event_time >= {}", time_bound("since", since)?));
-    }
-    if let Some(until) = &args.until {
-        filters.push(format!("event_time < {}", time_bound("until", until)?));
-    }
-    let where_clause = if filters.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", filters.join(" AND "))
+    let bound = |flag: &str, value: &Option<String>| -> anyhow::Result<Option<i64>> {
+        value.as_ref().map(|v| time_bound(flag, v)).transpose()
     };
-    // Threshold windows need time order.
-    let sql = format!("SELECT * FROM events {where_clause} ORDER BY event_time, audit_id, stage");
+    let (since, until) = (bound("since", &args.since)?, bound("until", &args.until)?);
     let threads = crate::cli::threads_or_all(args.threads);
     let limits = QueryLimits {
         threads: Some(threads),
@@ -213,14 +250,9 @@ fn backtest(settings: &Settings, args: BacktestArgs) -> anyhow::Result<ExitCode>
         .build()?;
     // First-seen and sequence rules compare with what came before `--since`: their history is
     // read first, raising nothing.
-    if let (Some(since), Some(history)) = (&args.since, engine.history_micros()) {
-        let start = parse_time_bound(since, now_micros()).unwrap_or(i64::MIN);
-        let sql = format!(
-            "SELECT * FROM events WHERE event_time >= to_timestamp_micros({}) \
-             AND event_time < to_timestamp_micros({start}) ORDER BY event_time, audit_id, stage",
-            start.saturating_sub(history)
-        );
-        each_batch(&runtime, &query, &sql, |batch| {
+    if let (Some(start), Some(history)) = (since, engine.history_micros()) {
+        let first = start.saturating_sub(history);
+        each_in_time_order(&runtime, &query, Some(first), Some(start), |batch| {
             engine.warm_history(&batch)?;
             Ok(())
         })?;
@@ -231,7 +263,7 @@ fn backtest(settings: &Settings, args: BacktestArgs) -> anyhow::Result<ExitCode>
         None
     };
     let mut alerts = Vec::new();
-    each_batch(&runtime, &query, &sql, |batch| {
+    each_in_time_order(&runtime, &query, since, until, |batch| {
         let raised = engine.evaluate(&batch)?;
         if let Some(pipeline) = &mut store {
             pipeline.store_alerts(&raised)?;

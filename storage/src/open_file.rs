@@ -63,7 +63,8 @@ enum Job {
 }
 
 impl Background {
-    fn start(mut writer: ArrowWriter<File>) -> Self {
+    /// The encoder's thread, given the file's writer; fails only when no thread can be had.
+    fn start(mut writer: ArrowWriter<File>) -> std::io::Result<Self> {
         let (jobs, queue) = sync_channel::<Job>(BACKGROUND_QUEUE);
         let memory = Arc::new(AtomicUsize::new(0));
         let shown = Arc::clone(&memory);
@@ -78,24 +79,13 @@ impl Background {
                     shown.store(writer.memory_size(), Ordering::Relaxed);
                 }
                 Ok(writer)
-            });
-        match thread {
-            Ok(thread) => Self {
-                jobs: Some(jobs),
-                thread: Some(thread),
-                memory,
-                rows: 0,
-            },
-            // No thread to be had: a thread that has already failed, so the first write says why.
-            Err(e) => Self {
-                jobs: None,
-                thread: Some(std::thread::spawn(move || {
-                    Err(ParquetError::External(e.into()))
-                })),
-                memory,
-                rows: 0,
-            },
-        }
+            })?;
+        Ok(Self {
+            jobs: Some(jobs),
+            thread: Some(thread),
+            memory,
+            rows: 0,
+        })
     }
 
     fn send(&mut self, job: Job) -> parquet::errors::Result<()> {
@@ -209,7 +199,7 @@ impl OpenFile {
         let writer =
             ArrowWriter::try_new(file, schema, Some(props)).map_err(Error::parquet(&tmp))?;
         let writer = if background {
-            FileWriter::Background(Background::start(writer))
+            FileWriter::Background(Background::start(writer).map_err(Error::io(&tmp))?)
         } else {
             FileWriter::Inline(Box::new(writer))
         };

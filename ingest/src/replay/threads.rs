@@ -66,6 +66,31 @@ fn decode(decoder: &mut Decoder, chunk: &Chunk) -> Decoded {
     }
 }
 
+/// [`decode`], a panic in it (a bug: the decoder is fuzzed for them) reported as the chunk's
+/// documents being rejected rather than stopping the chunks after it; the decoder starts afresh.
+fn decode_or_report(decoder: &mut Decoder, cluster: &Option<String>, chunk: &Chunk) -> Decoded {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode(decoder, chunk))) {
+        Ok(decoded) => decoded,
+        Err(_) => {
+            *decoder = Decoder::new(cluster.clone());
+            let reason = "the decoder failed on this batch (a bug; please report it)";
+            Decoded {
+                batch: None,
+                events: 0,
+                rejected: chunk
+                    .documents
+                    .iter()
+                    .map(|item| match item {
+                        Item::Json { line, .. } | Item::Invalid { line, .. } => {
+                            (*line, reason.to_string())
+                        }
+                    })
+                    .collect(),
+            }
+        }
+    }
+}
+
 /// Reads `reader` to the end, sending each chunk with its number once a permit is free; stops
 /// early when the permits or the decoders are gone. Returns how reading ended and how many
 /// documents it found.
@@ -151,12 +176,13 @@ impl<S: Sink> Replay<S> {
             for _ in 0..decoders {
                 let (chunks, done) = (Arc::clone(&chunk_rx), done_tx.clone());
                 let spare = spare_tx.clone();
-                let mut decoder = Decoder::new(self.cluster.clone());
+                let cluster = self.cluster.clone();
+                let mut decoder = Decoder::new(cluster.clone());
                 scope.spawn(move || {
                     loop {
                         let next = chunks.lock().map(|c| c.recv());
                         let Ok(Ok((n, chunk))) = next else { break };
-                        let decoded = decode(&mut decoder, &chunk);
+                        let decoded = decode_or_report(&mut decoder, &cluster, &chunk);
                         let mut text = chunk.text;
                         text.clear();
                         // The reader may be done: then the text is freed here.
