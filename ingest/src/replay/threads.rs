@@ -155,7 +155,8 @@ impl<S: Sink> Replay<S> {
         summary: &mut Summary,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<()> {
-        // Earlier documents of a single-threaded replay are not carried over.
+        // Batches end with each input, so nothing decoded on this thread is pending; were it
+        // (a caller mixing thread counts), it goes first, as it came first.
         self.flush()?;
         let decoders = self.threads;
         // Chunks read ahead of the sink at most: one per decoder, and one decoded, waiting for
