@@ -1,6 +1,7 @@
 """Times the console's HTTP calls against a real `auditlake serve`; see benches/console.sh."""
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -19,9 +20,17 @@ def main():
     parser.add_argument("--auditlake", required=True)
     parser.add_argument("--lake", required=True)
     args = parser.parse_args()
-    env = dict(os.environ, AUDITLAKE_TOKENS=f"bench query,triage {TOKEN}")
+    with serving(args.auditlake, args.lake, f"bench query,triage {TOKEN}") as base:
+        run(base)
+
+
+@contextlib.contextmanager
+def serving(auditlake, lake, tokens, env=None):
+    """`auditlake serve` over `lake` on a free loopback port with `tokens` (AUDITLAKE_TOKENS),
+    for the duration of the `with`; yields its base URL."""
+    env = dict(env or os.environ, AUDITLAKE_TOKENS=tokens)
     server = subprocess.Popen(
-        [args.auditlake, "--data-dir", args.lake, "serve", "--listen", "127.0.0.1:0"],
+        [auditlake, "--data-dir", str(lake), "serve", "--listen", "127.0.0.1:0"],
         stderr=subprocess.PIPE, text=True, env=env)
     try:
         base = None
@@ -31,7 +40,7 @@ def main():
                 break
         if base is None:
             raise SystemExit("the server did not start")
-        run(base)
+        yield base
     finally:
         server.terminate()
         server.wait()

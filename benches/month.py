@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare import QUERIES, Run, lake_bytes, measured, query_time  # noqa: E402
+from console import serving  # noqa: E402
 
 # The generator's clock starts at 2025-11-03T00:00:00Z; the second day is whole in every lake.
 DAY = ("2025-11-04T00:00:00Z", "2025-11-05T00:00:00Z")
@@ -78,24 +79,12 @@ def http_best(base, path, params, runs=5):
 def alerts_week(args, lake):
     """The console's alerts view for a week: the summary (counts by rule, histogram) and the
     newest 100, each best of five, against a running server."""
-    env = dict(os.environ, AUDITLAKE_TOKENS=f"bench query {TOKEN}", AUDITLAKE_LOG="warn")
-    server = subprocess.Popen([args.auditlake, "--data-dir", str(lake), "serve", "--listen",
-                               "127.0.0.1:0"], stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        base = None
-        for line in server.stderr:
-            if line.startswith("auditlake: listening on "):
-                base = line.split()[-1]
-                break
-        if base is None:
-            sys.exit("the server did not start")
+    env = dict(os.environ, AUDITLAKE_LOG="warn")
+    with serving(args.auditlake, lake, f"bench query {TOKEN}", env) as base:
         since, until = WEEK
         summary, payload = http_best(base, "/v1/alerts/summary", {"since": since, "until": until})
         listed, _ = http_best(base, "/v1/alerts", {"since": since, "until": until, "limit": 100})
         return summary, listed, payload["total"]
-    finally:
-        server.terminate()
-        server.wait()
 
 
 def backtest_day(args, lake):

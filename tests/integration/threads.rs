@@ -27,21 +27,13 @@ fn replay_threads(data: &Path, files: &[PathBuf], threads: usize, batch_bytes: &
 /// Every row of a table's Parquet files under `dir`, without the columns that say when it was
 /// processed, sorted by every remaining column that identifies a row.
 fn table_rows(dir: &Path, drop: &str, key: &[&str]) -> Option<RecordBatch> {
-    let mut files = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d).expect("table directory") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                files.push(path);
-            }
-        }
-    }
+    let files = auditlake_engine::partition::files_under(dir).expect("table directory");
     let mut batches = Vec::new();
-    for file in files {
-        let file = std::fs::File::open(&file).expect("open");
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "parquet"))
+    {
+        let file = std::fs::File::open(file).expect("open");
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
             .and_then(|b| b.build())
             .expect("a Parquet file");
