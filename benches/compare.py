@@ -47,22 +47,46 @@ DUCKDB_JSON = "read_json_auto('{path}', format = 'newline_delimited', sample_siz
 Run = namedtuple("Run", "out err wall cpu rss")
 
 
+# Runs argv[2:] in a child of this small process and writes its wall time, CPU seconds and peak
+# RSS (KiB) to the file descriptor argv[1]. A child's peak RSS starts at that of the process it was
+# forked from (Linux keeps the larger of the two across exec): forked straight from this script,
+# which holds a backtest's JSON or a table's answers, every later child would report at least
+# this script's own peak.
+LAUNCHER = (
+    "import os, sys, time\n"
+    "report = int(sys.argv[1])\n"
+    "started = time.monotonic()\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.close(report)\n"
+    "    os.execvp(sys.argv[2], sys.argv[2:])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "figures = f'{time.monotonic() - started} {usage.ru_utime + usage.ru_stime} {usage.ru_maxrss}'\n"
+    "os.write(report, figures.encode())\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
 def measured(cmd, env=None, stdin=None):
-    """Runs cmd with stdout and stderr captured; returns a Run (wall s, cpu s, peak RSS MiB)."""
-    started = time.monotonic()
+    """Runs cmd with stdout and stderr captured; returns a Run (wall s, cpu s, peak RSS MiB), as
+    measured by a small launcher process (see LAUNCHER) so that this script's memory is not
+    counted. The launcher's own footprint (about 10 MiB) is the floor of the RSS figure."""
+    report, write_end = os.pipe()
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, stdin=stdin
+        [sys.executable, "-c", LAUNCHER, str(write_end), *map(str, cmd)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, stdin=stdin,
+        pass_fds=(write_end,),
     )
+    os.close(write_end)
     if stdin is not None:
         stdin.close()
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - started
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        sys.exit(f"{' '.join(map(str, cmd))} failed ({code}):\n{err.decode()[-4000:]}")
-    return Run(out, err.decode(), wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+    out, err = proc.communicate()
+    with os.fdopen(report, "rb") as figures:
+        reported = figures.read().decode().split()
+    if proc.returncode != 0 or len(reported) != 3:
+        sys.exit(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{err.decode()[-4000:]}")
+    wall, cpu, rss_kib = map(float, reported)
+    return Run(out, err.decode(), wall, cpu, rss_kib / 1024)
 
 
 def duckdb(sql, db=None, threads=None):
